@@ -1,0 +1,1 @@
+"""The pure domain: envelopes, validation, ids, time, windows. No I/O lives here."""

@@ -1,0 +1,122 @@
+"""One canonical form for time.
+
+Every instant is held as an integer count of microseconds since the Unix epoch, UTC,
+and shown as fixed-width ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` so that string order is time
+order. Decisions (documented in docs/event-model.md):
+
+* An offset (``Z`` or ``±HH:MM``, up to ±14:00) is required; naive times are rejected.
+* 1 to 9 fractional digits are accepted; digits past the sixth are truncated, so two
+  instants that differ by less than a microsecond share a key.
+* A leap second (``:60``) is accepted only as the last second of a UTC day and folded to
+  ``23:59:59.999999Z`` of that day: it stays inside its day and before the next one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+US_PER_SECOND = 1_000_000
+US_PER_MINUTE = 60 * US_PER_SECOND
+US_PER_HOUR = 60 * US_PER_MINUTE
+US_PER_DAY = 24 * US_PER_HOUR
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
+)
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_RELATIVE = re.compile(r"(?:now)?-(\d+)([smhdw])")
+_UNIT_US = {
+    "s": US_PER_SECOND,
+    "m": US_PER_MINUTE,
+    "h": US_PER_HOUR,
+    "d": US_PER_DAY,
+    "w": 7 * US_PER_DAY,
+}
+
+
+class TimeFormatError(ValueError):
+    """A time string that cannot be read; ``code`` is a stable snake_case reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def now_us() -> int:
+    """The engine's own clock, in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+def parse_instant(text: str) -> int:
+    """Parse an ISO-8601 time with a ``Z`` or numeric offset into epoch microseconds."""
+    match = _ISO.fullmatch(text)
+    if match is None:
+        raise TimeFormatError(
+            "invalid_time",
+            "expected ISO-8601 like 2026-01-31T12:00:00Z or 2026-01-31T12:00:00.5+05:45",
+        )
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    fraction, zulu, sign, off_h, off_m = match.groups()[6:]
+    if zulu is None and sign is None:
+        raise TimeFormatError(
+            "naive_time", "a time zone is required: end the time with Z or an offset like +02:00"
+        )
+    offset = timedelta(0)
+    if sign is not None:
+        hours, minutes = int(off_h), int(off_m)
+        if hours > 14 or minutes > 59 or (hours == 14 and minutes):
+            raise TimeFormatError("invalid_time", "offsets range from -14:00 to +14:00")
+        offset = timedelta(hours=hours, minutes=minutes)
+        if sign == "-":
+            offset = -offset
+    micros = int((fraction or "").ljust(6, "0")[:6])
+    leap = second == 60
+    if leap:
+        second, micros = 59, 999_999
+    try:
+        local = datetime(year, month, day, hour, minute, second, micros, timezone(offset))
+    except ValueError as exc:
+        raise TimeFormatError("invalid_time", f"not a calendar time: {exc}") from None
+    try:
+        utc = local.astimezone(UTC)
+    except OverflowError:
+        raise TimeFormatError("time_out_of_range", "the time falls outside years 1-9999") from None
+    if leap and (utc.hour, utc.minute) != (23, 59):
+        raise TimeFormatError(
+            "invalid_time", "a leap second (:60) is only valid as the last second of a UTC day"
+        )
+    delta = utc - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * US_PER_SECOND + delta.microseconds
+
+
+def format_instant(us: int) -> str:
+    """The canonical fixed-width UTC form of an instant."""
+    moment = _EPOCH + timedelta(microseconds=us)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}Z"
+
+
+def parse_query_time(text: str, now: int | None = None) -> int:
+    """Read a time given on the command line or in a query.
+
+    Accepts everything :func:`parse_instant` does, a bare date (midnight UTC), ``now``,
+    and a relative form such as ``-15m``, ``-2h``, ``now-7d`` (units s, m, h, d, w).
+    """
+    text = text.strip()
+    current = now_us() if now is None else now
+    if text == "now":
+        return current
+    relative = _RELATIVE.fullmatch(text)
+    if relative:
+        return current - int(relative.group(1)) * _UNIT_US[relative.group(2)]
+    if _DATE.fullmatch(text):
+        return parse_instant(text + "T00:00:00Z")
+    return parse_instant(text)
+
+
+def floor_to(us: int, step_us: int) -> int:
+    """The start of the window of width ``step_us`` that holds ``us`` (windows are [start, end))."""
+    return us - us % step_us

@@ -1,0 +1,25 @@
+"""Why an event or a request was refused: a stable code, the field, and a readable reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    code: str
+    """Stable snake_case reason, e.g. ``invalid_json`` or ``time_in_future``."""
+    field: str | None
+    """The envelope field at fault (``None`` when the whole document is)."""
+    message: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+class RejectedError(ValueError):
+    """Raised inside validation; carries the :class:`Rejection` out."""
+
+    def __init__(self, code: str, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.rejection = Rejection(code, field, message)

@@ -1,0 +1,84 @@
+"""Counters maintained at ingest time, aggregated per batch (never one write per event).
+
+The same tally feeds both engines: per-minute rates per source, a lag histogram, rejection
+reasons, coverage per entity per hour and per day, and the entity directory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from pik.domain.instants import US_PER_DAY, US_PER_HOUR, US_PER_MINUTE, floor_to
+from pik.domain.lag import LAG_LABELS, lag_bucket
+
+GRANULARITIES = {"hour": US_PER_HOUR, "day": US_PER_DAY}
+
+
+@dataclass(slots=True)
+class RateRow:
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    late: int = 0
+    conflict: int = 0
+    lag: list[int] = field(default_factory=lambda: [0] * len(LAG_LABELS))
+
+
+@dataclass(slots=True)
+class EntityRow:
+    first_event_us: int
+    last_event_us: int
+    count: int = 0
+
+
+@dataclass(slots=True)
+class Tally:
+    late_after_us: int
+    rates: dict[tuple[int, str], RateRow] = field(default_factory=dict)
+    rejections: defaultdict[tuple[int, str, str], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    coverage: defaultdict[tuple[str, str, str, int], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    """(entity_id, source, granularity, window_start_us) -> events."""
+    entities: dict[tuple[str, str], EntityRow] = field(default_factory=dict)
+
+    def _rate(self, ingest_us: int, source: str) -> RateRow:
+        key = (floor_to(ingest_us, US_PER_MINUTE), source)
+        row = self.rates.get(key)
+        if row is None:
+            row = self.rates[key] = RateRow()
+        return row
+
+    def accepted(self, source: str, entity_id: str, event_time_us: int, ingest_us: int) -> int:
+        """Count an accepted event; returns its lag in milliseconds."""
+        lag_us = ingest_us - event_time_us
+        row = self._rate(ingest_us, source)
+        row.accepted += 1
+        row.lag[lag_bucket(lag_us // 1000)] += 1
+        if lag_us > self.late_after_us:
+            row.late += 1
+        for name, step in GRANULARITIES.items():
+            self.coverage[(entity_id, source, name, floor_to(event_time_us, step))] += 1
+        entity = self.entities.get((entity_id, source))
+        if entity is None:
+            entity = self.entities[(entity_id, source)] = EntityRow(event_time_us, event_time_us)
+        entity.first_event_us = min(entity.first_event_us, event_time_us)
+        entity.last_event_us = max(entity.last_event_us, event_time_us)
+        entity.count += 1
+        return lag_us // 1000
+
+    def duplicate(self, source: str, ingest_us: int) -> None:
+        self._rate(ingest_us, source).duplicate += 1
+
+    def conflict(self, source: str, ingest_us: int) -> None:
+        row = self._rate(ingest_us, source)
+        row.conflict += 1
+        row.rejected += 1
+        self.rejections[(floor_to(ingest_us, US_PER_MINUTE), source, "idempotency_conflict")] += 1
+
+    def rejected(self, source: str, code: str, ingest_us: int) -> None:
+        self._rate(ingest_us, source).rejected += 1
+        self.rejections[(floor_to(ingest_us, US_PER_MINUTE), source, code)] += 1

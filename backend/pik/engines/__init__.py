@@ -1,0 +1,1 @@
+"""Storage engines behind the core's ports: the embedded local engine, and (later) AWS."""

@@ -1,0 +1,44 @@
+"""Turns one committed run of frames into index rows, attempts and counters.
+
+Used by the write path and by recovery alike, so an index rebuilt from raw is the index
+the write path would have produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pik.domain.envelope import Event
+from pik.domain.tally import Tally
+from pik.engines.local.index import Attempt, EventRow
+
+
+class IndexBatch:
+    def __init__(self, segment_id: int, late_after_us: int) -> None:
+        self.segment_id = segment_id
+        self.rows: list[EventRow] = []
+        self.attempts: list[Attempt] = []
+        self.tally = Tally(late_after_us)
+
+    def event(self, event: Event, origin: str, ingest_us: int, raw_offset: int) -> int:
+        """Index a newly stored event; returns its lag in milliseconds."""
+        self.rows.append(
+            EventRow(
+                event.event_id, event.content_hash, event.entity_id, event.source,
+                event.event_type, event.event_time_us, ingest_us, event.idempotency_key,
+                origin, self.segment_id, raw_offset, len(event.raw),
+                hashlib.sha256(event.raw).digest(),
+            )
+        )
+        return self.tally.accepted(event.source, event.entity_id, event.event_time_us, ingest_us)
+
+    def duplicate(self, event_id: bytes, source: str, origin: str, ingest_us: int) -> None:
+        self.attempts.append(Attempt(event_id, "duplicate", origin, ingest_us))
+        self.tally.duplicate(source, ingest_us)
+
+    def conflict(self, event_id: bytes, source: str, origin: str, ingest_us: int) -> None:
+        self.attempts.append(Attempt(event_id, "conflict", origin, ingest_us))
+        self.tally.conflict(source, ingest_us)
+
+    def rejection(self, source: str, code: str, ingest_us: int) -> None:
+        self.tally.rejected(source, code, ingest_us)

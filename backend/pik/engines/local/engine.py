@@ -1,0 +1,327 @@
+"""The local engine: durable, group-committed ingest into segments + SQLite, and its reads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pik.domain.arrivals import CONFLICT, Arrival, classify
+from pik.domain.envelope import event_id_hex
+from pik.domain.instants import US_PER_HOUR, now_us
+from pik.domain.limits import DEFAULT_LIMITS, Limits
+from pik.domain.outcome import Outcome, Status
+from pik.domain.records import (
+    AttemptSummary,
+    EntityRecord,
+    EventRecord,
+    RateRecord,
+    VerifyReport,
+    WindowCount,
+)
+from pik.engines.local import frames, recovery, segments
+from pik.engines.local.batch import IndexBatch
+from pik.engines.local.index import IndexCorruptError, SegmentRow, SqliteIndex
+from pik.engines.local.layout import Layout, StoreError
+from pik.faults import crash_point
+from pik.ports import Progress
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentPolicy:
+    max_bytes: int = 64 * 1024 * 1024
+    """A segment is sealed once it holds this much."""
+    max_age_us: int = US_PER_HOUR
+    """...or once it has been open this long (checked when the next batch arrives)."""
+
+
+class BatchTooLargeError(ValueError):
+    pass
+
+
+class _Ticket:
+    __slots__ = ("arrivals", "done", "error", "outcomes")
+
+    def __init__(self, arrivals: Sequence[Arrival]) -> None:
+        self.arrivals = arrivals
+        self.outcomes: list[Outcome] = []
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class LocalEngine:
+    """An :class:`~pik.ports.EventStore` on one machine's disk."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        create: bool = True,
+        limits: Limits = DEFAULT_LIMITS,
+        policy: SegmentPolicy = SegmentPolicy(),
+    ) -> None:
+        self.layout = Layout(Path(root))
+        self.limits = limits
+        self.policy = policy
+        self.store_id = self.layout.open_or_create(create)
+        if not self.layout.index.exists() and self.layout.segment_ids():
+            raise IndexCorruptError(
+                f"the index of {self.layout.root} is missing; rebuild it with `pik reindex`"
+            )
+        self._index = SqliteIndex(self.layout.index, self.store_id, create=True)
+        self._queue: list[_Ticket] = []
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._index.close()
+
+    # --- ingest --------------------------------------------------------------------------
+
+    def commit(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
+        """Store and index a batch; concurrent callers in this process share one fsync."""
+        if len(arrivals) > self.limits.max_batch_events:
+            raise BatchTooLargeError(
+                f"a batch holds at most {self.limits.max_batch_events} events, "
+                f"got {len(arrivals)}; split it"
+            )
+        ticket = _Ticket(arrivals)
+        with self._queue_lock:
+            self._queue.append(ticket)
+        with self._commit_lock:
+            if not ticket.done:
+                with self._queue_lock:
+                    tickets, self._queue = self._queue, []
+                self._commit_group(tickets)
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.outcomes
+
+    def _commit_group(self, tickets: list[_Ticket]) -> None:
+        try:
+            with self.layout.write_lock():
+                combined = [a for t in tickets for a in t.arrivals]
+                outcomes = self._commit_locked(combined, now_us())
+        except BaseException as exc:
+            for ticket in tickets:
+                ticket.error, ticket.done = exc, True
+            return
+        start = 0
+        for ticket in tickets:
+            ticket.outcomes = outcomes[start : start + len(ticket.arrivals)]
+            start += len(ticket.arrivals)
+            ticket.done = True
+
+    def _commit_locked(self, arrivals: Sequence[Arrival], ingest_us: int) -> list[Outcome]:
+        segment_id, end = self._writable_segment(ingest_us)
+        known = self._index.known([a.event.event_id for a in arrivals if a.event is not None])
+        classified = classify(arrivals, known)
+        status: dict[int, str] = {}
+        for name in ("new", "duplicates", "conflicts"):
+            status.update(dict.fromkeys(getattr(classified, name), name))
+
+        batch = IndexBatch(segment_id, self.limits.late_after_us)
+        buffer = bytearray()
+        outcomes: list[Outcome] = []
+        for position, arrival in enumerate(arrivals):
+            event = arrival.event
+            if event is None:
+                assert arrival.rejection is not None
+                rejection = arrival.rejection
+                buffer += frames.record_frame(
+                    frames.REJECTION, ingest_us,
+                    {"code": rejection.code, "field": rejection.field,
+                     "source": arrival.source, "origin": arrival.origin},
+                )
+                batch.rejection(arrival.source, rejection.code, ingest_us)
+                outcomes.append(Outcome(Status.REJECTED, rejection=rejection))
+                continue
+            kind = status[position]
+            lag_ms = (ingest_us - event.event_time_us) // 1000
+            if kind == "new":
+                frame, raw_at = frames.event_frame(ingest_us, arrival.origin, event.raw)
+                batch.event(event, arrival.origin, ingest_us, end + len(buffer) + raw_at)
+                buffer += frame
+                outcomes.append(Outcome(Status.ACCEPTED, event.event_id, lag_ms))
+                continue
+            record = {"event_id": event_id_hex(event.event_id), "source": event.source,
+                      "origin": arrival.origin}
+            if kind == "duplicates":
+                buffer += frames.record_frame(frames.DUPLICATE, ingest_us, record)
+                batch.duplicate(event.event_id, event.source, arrival.origin, ingest_us)
+                outcomes.append(Outcome(Status.DUPLICATE, event.event_id, lag_ms))
+            else:
+                buffer += frames.record_frame(frames.CONFLICT, ingest_us, record)
+                batch.conflict(event.event_id, event.source, arrival.origin, ingest_us)
+                outcomes.append(Outcome(Status.REJECTED, event.event_id, lag_ms, CONFLICT))
+
+        crash_point("before_append")
+        segments.append(self.layout.segment(segment_id), bytes(buffer), end)
+        crash_point("after_raw_fsync")
+        new_end = end + len(buffer)
+        self._index.apply(batch.rows, batch.attempts, batch.tally, segment_id, new_end)
+        crash_point("after_index_commit")
+        if new_end >= self.policy.max_bytes:
+            self._seal(segment_id, new_end, 0, ingest_us)
+        return outcomes
+
+    # --- segments and recovery (under the write lock) ------------------------------------
+
+    def _writable_segment(self, now: int) -> tuple[int, int]:
+        """The active segment and its end, after finishing anything a crash left behind."""
+        rows = self._adopt_unknown_files(now)
+        active: SegmentRow | None = None
+        for row in rows:
+            if row.sealed_us is not None:
+                continue
+            end = self._recover_tail(row, now)
+            if end is None or row is not rows[-1]:
+                if end is not None:
+                    self._seal(row.segment_id, end, 0, now)
+                continue
+            too_big = end >= self.policy.max_bytes
+            too_old = now - row.created_us >= self.policy.max_age_us
+            if too_big or (too_old and end > len(frames.SEGMENT_MAGIC)):
+                self._seal(row.segment_id, end, 0, now)
+                continue
+            active = SegmentRow(row.segment_id, row.created_us, end, None, None, 0)
+        if active is not None:
+            return active.segment_id, active.committed_end
+        next_id = max([r.segment_id for r in rows] + self.layout.segment_ids() + [0]) + 1
+        end = segments.create_segment(self.layout, next_id)
+        self._index.add_segment(next_id, now, end)
+        return next_id, end
+
+    def _adopt_unknown_files(self, now: int) -> list[SegmentRow]:
+        rows = self._index.segments()
+        last = rows[-1].segment_id if rows else 0
+        for segment_id in self.layout.segment_ids():
+            if segment_id <= last:
+                continue
+            # A crash between creating a segment file and recording it leaves a file the
+            # index does not know: adopt it, so whatever it holds is recovered.
+            path = self.layout.segment(segment_id)
+            head = segments.read_range(path, 0, len(frames.SEGMENT_MAGIC))
+            if head == frames.SEGMENT_MAGIC:
+                self._index.add_segment(segment_id, now, len(head))
+            else:
+                self._index.add_segment(segment_id, now, 0)
+                self._index.seal_segment(
+                    segment_id, now, segments.digest(path, 0), segments.size(path)
+                )
+        return self._index.segments()
+
+    def _recover_tail(self, row: SegmentRow, now: int) -> int | None:
+        """Index complete frames past ``committed_end``; seal at a torn tail.
+
+        Returns the segment's end if it can take more frames, ``None`` once it is sealed.
+        """
+        path = self.layout.segment(row.segment_id)
+        size = segments.size(path)
+        if size < row.committed_end:
+            raise StoreError(
+                f"segment {row.segment_id:08d} is shorter than the index records "
+                f"({size} < {row.committed_end}); run `pik verify`"
+            )
+        end, torn = row.committed_end, 0
+        if size > row.committed_end:
+            data = segments.read_all(path)
+            end, torn = recovery.index_frames(
+                self._index, row.segment_id, data, row.committed_end, self.limits
+            )
+        if torn or segments.is_read_only(path):
+            self._seal(row.segment_id, end, torn, now)
+            return None
+        return end
+
+    def _seal(self, segment_id: int, end: int, torn: int, now: int) -> None:
+        path = self.layout.segment(segment_id)
+        checksum = segments.digest(path, end)
+        segments.seal(path)
+        self._index.seal_segment(segment_id, now, checksum, torn)
+
+    def reconcile(self) -> None:
+        """Index raw records a crash left unindexed (also done before every write)."""
+        with self._commit_lock, self.layout.write_lock():
+            self._writable_segment(now_us())
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def event(self, event_id: bytes) -> EventRecord | None:
+        return self._index.event(event_id)
+
+    def attempts(self, event_id: bytes) -> list[AttemptSummary]:
+        return self._index.attempts(event_id)
+
+    def read_raw(self, record: EventRecord) -> bytes:
+        path = self.layout.segment(int(record.segment))
+        return segments.read_range(path, record.offset, record.length)
+
+    def timeline(
+        self,
+        entity_id: str,
+        start_us: int,
+        end_us: int,
+        limit: int,
+        after: tuple[int, bytes] | None = None,
+        before: tuple[int, bytes] | None = None,
+    ) -> list[EventRecord]:
+        return self._index.timeline(entity_id, start_us, end_us, limit, after, before)
+
+    def coverage(
+        self,
+        granularity: str,
+        start_us: int,
+        end_us: int,
+        entity_ids: Sequence[str] | None,
+        source: str | None,
+    ) -> list[WindowCount]:
+        return self._index.coverage(granularity, start_us, end_us, entity_ids, source)
+
+    def rates(self, start_us: int, end_us: int, source: str | None) -> list[RateRecord]:
+        return self._index.rates(start_us, end_us, source)
+
+    def rejection_reasons(
+        self, start_us: int, end_us: int, source: str | None
+    ) -> list[tuple[str, str, int]]:
+        return self._index.rejection_reasons(start_us, end_us, source)
+
+    def entities(
+        self, prefix: str, source: str | None, limit: int, after: str | None
+    ) -> list[EntityRecord]:
+        return self._index.entities(prefix, source, limit, after)
+
+    def counts(self) -> dict[str, int]:
+        return self._index.counts()
+
+    # --- integrity -----------------------------------------------------------------------
+
+    def verify(self, progress: Progress | None = None) -> VerifyReport:
+        from pik.engines.local.verify import verify_store
+
+        return verify_store(self.layout, self._index, self.limits, progress)
+
+
+def reindex(root: Path, limits: Limits = DEFAULT_LIMITS, progress: Progress | None = None) -> None:
+    """Rebuild a store's index from its segment files alone, then swap it in."""
+    layout = Layout(Path(root))
+    store_id = layout.open_or_create(create=False)
+    with layout.write_lock():
+        timestamps: dict[int, tuple[int, int | None]] = {}
+        try:
+            old = SqliteIndex(layout.index, store_id, create=False)
+            try:
+                timestamps = {r.segment_id: (r.created_us, r.sealed_us) for r in old.segments()}
+            finally:
+                old.close()
+        except Exception:  # a missing or corrupt index is why we are here
+            timestamps = {}
+        building = layout.root / "index.rebuild.sqlite3"
+        files = [(sid, layout.segment(sid)) for sid in layout.segment_ids()]
+        recovery.rebuild(building, store_id, files, limits, timestamps, progress)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{layout.index}{suffix}").unlink(missing_ok=True)
+        building.replace(layout.index)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{building}{suffix}").unlink(missing_ok=True)

@@ -1,0 +1,405 @@
+"""The SQLite index of the local engine: writes for one batch in one transaction, and reads."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pik.domain.lag import LAG_LABELS
+from pik.domain.records import (
+    AttemptSummary,
+    EntityRecord,
+    EventRecord,
+    RateRecord,
+    WindowCount,
+)
+from pik.domain.tally import Tally
+from pik.faults import crash_point
+
+SCHEMA_VERSION = "1"
+_CHUNK = 500
+_LAG_COLUMNS = [f"lag_{i}" for i in range(len(LAG_LABELS))]
+
+
+class IndexCorruptError(RuntimeError):
+    """The index cannot be trusted; it is never served. ``pik reindex`` rebuilds it."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    event_id: bytes
+    content_hash: bytes
+    entity_id: str
+    source: str
+    event_type: str
+    event_time_us: int
+    ingest_time_us: int
+    idempotency_key: str | None
+    origin: str
+    segment_id: int
+    offset: int
+    length: int
+    sha256: bytes
+    duplicate_count: int = 0
+    conflict_count: int = 0
+    last_seen_us: int = 0
+
+
+_EVENT_COLUMNS = (
+    "event_id, content_hash, entity_id, source, event_type, event_time_us, ingest_time_us, "
+    "idempotency_key, origin, segment_id, offset, length, sha256, duplicate_count, "
+    "conflict_count, last_seen_us"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A later arrival of a stored event: a duplicate, or a conflicting idempotency key."""
+
+    event_id: bytes
+    kind: str
+    origin: str
+    ingest_time_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    segment_id: int
+    created_us: int
+    committed_end: int
+    sealed_us: int | None
+    sha256: str | None
+    torn_bytes: int
+
+
+def segment_name(segment_id: int) -> str:
+    return f"{segment_id:08d}"
+
+
+def _record(row: tuple[Any, ...]) -> EventRecord:
+    values = list(row)
+    values[9] = segment_name(values[9])
+    return EventRecord(*values)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    # The raw segments are fsync'd before the index is written and the index is rebuilt
+    # from them after a crash, so the index may trade the per-commit WAL sync for speed.
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA cache_size=-65536")
+    connection.execute("PRAGMA temp_store=MEMORY")
+    return connection
+
+
+class SqliteIndex:
+    def __init__(self, path: Path, store_id: str, create: bool) -> None:
+        self.path = path
+        try:
+            self._db = _connect(path)
+            if create:
+                self._db.executescript(
+                    resources.files("pik.engines.local").joinpath("schema.sql").read_text()
+                )
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('store_id', ?)",
+                    (SCHEMA_VERSION, store_id),
+                )
+            meta = dict(self._db.execute("SELECT key, value FROM meta"))
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"the index at {path.name} cannot be read: {exc}") from exc
+        if meta.get("store_id") != store_id or meta.get("schema_version") != SCHEMA_VERSION:
+            raise IndexCorruptError(
+                f"the index at {path.name} does not belong to this store or has another schema"
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- writer side (called only under the store's write lock) -------------------------
+
+    def segments(self) -> list[SegmentRow]:
+        rows = self._db.execute(
+            "SELECT segment_id, created_us, committed_end, sealed_us, sha256, torn_bytes "
+            "FROM segments ORDER BY segment_id"
+        )
+        return [SegmentRow(*row) for row in rows]
+
+    def add_segment(self, segment_id: int, created_us: int, committed_end: int) -> None:
+        self._db.execute(
+            "INSERT INTO segments (segment_id, created_us, committed_end) VALUES (?, ?, ?)",
+            (segment_id, created_us, committed_end),
+        )
+
+    def seal_segment(self, segment_id: int, sealed_us: int, sha256: str, torn: int) -> None:
+        self._db.execute(
+            "UPDATE segments SET sealed_us = ?, sha256 = ?, torn_bytes = ? WHERE segment_id = ?",
+            (sealed_us, sha256, torn, segment_id),
+        )
+
+    def known(self, event_ids: Sequence[bytes]) -> dict[bytes, bytes]:
+        """Content hashes of the ids among ``event_ids`` that are already stored."""
+        found: dict[bytes, bytes] = {}
+        unique = list(dict.fromkeys(event_ids))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._db.execute(
+                    f"SELECT event_id, content_hash FROM events WHERE event_id IN ({marks})",
+                    chunk,
+                )
+            )
+        return found
+
+    def apply(
+        self,
+        events: Iterable[EventRow],
+        attempts: Sequence[Attempt],
+        tally: Tally,
+        segment_id: int,
+        committed_end: int,
+    ) -> None:
+        """Index one committed batch: all of it or none of it."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({','.join('?' * 16)})",
+                (
+                    (e.event_id, e.content_hash, e.entity_id, e.source, e.event_type,
+                     e.event_time_us, e.ingest_time_us, e.idempotency_key, e.origin,
+                     e.segment_id, e.offset, e.length, e.sha256, 0, 0, e.ingest_time_us)
+                    for e in events
+                ),
+            )
+            self._apply_attempts(attempts)
+            self._apply_tally(tally)
+            crash_point("in_index_transaction")
+            db.execute(
+                "UPDATE segments SET committed_end = ? WHERE segment_id = ?",
+                (committed_end, segment_id),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _apply_attempts(self, attempts: Sequence[Attempt]) -> None:
+        db = self._db
+        for attempt in attempts:
+            column = "duplicate_count" if attempt.kind == "duplicate" else "conflict_count"
+            db.execute(
+                f"UPDATE events SET {column} = {column} + 1, "
+                "last_seen_us = max(last_seen_us, ?) WHERE event_id = ?",
+                (attempt.ingest_time_us, attempt.event_id),
+            )
+            db.execute(
+                "INSERT INTO attempts VALUES (?, ?, ?, 1, ?, ?) "
+                "ON CONFLICT DO UPDATE SET count = count + 1, "
+                "first_seen_us = min(first_seen_us, excluded.first_seen_us), "
+                "last_seen_us = max(last_seen_us, excluded.last_seen_us)",
+                (attempt.event_id, attempt.kind, attempt.origin,
+                 attempt.ingest_time_us, attempt.ingest_time_us),
+            )
+
+    def _apply_tally(self, tally: Tally) -> None:
+        db = self._db
+        lag_set = ", ".join(f"{c} = {c} + excluded.{c}" for c in _LAG_COLUMNS)
+        db.executemany(
+            f"INSERT INTO rates (minute_us, source, accepted, duplicate, rejected, late, conflict, "
+            f"{', '.join(_LAG_COLUMNS)}) VALUES ({','.join('?' * (7 + len(_LAG_COLUMNS)))}) "
+            "ON CONFLICT DO UPDATE SET accepted = accepted + excluded.accepted, "
+            "duplicate = duplicate + excluded.duplicate, rejected = rejected + excluded.rejected, "
+            f"late = late + excluded.late, conflict = conflict + excluded.conflict, {lag_set}",
+            (
+                (minute, source, r.accepted, r.duplicate, r.rejected, r.late, r.conflict, *r.lag)
+                for (minute, source), r in tally.rates.items()
+            ),
+        )
+        db.executemany(
+            "INSERT INTO rejections VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET count = count + excluded.count",
+            ((m, s, code, n) for (m, s, code), n in tally.rejections.items()),
+        )
+        totals: dict[tuple[str, str, int], int] = {}
+        for (entity, _source, granularity, window), n in tally.coverage.items():
+            key = (entity, granularity, window)
+            totals[key] = totals.get(key, 0) + n
+        db.executemany(
+            "INSERT INTO coverage VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET count = count + excluded.count",
+            ((e, g, w, n) for (e, g, w), n in totals.items()),
+        )
+        db.executemany(
+            "INSERT INTO coverage_by_source VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET count = count + excluded.count",
+            ((s, e, g, w, n) for (e, s, g, w), n in tally.coverage.items()),
+        )
+        db.executemany(
+            "INSERT INTO entities VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+            "first_event_us = min(first_event_us, excluded.first_event_us), "
+            "last_event_us = max(last_event_us, excluded.last_event_us), "
+            "count = count + excluded.count",
+            (
+                (entity, source, row.first_event_us, row.last_event_us, row.count)
+                for (entity, source), row in tally.entities.items()
+            ),
+        )
+
+    # --- reader side ---------------------------------------------------------------------
+
+    def event(self, event_id: bytes) -> EventRecord | None:
+        row = self._db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return _record(row) if row else None
+
+    def attempts(self, event_id: bytes) -> list[AttemptSummary]:
+        return [
+            AttemptSummary(*row)
+            for row in self._db.execute(
+                "SELECT kind, origin, count, first_seen_us, last_seen_us FROM attempts "
+                "WHERE event_id = ? ORDER BY first_seen_us",
+                (event_id,),
+            )
+        ]
+
+    def timeline(
+        self,
+        entity_id: str,
+        start_us: int,
+        end_us: int,
+        limit: int,
+        after: tuple[int, bytes] | None = None,
+        before: tuple[int, bytes] | None = None,
+    ) -> list[EventRecord]:
+        """Events of one entity with ``start <= event_time < end``, in (time, id) order.
+
+        ``after`` pages forward from a position, ``before`` pages backward; either way the
+        rows come back in ascending order.
+        """
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE entity_id = ? " \
+              "AND event_time_us >= ? AND event_time_us < ?"
+        params: list[Any] = [entity_id, start_us, end_us]
+        if after is not None:
+            sql += " AND (event_time_us, event_id) > (?, ?)"
+            params.extend(after)
+        if before is not None:
+            sql += " AND (event_time_us, event_id) < (?, ?)"
+            params.extend(before)
+        order = "DESC" if before is not None and after is None else "ASC"
+        sql += f" ORDER BY event_time_us {order}, event_id {order} LIMIT ?"
+        params.append(limit)
+        rows = [_record(row) for row in self._db.execute(sql, params)]
+        return rows[::-1] if order == "DESC" else rows
+
+    def coverage(
+        self,
+        granularity: str,
+        start_us: int,
+        end_us: int,
+        entity_ids: Sequence[str] | None,
+        source: str | None,
+    ) -> list[WindowCount]:
+        """Non-empty windows, by entity then time."""
+        if source is None:
+            table, prefix, params = "coverage", "", []
+        else:
+            table, prefix, params = "coverage_by_source", "source = ? AND ", [source]
+        where = f"{prefix}granularity = ? AND window_start_us >= ? AND window_start_us < ?"
+        params = [*params, granularity, start_us, end_us]
+        if entity_ids is None:
+            return [
+                WindowCount(*row)
+                for row in self._db.execute(
+                    f"SELECT entity_id, window_start_us, count FROM {table} WHERE {where} "
+                    "ORDER BY entity_id, window_start_us",
+                    params,
+                )
+            ]
+        result: list[WindowCount] = []
+        for entity in sorted(set(entity_ids)):
+            result.extend(
+                WindowCount(*row)
+                for row in self._db.execute(
+                    f"SELECT entity_id, window_start_us, count FROM {table} "
+                    f"WHERE entity_id = ? AND {where} ORDER BY window_start_us",
+                    [entity, *params],
+                )
+            )
+        return result
+
+    def rates(self, start_us: int, end_us: int, source: str | None) -> list[RateRecord]:
+        sql = (
+            "SELECT minute_us, source, accepted, duplicate, rejected, late, conflict, "
+            f"{', '.join(_LAG_COLUMNS)} FROM rates WHERE minute_us >= ? AND minute_us < ?"
+        )
+        params: list[Any] = [start_us, end_us]
+        if source is not None:
+            sql += " AND source = ?"
+            params.append(source)
+        return [
+            RateRecord(*row[:7], tuple(row[7:]))
+            for row in self._db.execute(sql + " ORDER BY minute_us, source", params)
+        ]
+
+    def rejection_reasons(self, start_us: int, end_us: int, source: str | None
+                          ) -> list[tuple[str, str, int]]:
+        """(source, code, count) over a range of ingest minutes."""
+        sql = "SELECT source, code, sum(count) FROM rejections WHERE minute_us >= ? " \
+              "AND minute_us < ?"
+        params: list[Any] = [start_us, end_us]
+        if source is not None:
+            sql += " AND source = ?"
+            params.append(source)
+        sql += " GROUP BY source, code ORDER BY sum(count) DESC, source, code"
+        return list(self._db.execute(sql, params))
+
+    def entities(
+        self, prefix: str, source: str | None, limit: int, after: str | None
+    ) -> list[EntityRecord]:
+        """Entities by id, optionally under a prefix and for one source; paged by id."""
+        sql = "SELECT entity_id, source, first_event_us, last_event_us, count FROM entities " \
+              "WHERE entity_id >= ?"
+        params: list[Any] = [prefix]
+        if after is not None:
+            sql += " AND entity_id > ?"
+            params.append(after)
+        if prefix:
+            sql += " AND entity_id < ?"
+            params.append(prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        if source is not None:
+            sql += " AND source = ?"
+            params.append(source)
+        sql += " ORDER BY entity_id, source LIMIT ?"
+        params.append(limit)
+        return [EntityRecord(*row) for row in self._db.execute(sql, params)]
+
+    def event_locations(self) -> Iterator[tuple[bytes, int, int, int, bytes]]:
+        """(event_id, segment_id, offset, length, sha256) for every event, in segment order."""
+        yield from self._db.execute(
+            "SELECT event_id, segment_id, offset, length, sha256 FROM events "
+            "ORDER BY segment_id, offset"
+        )
+
+    def counts(self) -> dict[str, int]:
+        events = self._db.execute("SELECT count(*) FROM events").fetchone()[0]
+        entities = self._db.execute("SELECT count(DISTINCT entity_id) FROM entities").fetchone()[0]
+        totals = self._db.execute(
+            "SELECT coalesce(sum(accepted), 0), coalesce(sum(duplicate), 0), "
+            "coalesce(sum(rejected), 0), coalesce(sum(late), 0) FROM rates"
+        ).fetchone()
+        return {
+            "events": events, "entities": entities, "accepted": totals[0],
+            "duplicate": totals[1], "rejected": totals[2], "late": totals[3],
+        }
+
+    def integrity_problems(self) -> list[str]:
+        rows = [row[0] for row in self._db.execute("PRAGMA integrity_check")]
+        return [] if rows == ["ok"] else rows

@@ -1,0 +1,99 @@
+"""Where a local store keeps its files, and the store's identity.
+
+    STORE/
+      pik.json            store id and format version (written once, atomically)
+      index.sqlite3       the index (WAL mode; derived, rebuildable)
+      write.lock          advisory lock that serialises writers across processes
+      segments/
+        00000001.seg      append-only segment files, sealed read-only when full
+
+No name under the store is ever built from input: segment names are integers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+FORMAT = "pik-local/1"
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked; the message says what to do next."""
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a small file so that it exists whole or not at all."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    fsync_dir(path.parent)
+
+
+class Layout:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.meta = root / "pik.json"
+        self.index = root / "index.sqlite3"
+        self.lock = root / "write.lock"
+        self.segments = root / "segments"
+
+    def segment(self, segment_id: int) -> Path:
+        return self.segments / f"{segment_id:08d}.seg"
+
+    def segment_ids(self) -> list[int]:
+        ids = []
+        for entry in self.segments.iterdir():
+            stem, dot, suffix = entry.name.partition(".")
+            if dot and suffix == "seg" and stem.isdigit() and len(stem) == 8:
+                ids.append(int(stem))
+        return sorted(ids)
+
+    def open_or_create(self, create: bool) -> str:
+        """Return the store id, creating the store when allowed and absent."""
+        if self.meta.exists():
+            try:
+                meta = json.loads(self.meta.read_text())
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"{self.meta} is unreadable: {exc}") from exc
+            if meta.get("format") != FORMAT:
+                raise StoreError(f"{self.root} holds format {meta.get('format')!r}, not {FORMAT}")
+            return str(meta["store_id"])
+        if self.root.exists() and any(self.root.iterdir()):
+            raise StoreError(
+                f"{self.root} is not empty and is not a PIK store; choose another --store"
+            )
+        if not create:
+            raise StoreError(f"no store at {self.root}; ingest something first or check --store")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.segments.mkdir(exist_ok=True)
+        fsync_dir(self.root)
+        store_id = uuid.uuid4().hex
+        write_atomically(self.meta, json.dumps({"format": FORMAT, "store_id": store_id}).encode())
+        return store_id
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Exclusive across processes; released by the kernel if the holder dies."""
+        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)

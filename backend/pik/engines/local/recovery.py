@@ -1,0 +1,135 @@
+"""Index raw frames the index does not know yet: after a crash, and for a full rebuild.
+
+The index is derived data. Whatever the writer indexed from a frame, this module derives
+from the same frame, so `pik reindex` reproduces the index the write path built.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from pik.domain.envelope import parse_event_id, validate
+from pik.domain.limits import Limits
+from pik.domain.rejection import RejectedError
+from pik.engines.local import frames, segments
+from pik.engines.local.batch import IndexBatch
+from pik.engines.local.index import SqliteIndex
+from pik.ports import Progress
+
+_APPLY_EVERY = 5_000
+
+
+def _trusting(limits: Limits) -> Limits:
+    # A frame was validated when it was written; its time checks held against its own
+    # ingest clock, so recovery does not re-apply the plausibility window.
+    return replace(limits, earliest_event_time_us=-(2**62), max_future_us=2**62)
+
+
+def index_frames(
+    index: SqliteIndex,
+    segment_id: int,
+    data: bytes,
+    start: int,
+    limits: Limits,
+) -> tuple[int, int]:
+    """Index every valid frame of a segment's bytes from ``start`` on.
+
+    Returns ``(end, torn)``: where the last valid frame ends, and how many bytes past it
+    are not a valid frame (a torn tail that was never acknowledged).
+    """
+    trusting = _trusting(limits)
+    batch = IndexBatch(segment_id, limits.late_after_us)
+    pending = 0
+    end = start
+    torn = 0
+    seen: set[bytes] = set()
+
+    def flush() -> None:
+        nonlocal batch, pending
+        if pending:
+            known = index.known([row.event_id for row in batch.rows])
+            if known:  # never index one event twice, whatever the bytes say
+                batch.rows = [row for row in batch.rows if row.event_id not in known]
+            index.apply(batch.rows, batch.attempts, batch.tally, segment_id, end)
+        batch, pending = IndexBatch(segment_id, limits.late_after_us), 0
+
+    for item in frames.scan(data, start, len(data)):
+        if isinstance(item, int):
+            torn = len(data) - item
+            break
+        _index_frame(batch, item, trusting, seen)
+        end = item.end
+        pending += 1
+        if pending >= _APPLY_EVERY:
+            flush()
+    flush()
+    return end, torn
+
+
+def _index_frame(batch: IndexBatch, frame: frames.Frame, limits: Limits, seen: set[bytes]) -> None:
+    ingest = frame.ingest_time_us
+    if frame.kind == frames.EVENT:
+        origin, raw = frame.event_parts()
+        try:
+            event = validate(raw, ingest, limits)
+        except RejectedError:
+            return  # cannot happen for bytes this engine wrote; `verify` reports it
+        if event.event_id in seen:
+            return
+        seen.add(event.event_id)
+        batch.event(event, origin, ingest, frame.raw_offset)
+        return
+    record = frame.record()
+    source = str(record.get("source", "(unknown)"))
+    origin = str(record.get("origin", ""))
+    if frame.kind == frames.REJECTION:
+        batch.rejection(source, str(record.get("code", "unknown")), ingest)
+        return
+    event_id = parse_event_id(str(record["event_id"]))
+    if frame.kind == frames.DUPLICATE:
+        batch.duplicate(event_id, source, origin, ingest)
+    else:
+        batch.conflict(event_id, source, origin, ingest)
+
+
+def rebuild(
+    index_path: Path,
+    store_id: str,
+    segment_files: list[tuple[int, Path]],
+    limits: Limits,
+    timestamps: dict[int, tuple[int, int | None]],
+    progress: Progress | None = None,
+) -> None:
+    """Build a complete index at ``index_path`` from the segment files alone.
+
+    ``timestamps`` carries each segment's (created, sealed) times from the old index when it
+    could still be read; otherwise the file's modification time stands in for both.
+    """
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{index_path}{suffix}").unlink(missing_ok=True)
+    index = SqliteIndex(index_path, store_id, create=True)
+    try:
+        total = sum(path.stat().st_size for _, path in segment_files)
+        done = 0
+        last = segment_files[-1][0] if segment_files else None
+        for segment_id, path in segment_files:
+            data = segments.read_all(path)
+            mtime = int(os.path.getmtime(path) * 1_000_000)
+            created, sealed = timestamps.get(segment_id, (mtime, None))
+            has_magic = data.startswith(frames.SEGMENT_MAGIC)
+            start = len(frames.SEGMENT_MAGIC) if has_magic else 0
+            index.add_segment(segment_id, created, start)
+            if has_magic:
+                end, torn = index_frames(index, segment_id, data, start, limits)
+            else:
+                end, torn = 0, len(data)
+            if segment_id != last or torn or segments.is_read_only(path):
+                sealed_at = sealed if sealed is not None else mtime
+                index.seal_segment(segment_id, sealed_at, segments.digest(path, end), torn)
+            done += len(data)
+            if progress:
+                progress(done, total)
+    finally:
+        index.close()

@@ -1,0 +1,1 @@
+"""Services: ingest and query, written once over the storage port."""

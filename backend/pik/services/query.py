@@ -1,0 +1,146 @@
+"""Queries an investigator asks: one event, an entity's timeline, coverage, rates, entities."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pik.domain.cursor import Cursor
+from pik.domain.records import (
+    AttemptSummary,
+    EntityRecord,
+    EventRecord,
+    RateRecord,
+    WindowCount,
+)
+from pik.domain.tally import GRANULARITIES
+from pik.domain.windows import Gap, find_gaps
+from pik.ports import EventStore
+
+MAX_PAGE = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class EventDetail:
+    record: EventRecord
+    raw: bytes | None
+    """The stored bytes (``None`` when they could not be read; see ``read_error``)."""
+    verified: bool
+    """The bytes re-hashed just now match the sha256 recorded at ingest."""
+    attempts: list[AttemptSummary]
+    read_error: str | None = None
+
+
+def event_detail(store: EventStore, event_id: bytes) -> EventDetail | None:
+    record = store.event(event_id)
+    if record is None:
+        return None
+    try:
+        raw = store.read_raw(record)
+    except OSError as exc:
+        return EventDetail(record, None, False, store.attempts(event_id), str(exc))
+    verified = len(raw) == record.length and hashlib.sha256(raw).digest() == record.sha256
+    return EventDetail(record, raw, verified, store.attempts(event_id))
+
+
+@dataclass(frozen=True, slots=True)
+class TimelinePage:
+    events: list[EventRecord]
+    next: str | None
+    prev: str | None
+
+
+def timeline_page(
+    store: EventStore,
+    entity_id: str,
+    start_us: int,
+    end_us: int,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> TimelinePage:
+    """One page of an entity's events in ``[start, end)``, with cursors both ways."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    position = Cursor.decode(cursor) if cursor else None
+    if position is not None and not position.forward:
+        key = (position.event_time_us, position.event_id)
+        rows = store.timeline(entity_id, start_us, end_us, limit + 1, before=key)
+        more_before = len(rows) > limit
+        rows = rows[1:] if more_before else rows
+        if not rows:
+            return TimelinePage([], None, None)
+        return TimelinePage(
+            rows,
+            Cursor(True, rows[-1].event_time_us, rows[-1].event_id).encode(),
+            Cursor(False, rows[0].event_time_us, rows[0].event_id).encode()
+            if more_before else None,
+        )
+    after = (position.event_time_us, position.event_id) if position else None
+    rows = store.timeline(entity_id, start_us, end_us, limit + 1, after=after)
+    more_after = len(rows) > limit
+    rows = rows[:limit]
+    if not rows:
+        return TimelinePage([], None, None)
+    first = rows[0]
+    earlier = position is not None and bool(
+        store.timeline(entity_id, start_us, end_us, 1,
+                       before=(first.event_time_us, first.event_id))
+    )
+    return TimelinePage(
+        rows,
+        Cursor(True, rows[-1].event_time_us, rows[-1].event_id).encode() if more_after else None,
+        Cursor(False, first.event_time_us, first.event_id).encode() if earlier else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageReport:
+    granularity: str
+    windows: list[WindowCount]
+    gaps: list[Gap]
+
+
+def coverage_report(
+    store: EventStore,
+    start_us: int,
+    end_us: int,
+    granularity: str,
+    entity_ids: Sequence[str] | None = None,
+    source: str | None = None,
+) -> CoverageReport:
+    """Event counts per entity per window, and the gaps between an entity's windows."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity is one of {', '.join(GRANULARITIES)}")
+    step = GRANULARITIES[granularity]
+    # Windows are [start, end): the one holding `start` counts when it overlaps the range.
+    first_window = start_us - start_us % step
+    windows = store.coverage(granularity, first_window, end_us, entity_ids or None, source)
+    return CoverageReport(granularity, windows, find_gaps(windows, step))
+
+
+@dataclass(frozen=True, slots=True)
+class RatesReport:
+    rows: list[RateRecord]
+    reasons: list[tuple[str, str, int]]
+    """(source, code, count) of rejections over the same minutes."""
+
+
+def rates_report(
+    store: EventStore, start_us: int, end_us: int, source: str | None = None
+) -> RatesReport:
+    return RatesReport(
+        store.rates(start_us, end_us, source), store.rejection_reasons(start_us, end_us, source)
+    )
+
+
+def list_entities(
+    store: EventStore,
+    prefix: str = "",
+    source: str | None = None,
+    limit: int = 100,
+    after: str | None = None,
+) -> list[EntityRecord]:
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    return store.entities(prefix, source, limit, after)
