@@ -35,7 +35,7 @@ def _fingerprint() -> str:
 
 
 def setup() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs on whatever python3 is
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}.")
     if not (VENV / "pyvenv.cfg").exists():
         print("creating .venv ...", flush=True)
@@ -70,8 +70,11 @@ def main(argv: list[str]) -> int:
         [_bin("mypy")],
         [_bin("pytest"), *argv[1:]],
     ):
-        print("$", " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)),
-              flush=True)
+        print(
+            "$",
+            " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)),
+            flush=True,
+        )
         code = run(*step)
         if code:
             return code

@@ -1,3 +1,3 @@
-"""Pipeline Investigation Kit: capture events once, keep them immutably, investigate by entity and time."""
+"""Pipeline Investigation Kit: capture events once, keep them immutably, investigate them."""
 
 __version__ = "0.1.0"

@@ -21,9 +21,9 @@ _ARMED = os.environ.get("PIK_CRASH_POINT")
 
 
 def crash_point(name: str) -> None:
-    if _ARMED == name:
+    if name == _ARMED:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def armed(name: str) -> bool:
-    return _ARMED == name
+    return name == _ARMED

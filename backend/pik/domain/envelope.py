@@ -146,8 +146,9 @@ def decode_json(raw: bytes, limits: Limits) -> Any:
     return value
 
 
-def _identifier(doc: dict[str, Any], field: str, pattern: re.Pattern[str], rule: str,
-                limit: int) -> str:
+def _identifier(
+    doc: dict[str, Any], field: str, pattern: re.Pattern[str], rule: str, limit: int
+) -> str:
     value = doc[field]
     if not isinstance(value, str):
         raise RejectedError("invalid_type", field, f"{field} must be a string")
@@ -194,7 +195,8 @@ def validate(raw: bytes, now_us: int, limits: Limits) -> Event:
     for field in doc:
         if field not in FIELDS:
             raise RejectedError(
-                "unknown_field", field,
+                "unknown_field",
+                field,
                 f"unknown field {_preview(field)}; an event has {', '.join(FIELDS)}",
             )
     for field in REQUIRED:
@@ -205,19 +207,16 @@ def validate(raw: bytes, now_us: int, limits: Limits) -> Event:
     entity_id = _identifier(doc, "entity_id", _ENTITY, _ENTITY_RULE, limits.max_entity_id_chars)
     key: str | None = None
     if "idempotency_key" in doc and doc["idempotency_key"] is not None:
-        key = _identifier(
-            doc, "idempotency_key", _KEY, _KEY_RULE, limits.max_idempotency_key_chars
-        )
+        key = _identifier(doc, "idempotency_key", _KEY, _KEY_RULE, limits.max_idempotency_key_chars)
     event_time_us = _event_time(doc["event_time"], now_us, limits)
     payload = doc["payload"]
     if not isinstance(payload, dict | list):
-        raise RejectedError(
-            "invalid_type", "payload", "payload must be a JSON object or array"
-        )
+        raise RejectedError("invalid_type", "payload", "payload must be a JSON object or array")
     content = [_ID_VERSION, source, event_type, entity_id, format_instant(event_time_us), payload]
     content_hash = _digest(content)
     event_id = (
-        content_hash if key is None
+        content_hash
+        if key is None
         else _digest([_KEYED_ID_VERSION, source, event_type, entity_id, key])
     )
     return Event(event_id, content_hash, source, event_type, entity_id, event_time_us, key, raw)
@@ -232,12 +231,14 @@ def _event_time(value: Any, now_us: int, limits: Limits) -> int:
         raise RejectedError(exc.code, "event_time", f"event_time: {exc}") from None
     if instant < limits.earliest_event_time_us:
         raise RejectedError(
-            "time_out_of_range", "event_time",
+            "time_out_of_range",
+            "event_time",
             f"event_time is before {format_instant(limits.earliest_event_time_us)}",
         )
     if instant > now_us + limits.max_future_us:
         raise RejectedError(
-            "time_in_future", "event_time",
+            "time_in_future",
+            "event_time",
             f"event_time {format_instant(instant)} is more than "
             f"{limits.max_future_us // 3_600_000_000} h ahead of the ingest clock",
         )

@@ -58,7 +58,7 @@ class RateRecord:
 @dataclass(frozen=True, slots=True)
 class EntityRecord:
     entity_id: str
-    source: str
+    sources: tuple[str, ...]
     first_event_us: int
     last_event_us: int
     count: int

@@ -99,10 +99,16 @@ def ingest_ndjson(
         report.lines += 1
         numbers.append(number)
         if isinstance(line, TooLong):
-            arrivals.append(Arrival(origin, rejection=Rejection(
-                "too_large", None,
-                f"event is {line.size} bytes; the limit is {store.limits.max_event_bytes}",
-            )))
+            arrivals.append(
+                Arrival(
+                    origin,
+                    rejection=Rejection(
+                        "too_large",
+                        None,
+                        f"event is {line.size} bytes; the limit is {store.limits.max_event_bytes}",
+                    ),
+                )
+            )
         else:
             arrivals.append(to_arrival(line, origin, clock, store))
         if len(arrivals) >= batch_size:

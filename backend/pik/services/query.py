@@ -74,7 +74,8 @@ def timeline_page(
             rows,
             Cursor(True, rows[-1].event_time_us, rows[-1].event_id).encode(),
             Cursor(False, rows[0].event_time_us, rows[0].event_id).encode()
-            if more_before else None,
+            if more_before
+            else None,
         )
     after = (position.event_time_us, position.event_id) if position else None
     rows = store.timeline(entity_id, start_us, end_us, limit + 1, after=after)
@@ -84,8 +85,7 @@ def timeline_page(
         return TimelinePage([], None, None)
     first = rows[0]
     earlier = position is not None and bool(
-        store.timeline(entity_id, start_us, end_us, 1,
-                       before=(first.event_time_us, first.event_id))
+        store.timeline(entity_id, start_us, end_us, 1, before=(first.event_time_us, first.event_id))
     )
     return TimelinePage(
         rows,

@@ -24,9 +24,18 @@ class IndexBatch:
         """Index a newly stored event; returns its lag in milliseconds."""
         self.rows.append(
             EventRow(
-                event.event_id, event.content_hash, event.entity_id, event.source,
-                event.event_type, event.event_time_us, ingest_us, event.idempotency_key,
-                origin, self.segment_id, raw_offset, len(event.raw),
+                event.event_id,
+                event.content_hash,
+                event.entity_id,
+                event.source,
+                event.event_type,
+                event.event_time_us,
+                ingest_us,
+                event.idempotency_key,
+                origin,
+                self.segment_id,
+                raw_offset,
+                len(event.raw),
                 hashlib.sha256(event.raw).digest(),
             )
         )

@@ -130,9 +130,14 @@ class LocalEngine:
                 assert arrival.rejection is not None
                 rejection = arrival.rejection
                 buffer += frames.record_frame(
-                    frames.REJECTION, ingest_us,
-                    {"code": rejection.code, "field": rejection.field,
-                     "source": arrival.source, "origin": arrival.origin},
+                    frames.REJECTION,
+                    ingest_us,
+                    {
+                        "code": rejection.code,
+                        "field": rejection.field,
+                        "source": arrival.source,
+                        "origin": arrival.origin,
+                    },
                 )
                 batch.rejection(arrival.source, rejection.code, ingest_us)
                 outcomes.append(Outcome(Status.REJECTED, rejection=rejection))
@@ -145,8 +150,11 @@ class LocalEngine:
                 buffer += frame
                 outcomes.append(Outcome(Status.ACCEPTED, event.event_id, lag_ms))
                 continue
-            record = {"event_id": event_id_hex(event.event_id), "source": event.source,
-                      "origin": arrival.origin}
+            record = {
+                "event_id": event_id_hex(event.event_id),
+                "source": event.source,
+                "origin": arrival.origin,
+            }
             if kind == "duplicates":
                 buffer += frames.record_frame(frames.DUPLICATE, ingest_us, record)
                 batch.duplicate(event.event_id, event.source, arrival.origin, ingest_us)

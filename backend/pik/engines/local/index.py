@@ -172,9 +172,24 @@ class SqliteIndex:
             db.executemany(
                 f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({','.join('?' * 16)})",
                 (
-                    (e.event_id, e.content_hash, e.entity_id, e.source, e.event_type,
-                     e.event_time_us, e.ingest_time_us, e.idempotency_key, e.origin,
-                     e.segment_id, e.offset, e.length, e.sha256, 0, 0, e.ingest_time_us)
+                    (
+                        e.event_id,
+                        e.content_hash,
+                        e.entity_id,
+                        e.source,
+                        e.event_type,
+                        e.event_time_us,
+                        e.ingest_time_us,
+                        e.idempotency_key,
+                        e.origin,
+                        e.segment_id,
+                        e.offset,
+                        e.length,
+                        e.sha256,
+                        0,
+                        0,
+                        e.ingest_time_us,
+                    )
                     for e in events
                 ),
             )
@@ -204,8 +219,13 @@ class SqliteIndex:
                 "ON CONFLICT DO UPDATE SET count = count + 1, "
                 "first_seen_us = min(first_seen_us, excluded.first_seen_us), "
                 "last_seen_us = max(last_seen_us, excluded.last_seen_us)",
-                (attempt.event_id, attempt.kind, attempt.origin,
-                 attempt.ingest_time_us, attempt.ingest_time_us),
+                (
+                    attempt.event_id,
+                    attempt.kind,
+                    attempt.origin,
+                    attempt.ingest_time_us,
+                    attempt.ingest_time_us,
+                ),
             )
 
     def _apply_tally(self, tally: Tally) -> None:
@@ -284,8 +304,10 @@ class SqliteIndex:
         ``after`` pages forward from a position, ``before`` pages backward; either way the
         rows come back in ascending order.
         """
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE entity_id = ? " \
-              "AND event_time_us >= ? AND event_time_us < ?"
+        sql = (
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE entity_id = ? "
+            "AND event_time_us >= ? AND event_time_us < ?"
+        )
         params: list[Any] = [entity_id, start_us, end_us]
         if after is not None:
             sql += " AND (event_time_us, event_id) > (?, ?)"
@@ -308,9 +330,9 @@ class SqliteIndex:
         source: str | None,
     ) -> list[WindowCount]:
         """Non-empty windows, by entity then time."""
-        if source is None:
-            table, prefix, params = "coverage", "", []
-        else:
+        params: list[Any] = []
+        table, prefix = "coverage", ""
+        if source is not None:
             table, prefix, params = "coverage_by_source", "source = ? AND ", [source]
         where = f"{prefix}granularity = ? AND window_start_us >= ? AND window_start_us < ?"
         params = [*params, granularity, start_us, end_us]
@@ -344,16 +366,19 @@ class SqliteIndex:
         if source is not None:
             sql += " AND source = ?"
             params.append(source)
+        rows = self._db.execute(sql + " ORDER BY minute_us, source", params)
         return [
-            RateRecord(*row[:7], tuple(row[7:]))
-            for row in self._db.execute(sql + " ORDER BY minute_us, source", params)
+            RateRecord(minute, src, accepted, dup, rejected, late, conflict, tuple(lag))
+            for minute, src, accepted, dup, rejected, late, conflict, *lag in rows
         ]
 
-    def rejection_reasons(self, start_us: int, end_us: int, source: str | None
-                          ) -> list[tuple[str, str, int]]:
+    def rejection_reasons(
+        self, start_us: int, end_us: int, source: str | None
+    ) -> list[tuple[str, str, int]]:
         """(source, code, count) over a range of ingest minutes."""
-        sql = "SELECT source, code, sum(count) FROM rejections WHERE minute_us >= ? " \
-              "AND minute_us < ?"
+        sql = (
+            "SELECT source, code, sum(count) FROM rejections WHERE minute_us >= ? AND minute_us < ?"
+        )
         params: list[Any] = [start_us, end_us]
         if source is not None:
             sql += " AND source = ?"
@@ -365,8 +390,10 @@ class SqliteIndex:
         self, prefix: str, source: str | None, limit: int, after: str | None
     ) -> list[EntityRecord]:
         """Entities by id, optionally under a prefix and for one source; paged by id."""
-        sql = "SELECT entity_id, source, first_event_us, last_event_us, count FROM entities " \
-              "WHERE entity_id >= ?"
+        sql = (
+            "SELECT entity_id, group_concat(source, ' '), min(first_event_us), "
+            "max(last_event_us), sum(count) FROM entities WHERE entity_id >= ?"
+        )
         params: list[Any] = [prefix]
         if after is not None:
             sql += " AND entity_id > ?"
@@ -377,9 +404,12 @@ class SqliteIndex:
         if source is not None:
             sql += " AND source = ?"
             params.append(source)
-        sql += " ORDER BY entity_id, source LIMIT ?"
+        sql += " GROUP BY entity_id ORDER BY entity_id LIMIT ?"
         params.append(limit)
-        return [EntityRecord(*row) for row in self._db.execute(sql, params)]
+        return [
+            EntityRecord(entity, tuple(sorted(sources.split(" "))), first, last, count)
+            for entity, sources, first, last, count in self._db.execute(sql, params)
+        ]
 
     def event_locations(self) -> Iterator[tuple[bytes, int, int, int, bytes]]:
         """(event_id, segment_id, offset, length, sha256) for every event, in segment order."""
@@ -396,8 +426,12 @@ class SqliteIndex:
             "coalesce(sum(rejected), 0), coalesce(sum(late), 0) FROM rates"
         ).fetchone()
         return {
-            "events": events, "entities": entities, "accepted": totals[0],
-            "duplicate": totals[1], "rejected": totals[2], "late": totals[3],
+            "events": events,
+            "entities": entities,
+            "accepted": totals[0],
+            "duplicate": totals[1],
+            "rejected": totals[2],
+            "late": totals[3],
         }
 
     def integrity_problems(self) -> list[str]:

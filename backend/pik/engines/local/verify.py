@@ -23,17 +23,22 @@ def verify_store(
     known_ids = {row.segment_id for row in rows}
     for segment_id in layout.segment_ids():
         if segment_id not in known_ids:
-            problems.append(Problem(
-                "orphan_segment", "a segment file the index does not know (a crash may have "
-                "left it; the next write adopts it)", segment_name(segment_id),
-                severity="warning",
-            ))
+            problems.append(
+                Problem(
+                    "orphan_segment",
+                    "a segment file the index does not know (a crash may have "
+                    "left it; the next write adopts it)",
+                    segment_name(segment_id),
+                    severity="warning",
+                )
+            )
 
     locations = index.event_locations()
     pending = next(locations, None)
     total_bytes = sum(
         segments.size(layout.segment(r.segment_id))
-        for r in rows if layout.segment(r.segment_id).exists()
+        for r in rows
+        if layout.segment(r.segment_id).exists()
     )
     checked = events = 0
     for row in rows:
@@ -42,37 +47,58 @@ def verify_store(
         if not path.exists():
             problems.append(Problem("segment_missing", "the segment file is gone", name))
             while pending is not None and pending[1] == row.segment_id:
-                problems.append(Problem(
-                    "event_missing", "indexed event whose segment is missing", name,
-                    pending[2], pending[0],
-                ))
+                problems.append(
+                    Problem(
+                        "event_missing",
+                        "indexed event whose segment is missing",
+                        name,
+                        pending[2],
+                        pending[0],
+                    )
+                )
                 pending = next(locations, None)
             continue
         data = segments.read_all(path)
         checked += len(data)
         if row.sealed_us is not None:
             if hashlib.sha256(data[: row.committed_end]).hexdigest() != row.sha256:
-                problems.append(Problem(
-                    "segment_checksum_mismatch", "sealed segment bytes no longer match the "
-                    "checksum recorded when it was sealed", name,
-                ))
+                problems.append(
+                    Problem(
+                        "segment_checksum_mismatch",
+                        "sealed segment bytes no longer match the "
+                        "checksum recorded when it was sealed",
+                        name,
+                    )
+                )
             if not segments.is_read_only(path):
-                problems.append(Problem(
-                    "segment_writable", "a sealed segment should be read-only", name,
-                    severity="warning",
-                ))
+                problems.append(
+                    Problem(
+                        "segment_writable",
+                        "a sealed segment should be read-only",
+                        name,
+                        severity="warning",
+                    )
+                )
         beyond = len(data) - row.committed_end
         if beyond > 0:
-            problems.append(Problem(
-                "unacknowledged_tail",
-                f"{beyond} bytes past the indexed end were never acknowledged "
-                "(a torn write, or frames the next write will index)",
-                name, row.committed_end, severity="warning",
-            ))
+            problems.append(
+                Problem(
+                    "unacknowledged_tail",
+                    f"{beyond} bytes past the indexed end were never acknowledged "
+                    "(a torn write, or frames the next write will index)",
+                    name,
+                    row.committed_end,
+                    severity="warning",
+                )
+            )
         elif beyond < 0:
-            problems.append(Problem(
-                "segment_truncated", f"the file is {-beyond} bytes shorter than indexed", name,
-            ))
+            problems.append(
+                Problem(
+                    "segment_truncated",
+                    f"the file is {-beyond} bytes shorter than indexed",
+                    name,
+                )
+            )
 
         start = len(frames.SEGMENT_MAGIC) if row.committed_end else 0
         if row.committed_end and not data.startswith(frames.SEGMENT_MAGIC):
@@ -80,10 +106,14 @@ def verify_store(
         raw_frames: dict[int, int] = {}
         for item in frames.scan(data, start, min(len(data), row.committed_end)):
             if isinstance(item, int):
-                problems.append(Problem(
-                    "frame_corrupt", "a frame inside the acknowledged range fails its length "
-                    "or checksum", name, item,
-                ))
+                problems.append(
+                    Problem(
+                        "frame_corrupt",
+                        "a frame inside the acknowledged range fails its length or checksum",
+                        name,
+                        item,
+                    )
+                )
                 break
             if item.kind == frames.EVENT:
                 raw_frames[item.raw_offset] = item.end
@@ -92,26 +122,46 @@ def verify_store(
             event_id, _, offset, length, digest = pending
             events += 1
             if raw_frames.pop(offset, None) != offset + length:
-                problems.append(Problem(
-                    "event_location_invalid", "the index points where no stored event starts",
-                    name, offset, event_id,
-                ))
+                problems.append(
+                    Problem(
+                        "event_location_invalid",
+                        "the index points where no stored event starts",
+                        name,
+                        offset,
+                        event_id,
+                    )
+                )
             elif hashlib.sha256(data[offset : offset + length]).digest() != digest:
-                problems.append(Problem(
-                    "event_hash_mismatch", "the stored bytes no longer hash to the indexed "
-                    "sha256", name, offset, event_id,
-                ))
+                problems.append(
+                    Problem(
+                        "event_hash_mismatch",
+                        "the stored bytes no longer hash to the indexed sha256",
+                        name,
+                        offset,
+                        event_id,
+                    )
+                )
             pending = next(locations, None)
         for offset in sorted(raw_frames):
-            problems.append(Problem(
-                "orphan_raw_event", "a stored event the index does not know", name, offset,
-            ))
+            problems.append(
+                Problem(
+                    "orphan_raw_event",
+                    "a stored event the index does not know",
+                    name,
+                    offset,
+                )
+            )
         if progress:
             progress(checked, total_bytes)
     while pending is not None:
-        problems.append(Problem(
-            "event_location_invalid", "indexed event in an unknown segment",
-            segment_name(pending[1]), pending[2], pending[0],
-        ))
+        problems.append(
+            Problem(
+                "event_location_invalid",
+                "indexed event in an unknown segment",
+                segment_name(pending[1]),
+                pending[2],
+                pending[0],
+            )
+        )
         pending = next(locations, None)
     return VerifyReport(len(rows), events, checked, tuple(problems))

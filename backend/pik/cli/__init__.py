@@ -1,0 +1,1 @@
+"""The `pik` command line."""

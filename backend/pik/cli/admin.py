@@ -1,0 +1,172 @@
+"""Store care: verify, reindex, and the demo data set."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import click
+import platformdirs
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from pik.cli.context import Context, pass_context
+from pik.cli.documents import verify_document
+from pik.cli.options import json_option
+from pik.demo import demo_lines
+from pik.engines.local import LocalEngine
+from pik.engines.local.engine import reindex as rebuild_index
+from pik.engines.local.layout import Layout, StoreError
+from pik.ports import Progress as ProgressCallback
+from pik.services.ingest import ingest_ndjson
+from pik.textsafe import inert
+
+
+def _progress(ctx: Context, label: str) -> Progress:
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        DownloadColumn(),
+        console=ctx.err,
+        transient=True,
+        disable=ctx.as_json or not ctx.err.is_terminal,
+    )
+
+
+def _callback(progress: Progress, label: str) -> ProgressCallback:
+    task = progress.add_task(label, total=None)
+
+    def advance(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return advance
+
+
+@click.command()
+@json_option
+@pass_context
+def verify(ctx: Context) -> None:
+    """Re-hash every segment and cross-check index and raw; exits 1 on any problem."""
+    with ctx.engine() as engine, _progress(ctx, "verifying") as progress:
+        report = engine.verify(_callback(progress, "verify"))
+    if ctx.as_json:
+        ctx.emit(verify_document(report))
+    else:
+        verdict = "[green]ok[/green]" if report.ok else "[red]PROBLEMS FOUND[/red]"
+        ctx.out.print(
+            f"{verdict}: {report.segments} segment(s), {report.events} event(s), "
+            f"{report.bytes_checked} bytes re-hashed"
+        )
+        if report.problems:
+            table = Table()
+            for name in ("severity", "kind", "segment", "offset", "detail"):
+                table.add_column(name)
+            for p in report.problems:
+                table.add_row(
+                    p.severity,
+                    p.kind,
+                    p.segment or "-",
+                    "-" if p.offset is None else str(p.offset),
+                    Text(inert(p.message)),
+                )
+            ctx.out.print(table)
+        if not report.ok:
+            ctx.err.print(
+                "the index can be rebuilt from raw with `pik reindex`; damaged raw "
+                "bytes cannot be repaired, only reported"
+            )
+    if not report.ok:
+        sys.exit(1)
+
+
+@click.command()
+@json_option
+@pass_context
+def reindex(ctx: Context) -> None:
+    """Rebuild the index from the segment files alone (after loss or corruption)."""
+    try:
+        with _progress(ctx, "reindexing") as progress:
+            rebuild_index(ctx.store_path, progress=_callback(progress, "reindex"))
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    with ctx.engine() as engine:
+        counts = engine.counts()
+    if ctx.as_json:
+        ctx.emit({"reindexed": True, **counts})
+    else:
+        ctx.out.print(
+            f"index rebuilt: {counts['events']} event(s), {counts['entities']} entit(ies)"
+        )
+
+
+def demo_store() -> Path:
+    return Path(platformdirs.user_data_dir("pik", appauthor=False)) / "demo"
+
+
+def build_demo(path: Path, reset: bool = False) -> bool:
+    """Create the demo store at ``path`` unless it exists; returns whether it was built."""
+    layout = Layout(path)
+    if reset and layout.meta.exists():
+        _remove_store(layout)
+    if layout.meta.exists():
+        return False
+    engine = LocalEngine(path, create=True)
+    try:
+        stream = io.BytesIO(b"\n".join(demo_lines()) + b"\n")
+        ingest_ndjson(engine, stream, origin="demo")
+    finally:
+        engine.close()
+    return True
+
+
+def _remove_store(layout: Layout) -> None:
+    # Only the demo store is ever removed, and only files this engine names itself.
+    for segment_id in layout.segment_ids():
+        layout.segment(segment_id).unlink()
+    for path in (
+        layout.index,
+        Path(f"{layout.index}-wal"),
+        Path(f"{layout.index}-shm"),
+        layout.lock,
+        layout.meta,
+    ):
+        path.unlink(missing_ok=True)
+    layout.segments.rmdir()
+    layout.root.rmdir()
+
+
+@click.command()
+@click.option(
+    "--path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=demo_store,
+    show_default=True,
+    help="Where to build the demo store.",
+)
+@click.option("--reset", is_flag=True, help="Delete and rebuild the demo store (demo only).")
+@json_option
+@pass_context
+def demo(ctx: Context, path: Path, reset: bool) -> None:
+    """Build a demo store with an incident planted in it, then show how to explore it."""
+    try:
+        built = build_demo(path, reset)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    if ctx.as_json:
+        ctx.emit({"store": str(path), "built": built})
+        return
+    ctx.out.print(Text(f"demo store {'built' if built else 'already present'} at {path}"))
+    ctx.out.print(
+        Text(
+            f"try:  pik --store {path} entities\n"
+            f"      pik --store {path} timeline customer-0007 --from -3d\n"
+            f"      pik --store {path} coverage --by hour --entity customer-0007 --from -3d\n"
+            f"      pik --store {path} rates --since -10m\n"
+            f"      pik --store {path} verify"
+        )
+    )
+
+
+COMMANDS = [verify, reindex, demo]

@@ -1,0 +1,129 @@
+"""`pik ingest`: NDJSON in, one envelope a line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import BinaryIO
+
+import click
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from pik.cli.context import Context, pass_context
+from pik.cli.documents import ingest_document
+from pik.cli.options import json_option
+from pik.ports import EventStore
+from pik.services.ingest import DEFAULT_BATCH, IngestReport, ingest_ndjson
+from pik.textsafe import inert
+
+SHOWN_REJECTIONS = 20
+PROGRESS_FROM_BYTES = 4 * 1024 * 1024
+
+
+@click.command()
+@click.argument("file", type=click.File("rb"), default="-")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Events written and fsync'd together.",
+)
+@click.option(
+    "--origin",
+    default="cli",
+    show_default=True,
+    help="Label recorded with every arrival (which feed or run sent it).",
+)
+@json_option
+@pass_context
+def ingest(ctx: Context, file: BinaryIO, batch_size: int, origin: str) -> None:
+    """Ingest NDJSON events from FILE (or - for standard input).
+
+    Valid lines are stored even when others are rejected; every line is accounted for.
+    Exits 1 when any line was rejected, after storing the rest.
+    """
+    if not origin or len(origin) > 64 or not origin.isprintable():
+        raise click.BadParameter("1 to 64 printable characters", param_hint="--origin")
+    size = _size(file)
+    with ctx.engine(create=True) as engine:
+        if size >= PROGRESS_FROM_BYTES and not ctx.as_json and ctx.err.is_terminal:
+            report = _with_progress(ctx, engine, file, origin, batch_size, size)
+        else:
+            report = ingest_ndjson(engine, file, origin, batch_size)
+    if ctx.as_json:
+        ctx.emit(ingest_document(report))
+    else:
+        _print(ctx, report)
+    if report.rejected:
+        if not ctx.as_json:
+            ctx.err.print(
+                Text(
+                    f"{report.rejected} line(s) rejected; the other lines were stored. "
+                    "Fix the lines named above and ingest them again.",
+                    style="yellow",
+                )
+            )
+        sys.exit(1)
+
+
+def _size(file: BinaryIO) -> int:
+    try:
+        return os.fstat(file.fileno()).st_size
+    except (OSError, ValueError):
+        return 0
+
+
+def _with_progress(
+    ctx: Context, engine: EventStore, file: BinaryIO, origin: str, batch_size: int, size: int
+) -> IngestReport:
+    columns = (
+        TextColumn("ingesting"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[summary]}"),
+    )
+    with Progress(*columns, console=ctx.err, transient=True) as progress:
+        task = progress.add_task("ingest", total=size, summary="")
+
+        def advance(report: IngestReport) -> None:
+            progress.update(
+                task,
+                completed=file.tell(),
+                summary=(
+                    f"{report.accepted} accepted · {report.duplicate} duplicate · "
+                    f"{report.rejected} rejected"
+                ),
+            )
+
+        return ingest_ndjson(engine, file, origin, batch_size, on_batch=advance)
+
+
+def _print(ctx: Context, report: IngestReport) -> None:
+    table = Table(title=f"ingested {report.lines} line(s) in {report.batches} batch(es)")
+    for name in ("accepted", "duplicate", "rejected"):
+        table.add_column(name, justify="right")
+    table.add_row(str(report.accepted), str(report.duplicate), str(report.rejected))
+    ctx.out.print(table)
+    if report.rejections:
+        reasons = Table(title="rejected lines", title_justify="left")
+        for name in ("line", "code", "field", "reason"):
+            reasons.add_column(name)
+        for item in report.rejections[:SHOWN_REJECTIONS]:
+            r = item.rejection
+            reasons.add_row(
+                str(item.line),
+                r.code,
+                Text(inert(r.field or "-")),
+                Text(inert(r.message, limit=200)),
+            )
+        ctx.out.print(reasons)
+        hidden = report.rejected - min(len(report.rejections), SHOWN_REJECTIONS)
+        if hidden:
+            ctx.out.print(Text(f"… and {hidden} more; --json lists up to 1000 with reasons"))
+
+
+COMMANDS = [ingest]

@@ -1,0 +1,46 @@
+"""`pik`: the scriptable command line of the Pipeline Investigation Kit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from pik import __version__
+from pik.cli import admin, ingest, queries
+from pik.cli.context import Context, default_store
+
+STORE_HELP = (
+    f"Store directory. Defaults to $PIK_STORE, else the user data directory ({default_store()})."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store",
+    "store",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PIK_STORE",
+    default=default_store,
+    show_default=False,
+    help=STORE_HELP,
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.")
+@click.version_option(__version__, prog_name="pik")
+@click.pass_context
+def cli(ctx: click.Context, store: Path, as_json: bool) -> None:
+    """Investigate a data pipeline's events: capture once, look up by entity and time.
+
+    Every query command takes --json (before or after the command name) for scripts.
+    """
+    ctx.obj = Context(store, as_json, Console(), Console(stderr=True))
+
+
+for module in (ingest, queries, admin):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="pik")

@@ -1,0 +1,277 @@
+"""Query commands: timeline, event, coverage, rates, entities."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from pik.cli.context import Context, pass_context, time_option
+from pik.cli.documents import (
+    coverage_document,
+    entities_document,
+    event_document,
+    rates_document,
+    timeline_document,
+)
+from pik.cli.options import json_option
+from pik.domain.envelope import parse_event_id
+from pik.domain.instants import US_PER_DAY, US_PER_HOUR, format_instant, now_us
+from pik.domain.lag import LAG_LABELS
+from pik.services import query
+from pik.textsafe import inert
+
+END_OF_TIME = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+SHOWN_PAYLOAD_CHARS = 20_000
+
+
+def _range(start: str | None, end: str | None, default_span: int | None) -> tuple[int, int]:
+    end_us = time_option(end, "--to")
+    start_us = time_option(start, "--from")
+    if end_us is None:
+        end_us = now_us() + US_PER_DAY if default_span else END_OF_TIME
+    if start_us is None:
+        start_us = end_us - default_span if default_span else 0
+    if start_us >= end_us:
+        raise click.BadParameter("--from must be before --to", param_hint="--from")
+    return start_us, end_us
+
+
+def _cell(value: str) -> Text:
+    return Text(inert(value, limit=120))
+
+
+@click.command()
+@click.argument("entity")
+@click.option("--from", "start", metavar="T", help="Start of event time, inclusive.")
+@click.option("--to", "end", metavar="T", help="End of event time, exclusive.")
+@click.option("--limit", type=click.IntRange(1, query.MAX_PAGE), default=100, show_default=True)
+@click.option("--cursor", help="A `next` or `prev` value from a previous page.")
+@json_option
+@pass_context
+def timeline(
+    ctx: Context, entity: str, start: str | None, end: str | None, limit: int, cursor: str | None
+) -> None:
+    """Events of ENTITY in event-time order, one page at a time.
+
+    Times are ISO-8601 with Z or an offset, a date, `now`, or relative like -2h, -7d.
+    """
+    start_us, end_us = _range(start, end, None)
+    with ctx.engine() as engine:
+        try:
+            page = query.timeline_page(engine, entity, start_us, end_us, limit, cursor)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cursor") from None
+    if ctx.as_json:
+        ctx.emit(timeline_document(entity, start_us, end_us, page))
+        return
+    table = Table(title=Text(f"timeline of {inert(entity, limit=80)}"))
+    for name in ("event time", "source", "type", "lag", "dups", "event id"):
+        table.add_column(name, justify="right" if name in ("lag", "dups") else "left")
+    for r in page.events:
+        table.add_row(
+            format_instant(r.event_time_us),
+            _cell(r.source),
+            _cell(r.event_type),
+            _lag(r.lag_ms),
+            str(r.duplicate_count),
+            r.event_id.hex(),
+        )
+    ctx.out.print(table)
+    if not page.events:
+        ctx.out.print("no events in that range; `pik entities` lists known entities")
+    for label, token in (("prev", page.prev), ("next", page.next)):
+        if token:
+            ctx.out.print(f"{label}: --cursor {token}")
+
+
+def _lag(lag_ms: int) -> str:
+    seconds = lag_ms / 1000
+    if abs(seconds) < 120:
+        return f"{seconds:.1f}s"
+    if abs(seconds) < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+@click.command()
+@click.argument("event_id")
+@json_option
+@pass_context
+def event(ctx: Context, event_id: str) -> None:
+    """One event: its envelope and payload, re-verified against its sha256 now."""
+    try:
+        key = parse_event_id(event_id)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="EVENT_ID") from None
+    with ctx.engine() as engine:
+        detail = query.event_detail(engine, key)
+    if detail is None:
+        raise click.ClickException(
+            f"no event {key.hex()} in this store; find ids with `pik timeline ENTITY`"
+        )
+    document = event_document(detail)
+    if ctx.as_json:
+        ctx.emit(document)
+    else:
+        table = Table(show_header=False, title=f"event {key.hex()}")
+        table.add_column(style="bold")
+        table.add_column()
+        for name, value in document.items():
+            if name in ("payload", "raw", "attempts"):
+                continue
+            table.add_row(name, _cell(json.dumps(value) if isinstance(value, dict) else str(value)))
+        ctx.out.print(table)
+        for attempt in document["attempts"]:
+            ctx.out.print(
+                Text(
+                    inert(
+                        f"{attempt['kind']} x{attempt['count']} via {attempt['origin']} "
+                        f"({attempt['first_seen']} … {attempt['last_seen']})"
+                    )
+                )
+            )
+        payload = json.dumps(document["payload"], indent=2, ensure_ascii=False)
+        ctx.out.print(Text(inert(payload, keep_newlines=True, limit=SHOWN_PAYLOAD_CHARS)))
+    if not detail.verified:
+        raise click.ClickException(
+            "the stored bytes do not match the sha256 recorded at ingest; run `pik verify`"
+        )
+
+
+@click.command()
+@click.option("--from", "start", metavar="T", help="Start of event time (default: 7 days ago).")
+@click.option("--to", "end", metavar="T", help="End of event time, exclusive (default: now).")
+@click.option(
+    "--by", "granularity", type=click.Choice(["hour", "day"]), default="day", show_default=True
+)
+@click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable).")
+@click.option("--source", help="Only events of this source.")
+@json_option
+@pass_context
+def coverage(
+    ctx: Context,
+    start: str | None,
+    end: str | None,
+    granularity: str,
+    entities: tuple[str, ...],
+    source: str | None,
+) -> None:
+    """Events per entity per hour or day, and the gaps: empty windows between busy ones."""
+    start_us, end_us = _range(start, end, 7 * US_PER_DAY)
+    with ctx.engine() as engine:
+        report = query.coverage_report(
+            engine, start_us, end_us, granularity, list(entities) or None, source
+        )
+    if ctx.as_json:
+        ctx.emit(coverage_document(start_us, end_us, report))
+        return
+    step = US_PER_HOUR if granularity == "hour" else US_PER_DAY
+    by_entity: dict[str, dict[int, int]] = {}
+    for w in report.windows:
+        by_entity.setdefault(w.entity_id, {})[w.window_start_us] = w.count
+    gaps = {(g.entity_id, g.window_start_us) for g in report.gaps}
+    table = Table(title=f"coverage by {granularity} ({len(report.gaps)} gap(s))")
+    table.add_column("entity")
+    table.add_column("windows", justify="right")
+    table.add_column("events", justify="right")
+    table.add_column("gaps")
+    for entity_id, counts in by_entity.items():
+        missing = sorted(ws for (e, ws) in gaps if e == entity_id)
+        shown = ", ".join(
+            format_instant(ws)[: 13 if step == US_PER_HOUR else 10] for ws in missing[:5]
+        )
+        table.add_row(
+            _cell(entity_id),
+            str(len(counts)),
+            str(sum(counts.values())),
+            shown + (f" … +{len(missing) - 5}" if len(missing) > 5 else ""),
+        )
+    ctx.out.print(table)
+
+
+@click.command()
+@click.option("--since", "start", metavar="T", help="From this ingest minute (default: -1h).")
+@click.option("--until", "end", metavar="T", help="Up to this ingest minute, exclusive.")
+@click.option("--source", help="Only this source.")
+@json_option
+@pass_context
+def rates(ctx: Context, start: str | None, end: str | None, source: str | None) -> None:
+    """Ingest counters per minute per source: accepted, duplicate, rejected, late."""
+    end_us = time_option(end, "--until") or now_us() + 60_000_000
+    start_us = time_option(start, "--since") or end_us - US_PER_HOUR - 60_000_000
+    with ctx.engine() as engine:
+        report = query.rates_report(engine, start_us, end_us, source)
+        late_after_ms = engine.limits.late_after_us // 1000
+    if ctx.as_json:
+        ctx.emit(rates_document(start_us, end_us, late_after_ms, report))
+        return
+    table = Table(title=f"ingest per minute (late = lag over {late_after_ms // 1000}s)")
+    for name in ("minute", "source", "accepted", "duplicate", "rejected", "late", "lag p50"):
+        table.add_column(name, justify="left" if name in ("minute", "source") else "right")
+    for row in report.rows:
+        table.add_row(
+            format_instant(row.minute_us)[:16] + "Z",
+            _cell(row.source),
+            str(row.accepted),
+            str(row.duplicate),
+            str(row.rejected),
+            str(row.late),
+            _median_bucket(row.lag),
+        )
+    ctx.out.print(table)
+    if report.reasons:
+        reasons = Table(title="rejections by reason")
+        for name in ("source", "code", "count"):
+            reasons.add_column(name)
+        for src, code, count in report.reasons:
+            reasons.add_row(_cell(src), code, str(count))
+        ctx.out.print(reasons)
+
+
+def _median_bucket(lag: tuple[int, ...]) -> str:
+    total = sum(lag)
+    if not total:
+        return "-"
+    running = 0
+    for label, count in zip(LAG_LABELS, lag, strict=True):
+        running += count
+        if running * 2 >= total:
+            return label
+    return LAG_LABELS[-1]
+
+
+@click.command()
+@click.argument("prefix", default="")
+@click.option("--source", help="Only entities with events from this source.")
+@click.option("--limit", type=click.IntRange(1, query.MAX_PAGE), default=100, show_default=True)
+@click.option("--after", help="Continue after this entity id (the `next` of a previous page).")
+@json_option
+@pass_context
+def entities(ctx: Context, prefix: str, source: str | None, limit: int, after: str | None) -> None:
+    """Entities whose id starts with PREFIX, with their event counts and time span."""
+    with ctx.engine() as engine:
+        rows = query.list_entities(engine, prefix, source, limit, after)
+    document = entities_document(rows, limit)
+    if ctx.as_json:
+        ctx.emit(document)
+        return
+    table = Table(title=f"{len(rows)} entit{'y' if len(rows) == 1 else 'ies'}")
+    for name in ("entity", "sources", "events", "first event", "last event"):
+        table.add_column(name, justify="right" if name == "events" else "left")
+    for r in rows:
+        table.add_row(
+            _cell(r.entity_id),
+            _cell(" ".join(r.sources)),
+            str(r.count),
+            format_instant(r.first_event_us),
+            format_instant(r.last_event_us),
+        )
+    ctx.out.print(table)
+    if document["next"]:
+        ctx.out.print(Text(f"more: --after {inert(document['next'])}"))
+
+
+COMMANDS = [timeline, event, coverage, rates, entities]

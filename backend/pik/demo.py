@@ -1,0 +1,108 @@
+"""A deterministic demo data set: an incident worth investigating, built in seconds.
+
+Three sources feed orders, payments and shipments for 60 customers over the last three
+days. Planted in it: late arrivals, retried (duplicate) deliveries, a producer that sent
+malformed lines, an idempotency key reused with other content, and a customer whose
+events stop for six hours (a gap).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+
+from pik.domain.instants import US_PER_HOUR, US_PER_MINUTE, floor_to, format_instant, now_us
+
+SOURCES = {
+    "checkout": ("order.created", "order.updated", "cart.abandoned"),
+    "payments": ("payment.authorized", "payment.captured", "payment.refunded"),
+    "warehouse": ("shipment.packed", "shipment.sent"),
+}
+CUSTOMERS = 60
+HOURS = 72
+GAP_ENTITY = "customer-0007"
+GAP_HOURS = range(30, 36)
+
+
+def _envelope(
+    source: str,
+    event_type: str,
+    entity: str,
+    at_us: int,
+    payload: dict[str, object],
+    key: str | None = None,
+) -> bytes:
+    document: dict[str, object] = {
+        "source": source,
+        "event_type": event_type,
+        "entity_id": entity,
+        "event_time": format_instant(at_us),
+        "payload": payload,
+    }
+    if key:
+        document["idempotency_key"] = key
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def demo_lines(seed: int = 7, end_us: int | None = None) -> Iterator[bytes]:
+    """NDJSON lines of the demo, in the order a producer would have sent them."""
+    rng = random.Random(seed)
+    end = floor_to(end_us if end_us is not None else now_us(), US_PER_MINUTE)
+    start = end - HOURS * US_PER_HOUR
+    sent: list[bytes] = []
+    for hour in range(HOURS):
+        for customer in range(1, CUSTOMERS + 1):
+            entity = f"customer-{customer:04d}"
+            if entity == GAP_ENTITY and hour in GAP_HOURS:
+                continue
+            for _ in range(rng.randint(1, 3)):
+                source = rng.choice(list(SOURCES))
+                at = start + hour * US_PER_HOUR + rng.randrange(US_PER_HOUR)
+                payload = {
+                    "amount_cents": rng.randint(100, 90_000),
+                    "currency": "EUR",
+                    "region": rng.choice(["eu-west", "eu-central", "us-east"]),
+                }
+                line = _envelope(source, rng.choice(SOURCES[source]), entity, at, payload)
+                sent.append(line)
+                yield line
+                if rng.random() < 0.03:  # an at-least-once producer retrying
+                    yield line
+        if hour % 12 == 5:
+            yield b'{"source": "checkout", "event_type": "order.created", "entity_id": '
+            yield b'{"source": "payments", "event_type": "payment.captured"}'
+            yield (
+                b'{"source":"warehouse","event_type":"shipment.sent","entity_id":"../etc",'
+                b'"event_time":"2026-01-01T00:00:00Z","payload":{}}'
+            )
+    # A payment provider replays yesterday's batch: late duplicates.
+    yield from sent[len(sent) // 3 : len(sent) // 3 + 40]
+    # Late stragglers: events that happened hours ago and arrive only now.
+    for customer in range(1, 11):
+        at = end - rng.randint(3, 20) * US_PER_HOUR
+        yield _envelope(
+            "payments",
+            "payment.captured",
+            f"customer-{customer:04d}",
+            at,
+            {"amount_cents": 1_000 * customer, "currency": "EUR", "late": True},
+        )
+    # An idempotency key reused with different content: a conflict to explain.
+    at = end - 2 * US_PER_HOUR
+    yield _envelope(
+        "checkout",
+        "order.created",
+        "customer-0042",
+        at,
+        {"amount_cents": 4_200, "currency": "EUR"},
+        key="order-42",
+    )
+    yield _envelope(
+        "checkout",
+        "order.created",
+        "customer-0042",
+        at,
+        {"amount_cents": 4_999, "currency": "EUR"},
+        key="order-42",
+    )
