@@ -8,11 +8,18 @@ events stop for six hours (a gap).
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from collections.abc import Iterator
+from pathlib import Path
+
+import platformdirs
 
 from pik.domain.instants import US_PER_HOUR, US_PER_MINUTE, floor_to, format_instant, now_us
+from pik.engines.local import LocalEngine
+from pik.engines.local.layout import Layout
+from pik.services.ingest import ingest_ndjson
 
 SOURCES = {
     "checkout": ("order.created", "order.updated", "cart.abandoned"),
@@ -106,3 +113,39 @@ def demo_lines(seed: int = 7, end_us: int | None = None) -> Iterator[bytes]:
         {"amount_cents": 4_999, "currency": "EUR"},
         key="order-42",
     )
+
+
+def demo_store() -> Path:
+    return Path(platformdirs.user_data_dir("pik", appauthor=False)) / "demo"
+
+
+def build_demo(path: Path, reset: bool = False) -> bool:
+    """Create the demo store at ``path`` unless it exists; returns whether it was built."""
+    layout = Layout(path)
+    if reset and layout.meta.exists():
+        _remove_store(layout)
+    if layout.meta.exists():
+        return False
+    engine = LocalEngine(path, create=True)
+    try:
+        stream = io.BytesIO(b"\n".join(demo_lines()) + b"\n")
+        ingest_ndjson(engine, stream, origin="demo")
+    finally:
+        engine.close()
+    return True
+
+
+def _remove_store(layout: Layout) -> None:
+    # Only the demo store is ever removed, and only files this engine names itself.
+    for segment_id in layout.segment_ids():
+        layout.segment(segment_id).unlink()
+    for path in (
+        layout.index,
+        Path(f"{layout.index}-wal"),
+        Path(f"{layout.index}-shm"),
+        layout.lock,
+        layout.meta,
+    ):
+        path.unlink(missing_ok=True)
+    layout.segments.rmdir()
+    layout.root.rmdir()

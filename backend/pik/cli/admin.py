@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
 import click
-import platformdirs
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
@@ -15,12 +13,10 @@ from rich.text import Text
 from pik.cli.context import Context, pass_context
 from pik.cli.documents import verify_document
 from pik.cli.options import json_option
-from pik.demo import demo_lines
-from pik.engines.local import LocalEngine
+from pik.demo import build_demo, demo_store
 from pik.engines.local.engine import reindex as rebuild_index
-from pik.engines.local.layout import Layout, StoreError
+from pik.engines.local.layout import StoreError
 from pik.ports import Progress as ProgressCallback
-from pik.services.ingest import ingest_ndjson
 from pik.textsafe import inert
 
 
@@ -99,42 +95,6 @@ def reindex(ctx: Context) -> None:
         ctx.out.print(
             f"index rebuilt: {counts['events']} event(s), {counts['entities']} entit(ies)"
         )
-
-
-def demo_store() -> Path:
-    return Path(platformdirs.user_data_dir("pik", appauthor=False)) / "demo"
-
-
-def build_demo(path: Path, reset: bool = False) -> bool:
-    """Create the demo store at ``path`` unless it exists; returns whether it was built."""
-    layout = Layout(path)
-    if reset and layout.meta.exists():
-        _remove_store(layout)
-    if layout.meta.exists():
-        return False
-    engine = LocalEngine(path, create=True)
-    try:
-        stream = io.BytesIO(b"\n".join(demo_lines()) + b"\n")
-        ingest_ndjson(engine, stream, origin="demo")
-    finally:
-        engine.close()
-    return True
-
-
-def _remove_store(layout: Layout) -> None:
-    # Only the demo store is ever removed, and only files this engine names itself.
-    for segment_id in layout.segment_ids():
-        layout.segment(segment_id).unlink()
-    for path in (
-        layout.index,
-        Path(f"{layout.index}-wal"),
-        Path(f"{layout.index}-shm"),
-        layout.lock,
-        layout.meta,
-    ):
-        path.unlink(missing_ok=True)
-    layout.segments.rmdir()
-    layout.root.rmdir()
 
 
 @click.command()
