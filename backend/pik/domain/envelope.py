@@ -170,13 +170,13 @@ def _canonical(value: Any) -> bytes:
         return json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode("utf-8")
-    except ValueError:
-        raise RejectedError(
-            "number_out_of_range", "payload", "a number is too large to represent"
-        ) from None
     except UnicodeEncodeError:
         raise RejectedError(
             "lone_surrogate", None, "a string holds an unpaired UTF-16 surrogate escape"
+        ) from None
+    except ValueError:
+        raise RejectedError(
+            "number_out_of_range", "payload", "payload holds a number beyond the float range"
         ) from None
 
 

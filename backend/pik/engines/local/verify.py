@@ -104,12 +104,15 @@ def verify_store(
         if row.committed_end and not data.startswith(frames.SEGMENT_MAGIC):
             problems.append(Problem("segment_header", "the segment magic is damaged", name, 0))
         raw_frames: dict[int, int] = {}
+        broken_at = len(data)
         for item in frames.scan(data, start, min(len(data), row.committed_end)):
             if isinstance(item, int):
+                broken_at = item
                 problems.append(
                     Problem(
                         "frame_corrupt",
-                        "a frame inside the acknowledged range fails its length or checksum",
+                        "a frame inside the acknowledged range fails its length "
+                        "or checksum; nothing from here on in this segment can be trusted",
                         name,
                         item,
                     )
@@ -121,21 +124,22 @@ def verify_store(
         while pending is not None and pending[1] == row.segment_id:
             event_id, _, offset, length, digest = pending
             events += 1
-            if raw_frames.pop(offset, None) != offset + length:
+            framed = raw_frames.pop(offset, None) == offset + length
+            if hashlib.sha256(data[offset : offset + length]).digest() != digest:
                 problems.append(
                     Problem(
-                        "event_location_invalid",
-                        "the index points where no stored event starts",
+                        "event_hash_mismatch",
+                        "the stored bytes no longer hash to the indexed sha256",
                         name,
                         offset,
                         event_id,
                     )
                 )
-            elif hashlib.sha256(data[offset : offset + length]).digest() != digest:
+            elif not framed and offset < broken_at:
                 problems.append(
                     Problem(
-                        "event_hash_mismatch",
-                        "the stored bytes no longer hash to the indexed sha256",
+                        "event_location_invalid",
+                        "the index points where no stored event starts",
                         name,
                         offset,
                         event_id,

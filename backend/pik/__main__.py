@@ -1,0 +1,5 @@
+"""`python -m pik` is the `pik` command."""
+
+from pik.cli.main import main
+
+main()

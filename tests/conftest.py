@@ -1,0 +1,67 @@
+"""Shared fixtures: a real local store in a temporary directory, and event builders."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pik.engines.local import LocalEngine
+
+EventFactory = Callable[..., bytes]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow fault-injection and scale tests run only with PIK_SLOW=1 (CI runs a bounded set)."""
+    if os.environ.get("PIK_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow; run with PIK_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def engine(store_path: Path) -> Iterator[LocalEngine]:
+    store = LocalEngine(store_path)
+    yield store
+    store.close()
+
+
+def envelope(
+    entity_id: str = "customer-1",
+    event_time: str = "2026-11-01T10:00:00Z",
+    payload: Any = None,
+    source: str = "checkout",
+    event_type: str = "order.created",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "source": source,
+        "event_type": event_type,
+        "entity_id": entity_id,
+        "event_time": event_time,
+        "payload": {"amount": 1} if payload is None else payload,
+        **extra,
+    }
+
+
+def encode(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+@pytest.fixture
+def make_event() -> EventFactory:
+    def build(**fields: Any) -> bytes:
+        return encode(envelope(**fields))
+
+    return build

@@ -1,0 +1,193 @@
+"""Several processes, and processes killed with SIGKILL: nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pik.domain.envelope import Event, prepare
+from pik.domain.limits import DEFAULT_LIMITS
+from pik.engines.local import LocalEngine
+from pik.faults import CRASH_POINTS
+from pik.services.ingest import ingest_batch
+
+MakeEvent = Callable[..., bytes]
+PIK = [sys.executable, "-m", "pik"]
+
+
+def lines(start: int, stop: int) -> bytes:
+    return b"".join(
+        json.dumps(
+            {
+                "source": "load",
+                "event_type": "tick",
+                "entity_id": f"e{n % 50}",
+                "event_time": f"2026-11-01T{n % 24:02d}:00:00Z",
+                "payload": {"n": n},
+            }
+        ).encode()
+        + b"\n"
+        for n in range(start, stop)
+    )
+
+
+def test_four_processes_ingest_overlapping_batches(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    files = []
+    for worker in range(4):  # worker w sends events [300w, 300w + 1000): heavy overlap
+        path = tmp_path / f"w{worker}.ndjson"
+        path.write_bytes(lines(300 * worker, 300 * worker + 1000))
+        files.append(path)
+    procs = [
+        subprocess.Popen(
+            [*PIK, "--store", str(store), "ingest", str(f), "--json", "--batch-size", "100"],
+            stdout=subprocess.PIPE,
+        )
+        for f in files
+    ]
+    reports = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    unique = 300 * 3 + 1000
+    assert sum(r["accepted"] for r in reports) == unique
+    assert sum(r["duplicate"] for r in reports) == 4000 - unique
+    engine = LocalEngine(store)
+    try:
+        counts = engine.counts()
+        assert (counts["events"], counts["accepted"], counts["duplicate"]) == (
+            unique,
+            unique,
+            4000 - unique,
+        )
+        assert engine.verify().ok
+    finally:
+        engine.close()
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from pik.engines.local import LocalEngine
+    from pik.services.ingest import ingest_batch
+    store, batch_file, acks = sys.argv[1], sys.argv[2], sys.argv[3]
+    lines = Path(batch_file).read_bytes().splitlines()
+    engine = LocalEngine(Path(store))
+    with open(acks, "a") as ack:
+        for start in range(0, len(lines), int(sys.argv[4])):
+            outcomes = ingest_batch(engine, lines[start:start + int(sys.argv[4])], "child")
+            ack.write("".join(o.event_id.hex() + "\\n" for o in outcomes))
+            ack.flush()
+    """
+)
+
+
+def run_child(
+    store: Path, batch: Path, acks: Path, batch_size: int, crash_point: str | None = None
+) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.pop("PIK_CRASH_POINT", None)
+    if crash_point:
+        env["PIK_CRASH_POINT"] = crash_point
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(store), str(batch), str(acks), str(batch_size)], env=env
+    )
+
+
+def check_store(store: Path, acked: set[str]) -> int:
+    """Every acknowledged event has exactly one index entry with raw bytes that hash right."""
+    engine = LocalEngine(store)
+    try:
+        engine.reconcile()
+        report = engine.verify()
+        assert report.ok, report.problems
+        assert all(p.severity == "warning" for p in report.problems)
+        for hex_id in acked:
+            record = engine.event(bytes.fromhex(hex_id))
+            assert record is not None, f"acknowledged event {hex_id} lost"
+        return engine.counts()["events"]
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_crash_at_each_point_then_retry_stores_once(tmp_path: Path, point: str) -> None:
+    store, batch, acks = tmp_path / "store", tmp_path / "batch.ndjson", tmp_path / "acks"
+    batch.write_bytes(lines(0, 200))
+    LocalEngine(store).close()
+    child = run_child(store, batch, acks, 200, crash_point=point)
+    assert child.wait(timeout=60) == -signal.SIGKILL
+    assert not acks.exists() or acks.read_text() == "", "nothing was acknowledged"
+    check_store(store, set())
+    engine = LocalEngine(store)
+    try:
+        outcomes = ingest_batch(engine, batch.read_bytes().splitlines(), "retry")
+        expected = [
+            prepare(line, 2**62, DEFAULT_LIMITS) for line in batch.read_bytes().splitlines()
+        ]
+        assert [o.event_id for o in outcomes] == [
+            e.event_id for e in expected if isinstance(e, Event)
+        ]
+        assert {o.status.value for o in outcomes} <= {"accepted", "duplicate"}
+        assert engine.counts()["events"] == 200
+        assert engine.verify().ok
+    finally:
+        engine.close()
+
+
+def kill_at_random(tmp_path: Path, kills: int, seed: int) -> None:
+    rng = random.Random(seed)
+    store, acks = tmp_path / "store", tmp_path / "acks"
+    LocalEngine(store).close()
+    acked: set[str] = set()
+    for run in range(kills):
+        batch = tmp_path / f"batch{run}.ndjson"
+        batch.write_bytes(lines(run * 100_000, run * 100_000 + 3_000))
+        child = run_child(store, batch, acks, rng.choice([1, 10, 100, 500]))
+        time.sleep(rng.uniform(0.15, 0.6))
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+        if acks.exists():
+            acked |= {line for line in acks.read_text().splitlines() if len(line) == 32}
+        check_store(store, acked)
+    assert acked, "the children acknowledged events before they were killed"
+
+
+def test_twenty_kill_9s_at_random_points_lose_nothing(tmp_path: Path) -> None:
+    kill_at_random(tmp_path, kills=20, seed=20261127)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_a_hundred_kill_9s_lose_nothing(tmp_path: Path, seed: int) -> None:
+    kill_at_random(tmp_path, kills=100, seed=seed)
+
+
+def test_cli_reports_rejections_and_exits_1(tmp_path: Path) -> None:
+    data = tmp_path / "mixed.ndjson"
+    data.write_bytes(lines(0, 3) + b"{broken\n\n" + lines(3, 5))
+    done = subprocess.run(
+        [*PIK, "--store", str(tmp_path / "s"), "ingest", str(data), "--json"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert (report["accepted"], report["rejected"], report["lines"]) == (5, 1, 6)
+    assert report["rejections"] == [
+        {
+            "line": 4,
+            "code": "invalid_json",
+            "field": None,
+            "message": report["rejections"][0]["message"],
+        }
+    ]

@@ -1,0 +1,138 @@
+"""The access patterns: timeline paging, coverage and gaps, rates, entity discovery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from pik.domain.instants import US_PER_HOUR, parse_instant
+from pik.engines.local import LocalEngine
+from pik.services.ingest import ingest_batch
+from pik.services.query import (
+    coverage_report,
+    list_entities,
+    rates_report,
+    timeline_page,
+)
+
+MakeEvent = Callable[..., bytes]
+T0 = parse_instant("2026-11-01T00:00:00Z")
+
+
+def at(text: str) -> int:
+    return parse_instant(text)
+
+
+@pytest.fixture
+def timeline_store(engine: LocalEngine, make_event: MakeEvent) -> LocalEngine:
+    times = [f"2026-11-01T10:00:{s:02d}.{f}Z" for s in range(10) for f in ("0", "5")]
+    ingest_batch(
+        engine,
+        [make_event(entity_id="u1", event_time=t, payload={"t": t}) for t in reversed(times)],
+        "a",
+    )
+    ingest_batch(engine, [make_event(entity_id="u2", event_time=times[0])], "a")
+    return engine
+
+
+def test_timeline_is_in_event_time_order_and_pages_both_ways(timeline_store: LocalEngine) -> None:
+    end = at("2026-11-02T00:00:00Z")
+    pages = []
+    page = timeline_page(timeline_store, "u1", 0, end, limit=6)
+    assert page.prev is None
+    while True:
+        pages.append(page)
+        if page.next is None:
+            break
+        page = timeline_page(timeline_store, "u1", 0, end, limit=6, cursor=page.next)
+    times = [e.event_time_us for p in pages for e in p.events]
+    assert len(times) == 20 and times == sorted(times)
+    assert [len(p.events) for p in pages] == [6, 6, 6, 2]
+    back = timeline_page(timeline_store, "u1", 0, end, limit=6, cursor=pages[-1].prev)
+    assert [e.event_id for e in back.events] == [e.event_id for e in pages[-2].events]
+    assert back.next is not None and back.prev is not None
+    first = timeline_page(timeline_store, "u1", 0, end, limit=6, cursor=pages[1].prev)
+    assert [e.event_id for e in first.events] == [e.event_id for e in pages[0].events]
+    assert first.prev is None
+
+
+def test_timeline_window_is_start_inclusive_end_exclusive(timeline_store: LocalEngine) -> None:
+    start, end = at("2026-11-01T10:00:02Z"), at("2026-11-01T10:00:04Z")
+    page = timeline_page(timeline_store, "u1", start, end, limit=100)
+    assert [e.event_time_us for e in page.events] == [
+        at("2026-11-01T10:00:02Z"),
+        at("2026-11-01T10:00:02.5Z"),
+        at("2026-11-01T10:00:03Z"),
+        at("2026-11-01T10:00:03.5Z"),
+    ]
+
+
+def test_bad_cursor_and_limit_are_refused(timeline_store: LocalEngine) -> None:
+    with pytest.raises(ValueError, match="cursor"):
+        timeline_page(timeline_store, "u1", 0, 2**62, cursor="garbage!")
+    with pytest.raises(ValueError, match="limit"):
+        timeline_page(timeline_store, "u1", 0, 2**62, limit=0)
+
+
+def test_coverage_counts_windows_and_finds_gaps(engine: LocalEngine, make_event: MakeEvent) -> None:
+    hours = [0, 1, 2, 6, 7]  # nothing at hours 3-5
+    events = [
+        make_event(
+            entity_id="busy", event_time=f"2026-11-01T{h:02d}:30:00Z", payload={"h": h, "n": n}
+        )
+        for h in hours
+        for n in range(2)
+    ]
+    events.append(
+        make_event(entity_id="quiet", event_time="2026-11-01T04:00:00Z", source="payments")
+    )
+    ingest_batch(engine, events, "a")
+    report = coverage_report(engine, T0, T0 + 24 * US_PER_HOUR, "hour")
+    busy = [
+        (w.window_start_us - T0) // US_PER_HOUR for w in report.windows if w.entity_id == "busy"
+    ]
+    assert busy == hours
+    assert all(w.count == 2 for w in report.windows if w.entity_id == "busy")
+    assert [(g.entity_id, (g.window_start_us - T0) // US_PER_HOUR) for g in report.gaps] == [
+        ("busy", 3),
+        ("busy", 4),
+        ("busy", 5),
+    ]
+    by_day = coverage_report(engine, T0, T0 + 24 * US_PER_HOUR, "day")
+    assert [(w.entity_id, w.count) for w in by_day.windows] == [("busy", 10), ("quiet", 1)]
+    only_payments = coverage_report(engine, T0, T0 + 24 * US_PER_HOUR, "day", source="payments")
+    assert [(w.entity_id, w.count) for w in only_payments.windows] == [("quiet", 1)]
+    just_quiet = coverage_report(engine, T0, T0 + 24 * US_PER_HOUR, "hour", ["quiet"])
+    assert [w.entity_id for w in just_quiet.windows] == ["quiet"] and not just_quiet.gaps
+
+
+def test_rates_count_per_minute_per_source(engine: LocalEngine, make_event: MakeEvent) -> None:
+    late = make_event(entity_id="a", event_time="2026-11-01T00:00:00Z")
+    ingest_batch(engine, [late, late, b"{bad", make_event(source="payments")], "a")
+    report = rates_report(engine, 0, 2**62)
+    rows = {r.source: r for r in report.rows}
+    assert (rows["checkout"].accepted, rows["checkout"].duplicate, rows["checkout"].late) == (
+        1,
+        1,
+        1,
+    )
+    assert rows["payments"].accepted == 1
+    assert rows["(unknown)"].rejected == 1
+    assert sum(rows["checkout"].lag) == 1 and rows["checkout"].lag[-1] == 1
+    assert report.reasons == [("(unknown)", "invalid_json", 1)]
+
+
+def test_entities_list_prefix_and_page(engine: LocalEngine, make_event: MakeEvent) -> None:
+    ids = ["acct:1", "acct:2", "acct:3", "user:1", "user:10"]
+    ingest_batch(engine, [make_event(entity_id=i) for i in ids], "a")
+    ingest_batch(engine, [make_event(entity_id="acct:1", source="payments")], "a")
+    assert [e.entity_id for e in list_entities(engine, "user:1")] == ["user:1", "user:10"]
+    first = list_entities(engine, "acct:", limit=2)
+    assert [(e.entity_id, e.sources, e.count) for e in first] == [
+        ("acct:1", ("checkout", "payments"), 2),
+        ("acct:2", ("checkout",), 1),
+    ]
+    rest = list_entities(engine, "acct:", limit=2, after=first[-1].entity_id)
+    assert [e.entity_id for e in rest] == ["acct:3"]
+    assert [e.entity_id for e in list_entities(engine, source="payments")] == ["acct:1"]
