@@ -72,6 +72,13 @@ CORPUS: list[tuple[str, bytes, str, str | None]] = [
     ("65-deep nesting", raw_with("payload", "[" * 64 + "]" * 64), "nesting_too_deep", None),
     ("duplicate top-level key", doc()[:-1] + b',"source":"other"}', "duplicate_key", None),
     ("duplicate key in payload", raw_with("payload", '{"a": 1, "a": 2}'), "duplicate_key", None),
+    ("duplicate key with spaces", raw_with("payload", '{"a" : 1, "a":2}'), "duplicate_key", None),
+    (
+        "duplicate key hidden by text",
+        raw_with("payload", '{"a": 1, "a": "\\": x"}'),
+        "duplicate_key",
+        None,
+    ),
     (
         "too large",
         raw_with("payload", '{"x": "' + "a" * DEFAULT_LIMITS.max_event_bytes + '"}'),

@@ -15,7 +15,6 @@ The raw bytes are kept exactly as received; everything else is derived from them
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from pik.domain.instants import TimeFormatError, format_instant, parse_instant
 from pik.domain.limits import Limits
 from pik.domain.rejection import RejectedError, Rejection
+from pik.domain.strictjson import canonical, decode
 
 FIELDS = ("source", "event_type", "entity_id", "event_time", "payload", "idempotency_key")
 REQUIRED = FIELDS[:5]
@@ -34,7 +34,6 @@ _NAME_RULE = "letters, digits and _ . : / -, starting with a letter, digit or _"
 _ENTITY_RULE = "letters, digits and _ . : @ + = , / # -, starting with a letter, digit or _"
 _KEY_RULE = "printable ASCII without spaces"
 
-_BOM = b"\xef\xbb\xbf"
 _ID_VERSION = "pik/1"
 _KEYED_ID_VERSION = "pik/1/key"
 
@@ -73,79 +72,6 @@ def _preview(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _reject_constant(name: str) -> Any:
-    raise RejectedError("non_finite_number", None, f"{name} is not a JSON number")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise RejectedError(
-                    "duplicate_key", None, f"key {_preview(key)} appears twice in one object"
-                )
-            seen.add(key)
-    return result
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
-
-
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
-    return deepest
-
-
-def decode_json(raw: bytes, limits: Limits) -> Any:
-    """Strictly decode one JSON document, or raise :class:`RejectedError`."""
-    if len(raw) > limits.max_event_bytes:
-        raise RejectedError(
-            "too_large", None, f"event is {len(raw)} bytes; the limit is {limits.max_event_bytes}"
-        )
-    if not raw.strip():
-        raise RejectedError("empty", None, "the event is empty")
-    if raw.startswith(_BOM):
-        raise RejectedError("bom_not_allowed", None, "a UTF-8 byte order mark is not allowed")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RejectedError(
-            "invalid_utf8", None, f"invalid UTF-8 at byte {exc.start}: {exc.reason}"
-        ) from None
-    # A nesting bomb is refused before the recursive decoder sees it.
-    brackets = raw.count(b"[") + raw.count(b"{")
-    try:
-        value, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip()))
-    except json.JSONDecodeError as exc:
-        offset = len(text[: exc.pos].encode("utf-8"))
-        raise RejectedError("invalid_json", None, f"{exc.msg} at byte {offset}") from None
-    except RejectedError:
-        raise
-    except RecursionError:
-        raise RejectedError(
-            "nesting_too_deep", None, f"nesting deeper than {limits.max_depth} levels"
-        ) from None
-    except ValueError as exc:  # Python's int-digits guard on enormous integers
-        raise RejectedError("number_out_of_range", None, str(exc).split(";")[0]) from None
-    if text[end:].strip():
-        offset = len(text[:end].encode("utf-8"))
-        raise RejectedError(
-            "invalid_json", None, f"unexpected data after the JSON value at byte {offset}"
-        )
-    if brackets > limits.max_depth and _depth(value) > limits.max_depth:
-        raise RejectedError(
-            "nesting_too_deep", None, f"nesting deeper than {limits.max_depth} levels"
-        )
-    return value
-
-
 def _identifier(
     doc: dict[str, Any], field: str, pattern: re.Pattern[str], rule: str, limit: int
 ) -> str:
@@ -165,29 +91,14 @@ def _identifier(
     return value
 
 
-def _canonical(value: Any) -> bytes:
-    try:
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode("utf-8")
-    except UnicodeEncodeError:
-        raise RejectedError(
-            "lone_surrogate", None, "a string holds an unpaired UTF-16 surrogate escape"
-        ) from None
-    except ValueError:
-        raise RejectedError(
-            "number_out_of_range", "payload", "payload holds a number beyond the float range"
-        ) from None
-
-
 def _digest(parts: list[Any]) -> bytes:
     # A JSON array of strings is an injective encoding: ("a|b","c") and ("a","b|c") differ.
-    return hashlib.sha256(_canonical(parts)).digest()[:16]
+    return hashlib.sha256(canonical(parts)).digest()[:16]
 
 
 def validate(raw: bytes, now_us: int, limits: Limits) -> Event:
     """Turn one event's bytes into an :class:`Event`, or raise :class:`RejectedError`."""
-    doc = decode_json(raw, limits)
+    doc = decode(raw, limits)
     if not isinstance(doc, dict):
         raise RejectedError(
             "not_an_object", None, f"an event is a JSON object, got {type(doc).__name__}"

@@ -1,0 +1,177 @@
+"""Strict JSON: decode one event's bytes with exact errors, and encode canonically.
+
+Decoding takes a fast path (orjson) when it is provably equivalent to the strict one, and
+otherwise the standard library with hooks that name the exact problem. Either way the
+result is the same value; only the speed differs.
+
+Canonical encoding (the input of every event id) is orjson with sorted keys. It is only
+ever computed one way, so an id never depends on which decoding path ran.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import orjson
+
+from pik.domain.limits import Limits
+from pik.domain.rejection import RejectedError
+
+_BOM = b"\xef\xbb\xbf"
+# Every object key is a string followed by optional white space and a colon, so this
+# counts every key (and perhaps text inside strings): equal to the decoded key count,
+# it proves no key was repeated.
+_KEY_COLON = re.compile(rb'"\s*:')
+# orjson turns integers beyond 64 bits into floats; any such integer has 19+ digits.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_MISSING = object()
+
+
+def _preview(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _reject_constant(name: str) -> Any:
+    raise RejectedError("non_finite_number", None, f"{name} is not a JSON number")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise RejectedError(
+                    "duplicate_key", None, f"key {_preview(key)} appears twice in one object"
+                )
+            seen.add(key)
+    return result
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
+
+
+def _walk(value: Any) -> tuple[int, int, bool]:
+    """(object keys, deepest nesting, every float finite) of a decoded value."""
+    keys, deepest, finite = 0, 0, True
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, dict):
+            keys += len(node)
+            children: Any = node.values()
+        else:
+            children = node
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, level + 1))
+            elif isinstance(child, float) and not math.isfinite(child):
+                finite = False
+    return keys, deepest, finite
+
+
+def _too_deep(limits: Limits) -> RejectedError:
+    return RejectedError("nesting_too_deep", None, f"nesting deeper than {limits.max_depth} levels")
+
+
+def decode(raw: bytes, limits: Limits) -> Any:
+    """Strictly decode one JSON document, or raise :class:`RejectedError`."""
+    if len(raw) > limits.max_event_bytes:
+        raise RejectedError(
+            "too_large", None, f"event is {len(raw)} bytes; the limit is {limits.max_event_bytes}"
+        )
+    if not raw.strip():
+        raise RejectedError("empty", None, "the event is empty")
+    if raw.startswith(_BOM):
+        raise RejectedError("bom_not_allowed", None, "a UTF-8 byte order mark is not allowed")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = _MISSING
+    if value is not _MISSING and _LONG_DIGITS.search(raw) is None:
+        keys, depth, _ = _walk(value) if isinstance(value, dict | list) else (0, 0, True)
+        if keys == len(_KEY_COLON.findall(raw)):
+            if depth > limits.max_depth:
+                raise _too_deep(limits)
+            return value
+    return _decode_exactly(raw, limits)
+
+
+def _decode_exactly(raw: bytes, limits: Limits) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RejectedError(
+            "invalid_utf8", None, f"invalid UTF-8 at byte {exc.start}: {exc.reason}"
+        ) from None
+    # A nesting bomb is refused before the recursive decoder sees it.
+    if raw.count(b"[") + raw.count(b"{") > 4 * limits.max_depth and _bracket_depth(raw) > (
+        limits.max_depth
+    ):
+        raise _too_deep(limits)
+    try:
+        value, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip()))
+    except json.JSONDecodeError as exc:
+        offset = len(text[: exc.pos].encode("utf-8"))
+        raise RejectedError("invalid_json", None, f"{exc.msg} at byte {offset}") from None
+    except RejectedError:
+        raise
+    except RecursionError:
+        raise _too_deep(limits) from None
+    except ValueError as exc:  # Python's int-digits guard on enormous integers
+        raise RejectedError("number_out_of_range", None, str(exc).split(";")[0]) from None
+    if text[end:].strip():
+        offset = len(text[:end].encode("utf-8"))
+        raise RejectedError(
+            "invalid_json", None, f"unexpected data after the JSON value at byte {offset}"
+        )
+    if isinstance(value, dict | list):
+        _, depth, finite = _walk(value)
+        if depth > limits.max_depth:
+            raise _too_deep(limits)
+        if not finite:
+            raise RejectedError(
+                "number_out_of_range", "payload", "payload holds a number beyond the float range"
+            )
+    return value
+
+
+def _bracket_depth(raw: bytes) -> int:
+    """Nesting depth by brackets outside strings, without recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def canonical(value: Any) -> bytes:
+    """The one canonical encoding: compact, keys sorted, integers within 64 bits."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" in str(exc):
+            raise RejectedError(
+                "lone_surrogate", None, "a string holds an unpaired UTF-16 surrogate escape"
+            ) from None
+        raise RejectedError(
+            "number_out_of_range", "payload", "payload holds an integer beyond 64 bits"
+        ) from None
