@@ -191,3 +191,24 @@ def test_cli_reports_rejections_and_exits_1(tmp_path: Path) -> None:
             "message": report["rejections"][0]["message"],
         }
     ]
+
+
+def test_processes_creating_one_new_store_at_once_agree(tmp_path: Path) -> None:
+    data = tmp_path / "one.ndjson"
+    data.write_bytes(lines(0, 1))
+    for attempt in range(3):
+        store = tmp_path / f"store{attempt}"
+        procs = [
+            subprocess.Popen(
+                [*PIK, "--store", str(store), "ingest", str(data), "--json"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(4)
+        ]
+        results = [p.communicate(timeout=60) for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, [err for _, err in results]
+        statuses = sorted(
+            (json.loads(out)["accepted"], json.loads(out)["duplicate"]) for out, _ in results
+        )
+        assert statuses == [(0, 1), (0, 1), (0, 1), (1, 0)]

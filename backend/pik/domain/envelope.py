@@ -123,7 +123,7 @@ def validate(raw: bytes, now_us: int, limits: Limits) -> Event:
     payload = doc["payload"]
     if not isinstance(payload, dict | list):
         raise RejectedError("invalid_type", "payload", "payload must be a JSON object or array")
-    content = [_ID_VERSION, source, event_type, entity_id, format_instant(event_time_us), payload]
+    content = [_ID_VERSION, source, event_type, entity_id, event_time_us, payload]
     content_hash = _digest(content)
     event_id = (
         content_hash

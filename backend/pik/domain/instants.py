@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 US_PER_SECOND = 1_000_000
 US_PER_MINUTE = 60 * US_PER_SECOND
@@ -23,6 +23,9 @@ US_PER_HOUR = 60 * US_PER_MINUTE
 US_PER_DAY = 24 * US_PER_HOUR
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MIN_US = (date(1, 1, 1).toordinal() - _EPOCH_ORDINAL) * US_PER_DAY
+_MAX_US = (date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL + 1) * US_PER_DAY - 1
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
@@ -59,38 +62,38 @@ def parse_instant(text: str) -> int:
             "invalid_time",
             "expected ISO-8601 like 2026-01-31T12:00:00Z or 2026-01-31T12:00:00.5+05:45",
         )
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    fraction, zulu, sign, off_h, off_m = match.groups()[6:]
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
     if zulu is None and sign is None:
         raise TimeFormatError(
             "naive_time", "a time zone is required: end the time with Z or an offset like +02:00"
         )
-    offset = timedelta(0)
+    offset_minutes = 0
     if sign is not None:
-        hours, minutes = int(off_h), int(off_m)
-        if hours > 14 or minutes > 59 or (hours == 14 and minutes):
+        offset_minutes = int(off_h) * 60 + int(off_m)
+        if int(off_m) > 59 or offset_minutes > 14 * 60:
             raise TimeFormatError("invalid_time", "offsets range from -14:00 to +14:00")
-        offset = timedelta(hours=hours, minutes=minutes)
         if sign == "-":
-            offset = -offset
-    micros = int((fraction or "").ljust(6, "0")[:6])
-    leap = second == 60
-    if leap:
-        second, micros = 59, 999_999
+            offset_minutes = -offset_minutes
+    h, m, s = int(hour), int(minute), int(second)
     try:
-        local = datetime(year, month, day, hour, minute, second, micros, timezone(offset))
+        days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
     except ValueError as exc:
-        raise TimeFormatError("invalid_time", f"not a calendar time: {exc}") from None
-    try:
-        utc = local.astimezone(UTC)
-    except OverflowError:
-        raise TimeFormatError("time_out_of_range", "the time falls outside years 1-9999") from None
-    if leap and (utc.hour, utc.minute) != (23, 59):
+        raise TimeFormatError("invalid_time", f"not a calendar date: {exc}") from None
+    if h > 23 or m > 59 or s > 60:
+        raise TimeFormatError("invalid_time", "not a time of day")
+    micros = int((fraction or "").ljust(6, "0")[:6])
+    leap = s == 60
+    if leap:
+        s, micros = 59, 999_999
+    seconds = days * 86_400 + h * 3600 + m * 60 + s - offset_minutes * 60
+    if leap and seconds % 86_400 != 86_399:
         raise TimeFormatError(
             "invalid_time", "a leap second (:60) is only valid as the last second of a UTC day"
         )
-    delta = utc - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * US_PER_SECOND + delta.microseconds
+    instant = seconds * US_PER_SECOND + micros
+    if not _MIN_US <= instant <= _MAX_US:
+        raise TimeFormatError("time_out_of_range", "the time falls outside years 1-9999")
+    return instant
 
 
 def format_instant(us: int) -> str:

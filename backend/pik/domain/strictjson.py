@@ -25,8 +25,8 @@ _BOM = b"\xef\xbb\xbf"
 # counts every key (and perhaps text inside strings): equal to the decoded key count,
 # it proves no key was repeated.
 _KEY_COLON = re.compile(rb'"\s*:')
-# orjson turns integers beyond 64 bits into floats; any such integer has 19+ digits.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# orjson turns integers beyond 64 bits into floats; a float this large may be one.
+_INTEGER_RANGE = 2.0**63
 _MISSING = object()
 
 
@@ -56,8 +56,8 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant
 
 
 def _walk(value: Any) -> tuple[int, int, bool]:
-    """(object keys, deepest nesting, every float finite) of a decoded value."""
-    keys, deepest, finite = 0, 0, True
+    """(object keys, deepest nesting, every float finite and below 2**63) of a value."""
+    keys, deepest, plain = 0, 0, True
     stack = [(value, 1)]
     while stack:
         node, level = stack.pop()
@@ -70,9 +70,11 @@ def _walk(value: Any) -> tuple[int, int, bool]:
         for child in children:
             if isinstance(child, dict | list):
                 stack.append((child, level + 1))
-            elif isinstance(child, float) and not math.isfinite(child):
-                finite = False
-    return keys, deepest, finite
+            elif isinstance(child, float) and not (
+                math.isfinite(child) and -_INTEGER_RANGE < child < _INTEGER_RANGE
+            ):
+                plain = False
+    return keys, deepest, plain
 
 
 def _too_deep(limits: Limits) -> RejectedError:
@@ -93,9 +95,9 @@ def decode(raw: bytes, limits: Limits) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         value = _MISSING
-    if value is not _MISSING and _LONG_DIGITS.search(raw) is None:
-        keys, depth, _ = _walk(value) if isinstance(value, dict | list) else (0, 0, True)
-        if keys == len(_KEY_COLON.findall(raw)):
+    if value is not _MISSING:
+        keys, depth, plain = _walk(value) if isinstance(value, dict | list) else (0, 0, True)
+        if plain and keys == len(_KEY_COLON.findall(raw)):
             if depth > limits.max_depth:
                 raise _too_deep(limits)
             return value
@@ -131,14 +133,26 @@ def _decode_exactly(raw: bytes, limits: Limits) -> Any:
             "invalid_json", None, f"unexpected data after the JSON value at byte {offset}"
         )
     if isinstance(value, dict | list):
-        _, depth, finite = _walk(value)
+        _, depth, _ = _walk(value)
         if depth > limits.max_depth:
             raise _too_deep(limits)
-        if not finite:
+        if _has_non_finite(value):
             raise RejectedError(
                 "number_out_of_range", "payload", "payload holds a number beyond the float range"
             )
     return value
+
+
+def _has_non_finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append(child)
+            elif isinstance(child, float) and not math.isfinite(child):
+                return True
+    return False
 
 
 def _bracket_depth(raw: bytes) -> int:

@@ -69,7 +69,11 @@ class LocalEngine:
             raise IndexCorruptError(
                 f"the index of {self.layout.root} is missing; rebuild it with `pik reindex`"
             )
-        self._index = SqliteIndex(self.layout.index, self.store_id, create=True)
+        if self.layout.index.exists():
+            self._index = SqliteIndex(self.layout.index, self.store_id, create=True)
+        else:
+            with self.layout.write_lock():  # one process creates the schema
+                self._index = SqliteIndex(self.layout.index, self.store_id, create=True)
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()

@@ -65,28 +65,49 @@ class Layout:
                 ids.append(int(stem))
         return sorted(ids)
 
+    def read_identity(self) -> str | None:
+        """The store id, or ``None`` when there is no store here yet."""
+        if not self.meta.exists():
+            return None
+        try:
+            meta = json.loads(self.meta.read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.meta} is unreadable: {exc}") from exc
+        if meta.get("format") != FORMAT:
+            raise StoreError(f"{self.root} holds format {meta.get('format')!r}, not {FORMAT}")
+        return str(meta["store_id"])
+
     def open_or_create(self, create: bool) -> str:
-        """Return the store id, creating the store when allowed and absent."""
-        if self.meta.exists():
-            try:
-                meta = json.loads(self.meta.read_text())
-            except (OSError, ValueError) as exc:
-                raise StoreError(f"{self.meta} is unreadable: {exc}") from exc
-            if meta.get("format") != FORMAT:
-                raise StoreError(f"{self.root} holds format {meta.get('format')!r}, not {FORMAT}")
-            return str(meta["store_id"])
-        if self.root.exists() and any(self.root.iterdir()):
-            raise StoreError(
-                f"{self.root} is not empty and is not a PIK store; choose another --store"
-            )
+        """Return the store id, creating the store when allowed and absent.
+
+        Creation happens under the write lock, so processes that open a new store at the
+        same moment agree on one identity.
+        """
+        store_id = self.read_identity()
+        if store_id is not None:
+            return store_id
         if not create:
             raise StoreError(f"no store at {self.root}; ingest something first or check --store")
         self.root.mkdir(parents=True, exist_ok=True)
-        self.segments.mkdir(exist_ok=True)
-        fsync_dir(self.root)
-        store_id = uuid.uuid4().hex
-        write_atomically(self.meta, json.dumps({"format": FORMAT, "store_id": store_id}).encode())
-        return store_id
+        with self.write_lock():
+            store_id = self.read_identity()
+            if store_id is not None:
+                return store_id
+            # What a creation interrupted by a crash may have left is fine; anything else
+            # means the directory belongs to something else.
+            leftovers = {self.lock.name, self.segments.name, self.meta.name + ".tmp"}
+            foreign = [p for p in self.root.iterdir() if p.name not in leftovers]
+            if foreign or (self.segments.exists() and any(self.segments.iterdir())):
+                raise StoreError(
+                    f"{self.root} is not empty and is not a PIK store; choose another --store"
+                )
+            self.segments.mkdir(exist_ok=True)
+            fsync_dir(self.root)
+            store_id = uuid.uuid4().hex
+            write_atomically(
+                self.meta, json.dumps({"format": FORMAT, "store_id": store_id}).encode()
+            )
+            return store_id
 
     @contextmanager
     def write_lock(self) -> Iterator[None]:
