@@ -43,7 +43,7 @@ class Event:
     """A validated event, ready to be stored."""
 
     event_id: bytes
-    """16 bytes; shown as 32 hex characters."""
+    """16 bytes, shown as 32 hex characters: see :func:`make_event_id`."""
     content_hash: bytes
     """16 bytes over the canonical envelope without the idempotency key."""
     source: str
@@ -53,6 +53,18 @@ class Event:
     idempotency_key: str | None
     raw: bytes
     """The event's bytes exactly as received."""
+
+
+def make_event_id(event_time_us: int | None, digest: bytes) -> bytes:
+    """An event id: 6 bytes of event time in milliseconds, then 10 bytes of the digest.
+
+    Ids of events that happened close together sort close together, so the id index takes
+    each batch's inserts on a few pages instead of scattering them across the whole index
+    (ingest stays flat as the store grows). An idempotency key makes the event's identity
+    independent of its time, so keyed ids carry six zero bytes instead of the time.
+    """
+    millis = 0 if event_time_us is None else max(event_time_us // 1000, 0)
+    return millis.to_bytes(6, "big") + digest[:10]
 
 
 def event_id_hex(event_id: bytes) -> str:
@@ -123,13 +135,13 @@ def validate(raw: bytes, now_us: int, limits: Limits) -> Event:
     payload = doc["payload"]
     if not isinstance(payload, dict | list):
         raise RejectedError("invalid_type", "payload", "payload must be a JSON object or array")
-    content = [_ID_VERSION, source, event_type, entity_id, event_time_us, payload]
-    content_hash = _digest(content)
-    event_id = (
-        content_hash
-        if key is None
-        else _digest([_KEYED_ID_VERSION, source, event_type, entity_id, key])
-    )
+    content_hash = _digest([_ID_VERSION, source, event_type, entity_id, event_time_us, payload])
+    if key is None:
+        event_id = make_event_id(event_time_us, content_hash)
+    else:
+        event_id = make_event_id(
+            None, _digest([_KEYED_ID_VERSION, source, event_type, entity_id, key])
+        )
     return Event(event_id, content_hash, source, event_type, entity_id, event_time_us, key, raw)
 
 

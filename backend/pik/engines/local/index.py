@@ -94,6 +94,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA cache_size=-65536")
     connection.execute("PRAGMA temp_store=MEMORY")
+    # Checkpoint the WAL every ~80 MB instead of every 4 MB: pages that every batch touches
+    # (counters, coverage) are then copied back once per checkpoint, not once per batch.
+    connection.execute("PRAGMA wal_autocheckpoint=20000")
     return connection
 
 
@@ -254,12 +257,12 @@ class SqliteIndex:
         db.executemany(
             "INSERT INTO coverage VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO UPDATE SET count = count + excluded.count",
-            ((e, g, w, n) for (e, g, w), n in totals.items()),
+            sorted((g, w, e, n) for (e, g, w), n in totals.items()),
         )
         db.executemany(
             "INSERT INTO coverage_by_source VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT DO UPDATE SET count = count + excluded.count",
-            ((s, e, g, w, n) for (e, s, g, w), n in tally.coverage.items()),
+            sorted((g, w, s, e, n) for (e, s, g, w), n in tally.coverage.items()),
         )
         db.executemany(
             "INSERT INTO entities VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
@@ -330,32 +333,22 @@ class SqliteIndex:
         source: str | None,
     ) -> list[WindowCount]:
         """Non-empty windows, by entity then time."""
-        params: list[Any] = []
-        table, prefix = "coverage", ""
+        sql = "SELECT entity_id, window_start_us, count FROM coverage"
+        params: list[Any] = [granularity, start_us, end_us]
         if source is not None:
-            table, prefix, params = "coverage_by_source", "source = ? AND ", [source]
-        where = f"{prefix}granularity = ? AND window_start_us >= ? AND window_start_us < ?"
-        params = [*params, granularity, start_us, end_us]
-        if entity_ids is None:
-            return [
-                WindowCount(*row)
-                for row in self._db.execute(
-                    f"SELECT entity_id, window_start_us, count FROM {table} WHERE {where} "
-                    "ORDER BY entity_id, window_start_us",
-                    params,
-                )
-            ]
-        result: list[WindowCount] = []
-        for entity in sorted(set(entity_ids)):
-            result.extend(
-                WindowCount(*row)
-                for row in self._db.execute(
-                    f"SELECT entity_id, window_start_us, count FROM {table} "
-                    f"WHERE entity_id = ? AND {where} ORDER BY window_start_us",
-                    [entity, *params],
-                )
-            )
-        return result
+            sql += "_by_source"
+        sql += " WHERE granularity = ? AND window_start_us >= ? AND window_start_us < ?"
+        if source is not None:
+            sql += " AND source = ?"
+            params.append(source)
+        wanted = None if entity_ids is None else set(entity_ids)
+        rows = [
+            WindowCount(entity, start, count)
+            for entity, start, count in self._db.execute(sql, params)
+            if wanted is None or entity in wanted
+        ]
+        rows.sort(key=lambda w: (w.entity_id, w.window_start_us))
+        return rows
 
     def rates(self, start_us: int, end_us: int, source: str | None) -> list[RateRecord]:
         sql = (

@@ -73,22 +73,25 @@ CREATE TABLE IF NOT EXISTS rejections (
     PRIMARY KEY (minute_us, source, code)
 ) WITHOUT ROWID;
 
--- 4. coverage per entity per hour and per day, all sources and per source
+-- 4. coverage per entity per hour and per day, all sources and per source.
+-- Keyed time first: a batch touches the few windows it falls in, so its counter updates
+-- land on a handful of pages however many entities it spans. A query over a range reads
+-- those windows for every entity and keeps the ones asked for.
 CREATE TABLE IF NOT EXISTS coverage (
-    entity_id       TEXT NOT NULL,
     granularity     TEXT NOT NULL,           -- hour | day
     window_start_us INTEGER NOT NULL,
+    entity_id       TEXT NOT NULL,
     count           INTEGER NOT NULL,
-    PRIMARY KEY (entity_id, granularity, window_start_us)
+    PRIMARY KEY (granularity, window_start_us, entity_id)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS coverage_by_source (
-    source          TEXT NOT NULL,
-    entity_id       TEXT NOT NULL,
     granularity     TEXT NOT NULL,
     window_start_us INTEGER NOT NULL,
+    source          TEXT NOT NULL,
+    entity_id       TEXT NOT NULL,
     count           INTEGER NOT NULL,
-    PRIMARY KEY (source, entity_id, granularity, window_start_us)
+    PRIMARY KEY (granularity, window_start_us, source, entity_id)
 ) WITHOUT ROWID;
 
 -- 5. entity discovery: list and prefix search, per source

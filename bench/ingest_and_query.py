@@ -1,0 +1,185 @@
+"""Benchmark: batched ingest throughput and query latency of the local engine.
+
+    .venv/bin/python bench/ingest_and_query.py            # 1M events, about 2 minutes
+    .venv/bin/python bench/ingest_and_query.py --events 200000
+
+Ingests 1 KB events in batches of 1,000 (1,000 entities, event times spread over 90 days,
+arriving roughly in time order) into an empty store, grows the store to --events, ingests
+again, then measures timeline pages, event lookups and 1,000-entity x 90-day coverage.
+As the ceiling, the same event rows are inserted straight into SQLite with the same
+schema, in the same transactions, in the same run. Results go to stdout (and --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from pik.domain.instants import US_PER_DAY, format_instant, parse_instant
+from pik.engines.local import LocalEngine
+from pik.services.ingest import ingest_batch
+from pik.services.query import coverage_report, event_detail, timeline_page
+
+ENTITIES = 1_000
+DAYS = 90
+START = parse_instant("2026-08-01T00:00:00Z")
+PAD = "x" * 860
+
+
+def event_line(n: int, total: int) -> bytes:
+    """The n-th of ``total`` events: ~1 KB, time-ordered with an hour of jitter."""
+    spread = DAYS * US_PER_DAY
+    at = START + n * spread // total + (n * 7919) % 3_600_000_000
+    at = min(at, START + spread - 1)
+    return json.dumps({
+        "source": f"source-{n % 4}", "event_type": "bench.tick",
+        "entity_id": f"entity-{n % ENTITIES:05d}", "event_time": format_instant(at),
+        "payload": {"n": n, "pad": PAD},
+    }, separators=(",", ":")).encode()
+
+
+def batches(first: int, count: int, size: int, total: int) -> list[list[bytes]]:
+    return [[event_line(first + b * size + i, total) for i in range(size)] for b in range(count)]
+
+
+def ingest_rate(engine: LocalEngine, work: list[list[bytes]]) -> float:
+    started = time.perf_counter()
+    for batch in work:
+        ingest_batch(engine, batch, "bench")
+    return sum(len(b) for b in work) / (time.perf_counter() - started)
+
+
+def sqlite_ceiling(work: list[list[bytes]], directory: Path) -> float:
+    """Insert the same event rows into a bare SQLite copy of the schema: the ceiling."""
+    db = sqlite3.connect(directory / "ceiling.sqlite3", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(resources.files("pik.engines.local").joinpath("schema.sql").read_text())
+    columns = ("event_id, content_hash, entity_id, source, event_type, event_time_us, "
+               "ingest_time_us, idempotency_key, origin, segment_id, offset, length, sha256, "
+               "duplicate_count, conflict_count, last_seen_us")
+    prepared = []
+    for batch in work:
+        rows = []
+        for raw in batch:
+            doc = json.loads(raw)
+            digest = hashlib.sha256(raw).digest()
+            at = parse_instant(doc["event_time"])
+            rows.append((digest[:16], digest[16:], doc["entity_id"], doc["source"],
+                         doc["event_type"], at, at, None, "bench", 1, 0, len(raw), digest,
+                         0, 0, at))
+        prepared.append(rows)
+    started = time.perf_counter()
+    for rows in prepared:
+        db.execute("BEGIN")
+        db.executemany(f"INSERT INTO events ({columns}) VALUES ({','.join('?' * 16)})", rows)
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    db.close()
+    return sum(len(b) for b in work) / elapsed
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"p50_ms": round(statistics.median(ordered) * 1000, 3),
+            "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1] * 1000, 3)}
+
+
+def timed(func: Callable[[], object], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        func()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def progress(done: int, total: int, started: float) -> None:
+    rate = done / max(time.perf_counter() - started, 1e-9)
+    print(f"\r  growing store: {done:>9,}/{total:,} events ({rate:,.0f}/s)", end="",
+          file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--sample-batches", type=int, default=50)
+    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: tmp)")
+    parser.add_argument("--out", type=Path, default=None, help="also write results as JSON")
+    args = parser.parse_args()
+    work_dir = Path(tempfile.mkdtemp(prefix="pik-bench-", dir=args.dir))
+    total, size, sample = args.events, args.batch, args.sample_batches
+    results: dict[str, object] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+                   f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}",
+        "events": total, "batch": size,
+    }
+    warm = LocalEngine(work_dir / "warm-up")
+    ingest_rate(warm, batches(0, 5, size, total))  # first-call costs out of the measurement
+    warm.close()
+    engine = LocalEngine(work_dir / "store")
+    first = batches(0, sample, size, total)
+    results["ceiling_sqlite_rows_per_s"] = round(sqlite_ceiling(first, work_dir))
+    results["ingest_empty_events_per_s"] = round(ingest_rate(engine, first))
+    print(f"empty store: {results['ingest_empty_events_per_s']:,} events/s "
+          f"(SQLite ceiling {results['ceiling_sqlite_rows_per_s']:,} rows/s)", file=sys.stderr)
+    done, started = sample * size, time.perf_counter()
+    while done < total - sample * size:
+        step = min(20, (total - sample * size - done) // size) or 1
+        for batch in batches(done, step, size, total):
+            ingest_batch(engine, batch, "bench")
+        done += step * size
+        progress(done, total, started)
+    print(file=sys.stderr)
+    results["grow_events_per_s"] = round((done - sample * size) /
+                                         max(time.perf_counter() - started, 1e-9))
+    last = batches(done, sample, size, total)
+    results["ingest_full_events_per_s"] = round(ingest_rate(engine, last))
+    results["stored_events"] = engine.counts()["events"]
+    print(f"store of {results['stored_events']:,}: {results['ingest_full_events_per_s']:,} "
+          "events/s", file=sys.stderr)
+
+    rng = random.Random(1)
+    def one_page() -> None:
+        entity = f"entity-{rng.randrange(ENTITIES):05d}"
+        start = START + rng.randrange(DAYS - 30) * US_PER_DAY
+        page = timeline_page(engine, entity, start, start + 30 * US_PER_DAY, 100)
+        assert page.events
+    results["timeline_page_100"] = percentiles(timed(one_page, 1_000))
+
+    ids = [r.event_id for n in range(0, ENTITIES, 10)
+           for r in engine.timeline(f"entity-{n:05d}", 0, 2**62, 10)]
+    def one_lookup() -> None:
+        detail = event_detail(engine, rng.choice(ids))
+        assert detail is not None and detail.verified
+    results["event_lookup_verified"] = percentiles(timed(one_lookup, 1_000))
+
+    everyone = [f"entity-{n:05d}" for n in range(ENTITIES)]
+    def coverage_all() -> None:
+        report = coverage_report(engine, START, START + DAYS * US_PER_DAY, "day")
+        assert len(report.windows) >= ENTITIES * (DAYS - 1)
+    def coverage_listed() -> None:
+        coverage_report(engine, START, START + DAYS * US_PER_DAY, "day", everyone)
+    results["coverage_1000x90d_all"] = percentiles(timed(coverage_all, 20))
+    results["coverage_1000x90d_listed"] = percentiles(timed(coverage_listed, 20))
+    engine.close()
+    print(json.dumps(results, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
