@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +65,12 @@ class EntityRecord:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
-class WindowCount:
+class WindowCount(NamedTuple):
+    """Events of one entity in one window (a tuple: coverage returns many of these)."""
+
     entity_id: str
     window_start_us: int
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count, by design
 
 
 @dataclass(frozen=True, slots=True)

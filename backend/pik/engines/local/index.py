@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -341,14 +342,18 @@ class SqliteIndex:
         if source is not None:
             sql += " AND source = ?"
             params.append(source)
-        wanted = None if entity_ids is None else set(entity_ids)
-        rows = [
-            WindowCount(entity, start, count)
-            for entity, start, count in self._db.execute(sql, params)
-            if wanted is None or entity in wanted
-        ]
-        rows.sort(key=lambda w: (w.entity_id, w.window_start_us))
-        return rows
+        wanted = None if entity_ids is None else sorted(set(entity_ids))
+        if wanted is not None and len(wanted) <= _CHUNK:
+            sql += f" AND entity_id IN ({','.join('?' * len(wanted))})"
+            params.extend(wanted)
+        # The key is time-major; SQLite's sort hands rows back entity by entity, and the
+        # C-level map builds the tuples without a Python call per row.
+        rows = self._db.execute(sql + " ORDER BY entity_id, window_start_us", params)
+        windows = list(map(tuple.__new__, repeat(WindowCount), rows))
+        if wanted is not None and len(wanted) > _CHUNK:
+            keep = set(wanted)
+            windows = [w for w in windows if w.entity_id in keep]
+        return windows
 
     def rates(self, start_us: int, end_us: int, source: str | None) -> list[RateRecord]:
         sql = (
