@@ -1,0 +1,170 @@
+"""The `pik` CLI end to end on a real store: documented JSON shapes, errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from pik.cli.main import cli
+from pik.demo import demo_lines
+from pik.domain.instants import parse_instant
+
+END = parse_instant("2026-11-27T12:00:00Z")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("demo") / "demo.ndjson"
+    data.write_bytes(b"\n".join(demo_lines(end_us=END)) + b"\n")
+    store = data.parent / "store"
+    result = CliRunner().invoke(cli, ["--store", str(store), "ingest", str(data), "--json"])
+    assert result.exit_code == 1, result.output  # the demo plants rejected lines
+    return store
+
+
+def run(store: Path, *args: str, code: int = 0) -> Any:
+    result = CliRunner().invoke(cli, ["--store", str(store), *args])
+    assert result.exit_code == code, result.output
+    return json.loads(result.stdout) if "--json" in args else result.output
+
+
+def test_ingest_report_accounts_for_every_line(tmp_path: Path) -> None:
+    data = tmp_path / "in.ndjson"
+    data.write_bytes(b"\n".join(demo_lines(end_us=END)) + b"\n")
+    report = run(tmp_path / "s", "--json", "ingest", str(data), code=1)
+    assert report["accepted"] + report["duplicate"] + report["rejected"] == report["lines"]
+    assert report["by_code"] == {
+        "idempotency_conflict": 1,
+        "invalid_characters": 6,
+        "invalid_json": 6,
+        "missing_field": 6,
+    }
+    assert set(report["rejections"][0]) == {"line", "code", "field", "message"}
+    again = run(tmp_path / "s", "ingest", str(data), "--json", code=1)
+    assert again["accepted"] == 0
+    assert again["duplicate"] == report["accepted"] + report["duplicate"]
+
+
+def test_ingest_from_stdin_with_an_oversized_line(tmp_path: Path) -> None:
+    good = next(demo_lines(end_us=END))
+    huge = b'{"payload": "' + b"x" * 300_000 + b'"}'
+    result = CliRunner().invoke(
+        cli,
+        ["--store", str(tmp_path / "s"), "ingest", "-", "--json"],
+        input=good + b"\n" + huge + b"\n" + good + b"\n",
+    )
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert (report["accepted"], report["duplicate"], report["rejected"]) == (1, 1, 1)
+    assert report["rejections"][0]["code"] == "too_large"
+    assert report["rejections"][0]["line"] == 2
+
+
+def test_timeline_pages_and_event_verifies(demo: Path) -> None:
+    page = run(demo, "timeline", "customer-0007", "--limit", "5", "--json")
+    assert set(page) == {"entity_id", "from", "to", "events", "next", "prev"}
+    assert len(page["events"]) == 5 and page["next"] and page["prev"] is None
+    first = page["events"][0]
+    assert set(first) == {
+        "event_id",
+        "entity_id",
+        "source",
+        "event_type",
+        "event_time",
+        "ingest_time",
+        "lag_ms",
+        "duplicate_count",
+    }
+    assert first["event_time"].endswith("Z") and len(first["event_time"]) == 27
+    second = run(
+        demo, "--json", "timeline", "customer-0007", "--limit", "5", "--cursor", page["next"]
+    )
+    assert second["events"][0]["event_time"] >= page["events"][-1]["event_time"]
+    detail = run(demo, "event", first["event_id"], "--json")
+    assert detail["verified"] is True and detail["payload"]["currency"] == "EUR"
+    assert detail["entity_id"] == "customer-0007"
+    human = run(demo, "event", first["event_id"])
+    assert "verified" in human and first["event_id"] in human
+
+
+def test_coverage_finds_the_planted_gap(demo: Path) -> None:
+    doc = run(
+        demo,
+        "coverage",
+        "--by",
+        "hour",
+        "--entity",
+        "customer-0007",
+        "--from",
+        "2026-11-24T12:00:00Z",
+        "--to",
+        "2026-11-27T12:00:00Z",
+        "--json",
+    )
+    assert {w["entity_id"] for w in doc["windows"]} == {"customer-0007"}
+    assert len(doc["gaps"]) == 6
+    assert doc["gaps"][0]["window_start"] == "2026-11-25T18:00:00.000000Z"
+
+
+def test_rates_entities_and_verify(demo: Path) -> None:
+    rates = run(demo, "rates", "--since", "2000-01-01", "--json")
+    sources = {row["source"] for row in rates["rows"]}
+    assert {"checkout", "payments", "warehouse"} <= sources
+    assert rates["late_after_ms"] == 300_000
+    assert {"source", "code", "count"} == set(rates["rejections"][0])
+    entities = run(demo, "entities", "customer-00", "--limit", "5", "--json")
+    assert [e["entity_id"] for e in entities["entities"]][:2] == ["customer-0001", "customer-0002"]
+    assert entities["next"] == "customer-0005"
+    assert run(demo, "verify", "--json")["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["timeline", "x", "--from", "yesterday"], 2, "ISO-8601"),
+        (["timeline", "x", "--cursor", "nope"], 2, "cursor"),
+        (["timeline", "x", "--from", "2026-02-01", "--to", "2026-01-01"], 2, "before"),
+        (["event", "not-an-id"], 2, "32 hexadecimal"),
+        (["event", "0" * 32], 1, "no event"),
+        (["coverage", "--by", "week"], 2, "week"),
+    ],
+)
+def test_errors_say_what_to_do(demo: Path, args: list[str], code: int, words: str) -> None:
+    result = CliRunner().invoke(cli, ["--store", str(demo), *args])
+    assert result.exit_code == code
+    assert words in result.output
+
+
+def test_a_missing_store_is_explained(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--store", str(tmp_path / "none"), "entities"])
+    assert result.exit_code == 1
+    assert "no store at" in result.output
+
+
+def test_a_foreign_directory_is_not_taken_over(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("keep me")
+    result = CliRunner().invoke(cli, ["--store", str(tmp_path), "ingest", "-"], input=b"")
+    assert result.exit_code == 1 and "not a PIK store" in result.output
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_hostile_text_is_shown_inert(tmp_path: Path) -> None:
+    line = json.dumps(
+        {
+            "source": "s",
+            "event_type": "t",
+            "entity_id": "e",
+            "event_time": "2026-11-01T00:00:00Z",
+            "payload": {"x": "\x1b]52;c;AAAA\x07[bold]hi[/bold]\u202e"},
+        }
+    )
+    store = tmp_path / "s"
+    CliRunner().invoke(cli, ["--store", str(store), "ingest", "-"], input=line + "\n")
+    event_id = run(store, "timeline", "e", "--json")["events"][0]["event_id"]
+    shown = run(store, "event", event_id)
+    assert "\x1b" not in shown and "\u202e" not in shown
+    assert "\\u001b]52;c;AAAA\\u0007[bold]hi[/bold]\\u202e" in shown
