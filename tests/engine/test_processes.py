@@ -212,3 +212,49 @@ def test_processes_creating_one_new_store_at_once_agree(tmp_path: Path) -> None:
             (json.loads(out)["accepted"], json.loads(out)["duplicate"]) for out, _ in results
         )
         assert statuses == [(0, 1), (0, 1), (0, 1), (1, 0)]
+
+
+FULL_DISK_CHILD = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from pathlib import Path
+    from pik.engines.local import LocalEngine
+    from pik.engines.local.segments import StorageFullError
+    from pik.services.ingest import ingest_batch
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    engine = LocalEngine(Path(sys.argv[1]))
+    limit = int(sys.argv[3])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    try:
+        ingest_batch(engine, Path(sys.argv[2]).read_bytes().splitlines(), "child")
+    except StorageFullError as exc:
+        print("storage full:", exc)
+        sys.exit(3)
+    """
+)
+
+
+def test_a_full_disk_acknowledges_nothing_and_a_retry_succeeds(tmp_path: Path) -> None:
+    store, batch = tmp_path / "store", tmp_path / "batch.ndjson"
+    engine = LocalEngine(store)
+    ingest_batch(engine, lines(0, 10).splitlines(), "before")
+    engine.close()
+    size = (store / "segments" / "00000001.seg").stat().st_size
+    batch.write_bytes(lines(10, 400))
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_CHILD, str(store), str(batch), str(size + 4096)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "storage full" in done.stdout
+    assert check_store(store, set()) == 10, "the refused batch was not acknowledged"
+    engine = LocalEngine(store)
+    try:
+        outcomes = ingest_batch(engine, batch.read_bytes().splitlines(), "retry")
+        assert {o.status.value for o in outcomes} == {"accepted"}
+        report = engine.verify()
+        assert report.ok and report.events == 400
+    finally:
+        engine.close()

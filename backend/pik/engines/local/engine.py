@@ -168,6 +168,7 @@ class LocalEngine:
                 batch.conflict(event.event_id, event.source, arrival.origin, ingest_us)
                 outcomes.append(Outcome(Status.REJECTED, event.event_id, lag_ms, CONFLICT))
 
+        buffer += frames.batch_end_frame(ingest_us)
         crash_point("before_append")
         segments.append(self.layout.segment(segment_id), bytes(buffer), end)
         crash_point("after_raw_fsync")

@@ -4,7 +4,7 @@ A segment file is an 8-byte magic followed by frames. A frame is a 24-byte heade
 
     magic  b"PKF1"   4
     kind   u8        1   E accepted event, D duplicate arrival, C idempotency conflict,
-                         R rejection
+                         R rejection, B end of a batch
     flags  u8        1   0
     pad    u16       2   0
     length u32       4   body length
@@ -13,8 +13,10 @@ A segment file is an 8-byte magic followed by frames. A frame is a 24-byte heade
 
 An E body is ``u8 origin length, origin, raw event bytes``; the raw bytes are what the index
 points at and what the event's sha256 covers. D, C and R bodies are small JSON documents that
-record the attempt (never the refused bytes). A torn tail — a crash mid-append — fails the
-length or CRC check and is never indexed.
+record the attempt (never the refused bytes). Every batch ends with a B frame (empty
+body): a batch counts only once its B frame is complete, so a batch is in the log whole or
+not at all. A torn tail — a crash or a full disk mid-append — fails the length or CRC check,
+or lacks its B frame, and is never indexed.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ HEADER = struct.Struct("<4sBBHIIq")
 HEADER_SIZE = HEADER.size
 
 EVENT, DUPLICATE, CONFLICT, REJECTION = ord("E"), ord("D"), ord("C"), ord("R")
-KINDS = frozenset({EVENT, DUPLICATE, CONFLICT, REJECTION})
+BATCH_END = ord("B")
+KINDS = frozenset({EVENT, DUPLICATE, CONFLICT, REJECTION, BATCH_END})
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -76,6 +79,10 @@ def event_frame(ingest_time_us: int, origin: str, raw: bytes) -> tuple[bytes, in
 def record_frame(kind: int, ingest_time_us: int, record: dict[str, Any]) -> bytes:
     body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode("utf-8")
     return _frame(kind, ingest_time_us, body)
+
+
+def batch_end_frame(ingest_time_us: int) -> bytes:
+    return _frame(BATCH_END, ingest_time_us, b"")
 
 
 def scan(data: bytes | memoryview, start: int, stop: int) -> Iterator[Frame | int]:

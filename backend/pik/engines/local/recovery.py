@@ -34,16 +34,15 @@ def index_frames(
     start: int,
     limits: Limits,
 ) -> tuple[int, int]:
-    """Index every valid frame of a segment's bytes from ``start`` on.
+    """Index every complete batch of frames in a segment's bytes from ``start`` on.
 
-    Returns ``(end, torn)``: where the last valid frame ends, and how many bytes past it
-    are not a valid frame (a torn tail that was never acknowledged).
+    Returns ``(end, torn)``: where the last complete batch ends, and how many bytes past it
+    do not form one (a torn tail that was never acknowledged).
     """
     trusting = _trusting(limits)
     batch = IndexBatch(segment_id, limits.late_after_us)
     pending = 0
     end = start
-    torn = 0
     seen: set[bytes] = set()
 
     def flush() -> None:
@@ -55,16 +54,22 @@ def index_frames(
             index.apply(batch.rows, batch.attempts, batch.tally, segment_id, end)
         batch, pending = IndexBatch(segment_id, limits.late_after_us), 0
 
+    unfinished: list[frames.Frame] = []
     for item in frames.scan(data, start, len(data)):
         if isinstance(item, int):
-            torn = len(data) - item
             break
-        _index_frame(batch, item, trusting, seen)
+        if item.kind != frames.BATCH_END:
+            unfinished.append(item)
+            continue
+        for frame in unfinished:
+            _index_frame(batch, frame, trusting, seen)
+        pending += len(unfinished) + 1
+        unfinished.clear()
         end = item.end
-        pending += 1
         if pending >= _APPLY_EVERY:
             flush()
     flush()
+    torn = len(data) - end
     return end, torn
 
 

@@ -1,0 +1,123 @@
+"""Plain logic of the TUI: formatting, the heatmap, the backend adapter and `main()`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.binding import Binding
+
+from pik.domain.instants import US_PER_DAY, US_PER_HOUR, parse_instant
+from pik.domain.records import WindowCount
+from pik.domain.windows import Gap
+from pik.services.query import CoverageReport
+from pik_tui import formats
+from pik_tui.app import PikApp, main
+from pik_tui.backend import LocalBackend, StoreUnavailable
+from pik_tui.heatmap import GAP, gap_runs, heat_rows, render, span_ending, summary
+from pik_tui.safe import cell, clip
+from pik_tui.screens.help import HelpScreen
+from pik_tui.widgets.coverage import CoveragePane
+from pik_tui.widgets.entities import EntityPane
+from pik_tui.widgets.rates import RatesPane
+from pik_tui.widgets.timeline import TimelinePane, TimelineTable
+
+T0 = parse_instant("2025-06-01T00:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("lag_ms", "shown"),
+    [(0, "0.0s"), (1_500, "1.5s"), (-3_000, "-3.0s"), (600_000, "10.0m"), (36_000_000, "10.0h")],
+)
+def test_lag_is_short_and_readable(lag_ms: int, shown: str) -> None:
+    assert formats.lag(lag_ms) == shown
+
+
+def test_median_lag_bucket() -> None:
+    assert formats.median_bucket((0,) * 10) == "-"
+    assert formats.median_bucket((0, 1, 1, 5, 0, 0, 0, 0, 0, 0)) == "<1m"
+
+
+def test_cells_never_parse_markup_and_escape_controls() -> None:
+    text = cell("[b]bold[/b]\x1b[2J", 40)
+    assert text.plain == "[b]bold[/b]\\x1b[2J"
+    assert not text.spans
+    assert clip("customer-" + "9" * 40, 12) == "customer-99…"
+
+
+def test_heat_rows_place_counts_and_gaps_in_their_windows() -> None:
+    span = span_ending(T0 + 3 * US_PER_HOUR + 5, "hour")
+    assert span.end_us == T0 + 4 * US_PER_HOUR and span.count == 72
+    first = span.start_us
+    report = CoverageReport(
+        "hour",
+        [WindowCount("a", first, 2), WindowCount("a", first + 3 * US_PER_HOUR, 9)],
+        [Gap("a", first + US_PER_HOUR), Gap("a", first + 2 * US_PER_HOUR)],
+    )
+    [row, empty] = heat_rows(report, ["a", "b"], span)
+    assert row.counts[:4] == (2, 0, 0, 9) and row.gaps == {1, 2}
+    assert gap_runs(row) == [(1, 2)]
+    assert not empty.gaps and sum(empty.counts) == 0
+    drawn = render([row, empty], span, "a").plain.splitlines()
+    assert drawn[1].startswith("a") and GAP * 2 in drawn[1]
+    assert "GAP" in drawn[-1]  # the legend names the mark in words
+    assert "2 hour(s)" in summary([row, empty], span).plain
+
+
+def test_day_spans_cover_fourteen_days() -> None:
+    span = span_ending(T0 + 5, "day")
+    assert span.count == 14 and span.end_us == T0 + US_PER_DAY
+    assert span.label(13) == "2025-06-01"
+
+
+def test_the_newest_timeline_page_has_nothing_newer(demo_path: Path) -> None:
+    backend = LocalBackend.open(demo_path)
+    try:
+        page = backend.timeline("customer-0001", None, 5)
+        assert page.next is None and page.prev is not None
+        older = backend.timeline("customer-0001", page.prev, 5)
+        assert older.events[-1].event_time_us <= page.events[0].event_time_us
+        assert older.next is not None
+    finally:
+        backend.close()
+    with pytest.raises(StoreUnavailable, match="closed"):
+        backend.entities("", 1)
+
+
+def test_every_binding_has_an_id_a_description_and_a_tooltip() -> None:
+    owners = (PikApp, EntityPane, TimelinePane, TimelineTable, CoveragePane, RatesPane, HelpScreen)
+    ids = []
+    for owner in owners:
+        for binding in owner.BINDINGS:
+            assert isinstance(binding, Binding)
+            assert binding.id and binding.description and binding.tooltip, binding
+            ids.append(binding.id)
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("kind", ["missing", "not a store", "corrupt index"])
+def test_main_exits_2_with_a_message_when_the_store_cannot_be_opened(
+    kind: str,
+    tmp_path: Path,
+    write_store: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "store"
+    if kind == "not a store":
+        path.mkdir()
+        (path / "notes.txt").write_text("mine")
+    elif kind == "corrupt index":
+        write_store(path, batch=[])
+        (path / "index.sqlite3").write_bytes(b"not a database" * 100)
+    assert main(["--store", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pik-tui: ") and len(err.splitlines()) == 1
+
+
+def test_main_reads_the_store_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIK_STORE", str(tmp_path / "elsewhere"))
+    assert main(["--read-only"]) == 2
+    assert "elsewhere" in capsys.readouterr().err
