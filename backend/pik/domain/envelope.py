@@ -38,7 +38,7 @@ _ID_VERSION = "pik/1"
 _KEYED_ID_VERSION = "pik/1/key"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per event on the hot path
 class Event:
     """A validated event, ready to be stored."""
 

@@ -61,18 +61,19 @@ def _walk(value: Any) -> tuple[int, int, bool]:
     stack = [(value, 1)]
     while stack:
         node, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(node, dict):
+        if level > deepest:
+            deepest = level
+        if type(node) is dict:
             keys += len(node)
             children: Any = node.values()
         else:
             children = node
         for child in children:
-            if isinstance(child, dict | list):
+            kind = type(child)
+            if kind is dict or kind is list:
                 stack.append((child, level + 1))
-            elif isinstance(child, float) and not (
-                math.isfinite(child) and -_INTEGER_RANGE < child < _INTEGER_RANGE
-            ):
+            # NaN and the infinities fail both comparisons too.
+            elif kind is float and not -_INTEGER_RANGE < child < _INTEGER_RANGE:
                 plain = False
     return keys, deepest, plain
 

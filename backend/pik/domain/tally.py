@@ -60,8 +60,9 @@ class Tally:
         row.lag[lag_bucket(lag_us // 1000)] += 1
         if lag_us > self.late_after_us:
             row.late += 1
-        for name, step in GRANULARITIES.items():
-            self.coverage[(entity_id, source, name, floor_to(event_time_us, step))] += 1
+        coverage = self.coverage
+        coverage[(entity_id, source, "hour", event_time_us - event_time_us % US_PER_HOUR)] += 1
+        coverage[(entity_id, source, "day", event_time_us - event_time_us % US_PER_DAY)] += 1
         entity = self.entities.get((entity_id, source))
         if entity is None:
             entity = self.entities[(entity_id, source)] = EntityRow(event_time_us, event_time_us)

@@ -30,7 +30,7 @@ class IndexCorruptError(RuntimeError):
     """The index cannot be trusted; it is never served. ``pik reindex`` rebuilds it."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per event on the hot path
 class EventRow:
     event_id: bytes
     content_hash: bytes
