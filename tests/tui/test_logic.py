@@ -121,3 +121,13 @@ def test_main_reads_the_store_from_the_environment(
     monkeypatch.setenv("PIK_STORE", str(tmp_path / "elsewhere"))
     assert main(["--read-only"]) == 2
     assert "elsewhere" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_directory_that_is_not_a_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mine.txt").write_text("keep me")
+    assert main(["--demo", "--store", str(tmp_path)]) == 2
+    assert "not a PIK store" in capsys.readouterr().err
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+    assert not (tmp_path / "pik.json").exists()

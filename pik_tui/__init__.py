@@ -1,0 +1,1 @@
+"""`pik-tui`: the terminal UI of the Pipeline Investigation Kit."""

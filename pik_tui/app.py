@@ -1,0 +1,250 @@
+"""`pik-tui`: browse a store by keyboard: entities, timelines, events, coverage and rates."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from pik.domain.instants import now_us as clock
+from pik.textsafe import inert
+from pik_tui.backend import (
+    Backend,
+    LocalBackend,
+    StoreUnavailable,
+    default_demo_path,
+    default_store_path,
+    prepare_demo,
+)
+from pik_tui.messages import EntitiesListed, EntitySelected, EventChosen
+from pik_tui.screens.help import HelpScreen, Section
+from pik_tui.widgets.base import Pane
+from pik_tui.widgets.coverage import CoveragePane
+from pik_tui.widgets.entities import EntityPane
+from pik_tui.widgets.event import EventPane
+from pik_tui.widgets.header import Crumbs
+from pik_tui.widgets.rates import RatesPane
+from pik_tui.widgets.timeline import TimelinePane, TimelineTable
+
+TABS = {
+    "tab-timeline": "Timeline",
+    "tab-event": "Event",
+    "tab-coverage": "Coverage",
+    "tab-rates": "Rates",
+}
+
+
+class PikApp(App[None]):
+    """The main screen: entities on the left, four tabs on the right."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "pik-tui"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave pik-tui"),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="Show every key"),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            id="app.filter",
+            tooltip="Filter the entity list by id prefix",
+        ),
+        Binding(
+            "escape",
+            "go_back",
+            "Back",
+            id="app.back",
+            show=False,
+            tooltip="From an event back to its timeline, else to the entity list",
+        ),
+        Binding(
+            "1",
+            "tab('tab-timeline')",
+            "Timeline tab",
+            id="app.tab_timeline",
+            show=False,
+            tooltip="Show the selected entity's events",
+        ),
+        Binding(
+            "2",
+            "tab('tab-event')",
+            "Event tab",
+            id="app.tab_event",
+            show=False,
+            tooltip="Show the event opened last",
+        ),
+        Binding(
+            "3",
+            "tab('tab-coverage')",
+            "Coverage tab",
+            id="app.tab_coverage",
+            show=False,
+            tooltip="Show events per hour or day, with gaps",
+        ),
+        Binding(
+            "4",
+            "tab('tab-rates')",
+            "Rates tab",
+            id="app.tab_rates",
+            show=False,
+            tooltip="Show ingest counters per minute",
+        ),
+    ]
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        now_us: Callable[[], int] = clock,
+        read_only: bool = False,
+        rates_interval: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.now_us = now_us
+        self.read_only = read_only
+        self.rates_interval = rates_interval
+        self.entity_id: str | None = None
+        self.event_id: bytes | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Crumbs(id="crumbs")
+        with Horizontal(id="main"):
+            yield EntityPane(self.backend, id="entities")
+            with TabbedContent(id="tabs"):
+                with TabPane(TABS["tab-timeline"], id="tab-timeline"):
+                    yield TimelinePane(self.backend, id="timeline")
+                with TabPane(TABS["tab-event"], id="tab-event"):
+                    yield EventPane(self.backend, id="event")
+                with TabPane(TABS["tab-coverage"], id="tab-coverage"):
+                    yield CoveragePane(self.backend, self.now_us, id="coverage")
+                with TabPane(TABS["tab-rates"], id="tab-rates"):
+                    yield RatesPane(self.backend, self.now_us, self.rates_interval, id="rates")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(EntityPane).focus_list()
+        self._crumbs()
+
+    @property
+    def tabs(self) -> TabbedContent:
+        return self.query_one("#tabs", TabbedContent)
+
+    def _crumbs(self) -> None:
+        tab = TABS.get(self.tabs.active, "")
+        self.query_one(Crumbs).show(
+            self.backend.label, self.entity_id, self.event_id, tab, self.read_only
+        )
+
+    # --- what the panes tell each other ---------------------------------------------------
+
+    def on_entity_selected(self, message: EntitySelected) -> None:
+        if message.entity_id != self.entity_id:
+            self.entity_id, self.event_id = message.entity_id, None
+        self.query_one(TimelinePane).show_entity(message.entity_id)
+        self.query_one(CoveragePane).set_selected(message.entity_id)
+        if message.open:
+            self.tabs.active = "tab-timeline"
+            self._focus_tab()
+        self._crumbs()
+
+    def on_entities_listed(self, message: EntitiesListed) -> None:
+        self.query_one(CoveragePane).set_entities(message.entity_ids)
+
+    def on_event_chosen(self, message: EventChosen) -> None:
+        self.event_id = message.event_id
+        self.tabs.active = "tab-event"
+        self.query_one(EventPane).show_event(message.event_id)
+        self._focus_tab()
+        self._crumbs()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-coverage":
+            self.query_one(CoveragePane).refresh_if_stale()
+        elif event.pane.id == "tab-rates":
+            self.query_one(RatesPane).activate()
+        self._crumbs()
+
+    # --- actions --------------------------------------------------------------------------
+
+    def action_tab(self, tab_id: str) -> None:
+        self.tabs.active = tab_id
+        self._focus_tab()
+
+    def _focus_tab(self) -> None:
+        pane = self.tabs.active_pane
+        if pane is not None:
+            pane.query_one(Pane).focus_main()
+
+    def action_filter(self) -> None:
+        self.query_one(EntityPane).focus_filter()
+
+    def action_go_back(self) -> None:
+        """Esc outside the filter: from an event back to its timeline, else to the list."""
+        if self.tabs.active == "tab-event":
+            self.tabs.active = "tab-timeline"
+            self._focus_tab()
+        else:
+            self.query_one(EntityPane).focus_list()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.help_sections()))
+
+    def help_sections(self) -> list[Section]:
+        return [
+            ("Everywhere", self.BINDINGS),
+            ("Entity list", EntityPane.BINDINGS),
+            ("Timeline", [*TimelinePane.BINDINGS, *TimelineTable.BINDINGS]),
+            ("Coverage", CoveragePane.BINDINGS),
+            ("Rates", RatesPane.BINDINGS),
+        ]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="pik-tui",
+        description="Browse a Pipeline Investigation Kit store: entities, timelines, events, "
+        "coverage and ingest rates.",
+    )
+    parser.add_argument(
+        "--store",
+        type=Path,
+        metavar="DIR",
+        help="store directory (default: $PIK_STORE, else the same default as `pik`)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="build the demo store if it is absent (at --store, else the `pik demo` default) "
+        "and open it",
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="offer no action that changes the store (none exists yet)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    path: Path = args.store or (default_demo_path() if args.demo else default_store_path())
+    try:
+        if args.demo and prepare_demo(path):
+            print(f"pik-tui: built the demo store at {path}", file=sys.stderr)
+        backend = LocalBackend.open(path)
+    except StoreUnavailable as exc:
+        print(f"pik-tui: {inert(str(exc))}", file=sys.stderr)
+        return 2
+    try:
+        PikApp(backend, read_only=args.read_only).run()
+    finally:
+        backend.close()
+    return 0

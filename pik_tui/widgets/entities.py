@@ -1,0 +1,130 @@
+"""The entity list on the left: every entity in the store, narrowed by a prefix filter."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Input, Static
+from textual.worker import get_current_worker
+
+from pik_tui.backend import Backend
+from pik_tui.messages import EntitiesListed, EntitiesLoaded, EntitySelected
+from pik_tui.safe import cell, plain
+from pik_tui.widgets.base import Pane
+
+LIMIT = 500
+"""Entities listed at once; a prefix narrows the rest."""
+ENTITY_CHARS = r"[A-Za-z0-9_.:@+=,/#-]*"
+"""What an entity id may hold, so a filter cannot be anything else."""
+
+
+class EntityPane(Pane):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear filter",
+            id="entities.clear_filter",
+            tooltip="Clear the filter; on an empty filter, back to the list",
+        ),
+    ]
+
+    def __init__(self, backend: Backend, *, id: str | None = None) -> None:
+        super().__init__(backend, id=id)
+        self.prefix = ""
+        self.selected: str | None = None
+        self.listed: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Input(
+            placeholder="/ filter by prefix",
+            restrict=ENTITY_CHARS,
+            id="entity-filter",
+            compact=True,
+        )
+        yield DataTable(cursor_type="row", id="entity-table")
+        yield Static(classes="status", id="entity-status")
+
+    @property
+    def table(self) -> DataTable[object]:
+        return self.query_one("#entity-table", DataTable)
+
+    @property
+    def filter(self) -> Input:
+        return self.query_one("#entity-filter", Input)
+
+    def on_mount(self) -> None:
+        self.table.add_column("entity", key="entity")
+        self.table.add_column("events", key="events")
+        self.set_status("loading entities…")
+        self.load("")
+
+    def focus_filter(self) -> None:
+        self.filter.focus()
+
+    def focus_list(self) -> None:
+        self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        """Esc clears the filter; on an empty filter it goes back to the list."""
+        if self.filter.value:
+            self.filter.value = ""
+        else:
+            self.focus_list()
+
+    @on(Input.Changed, "#entity-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.prefix = event.value
+        self.set_status("filtering…")
+        self.load(event.value)
+
+    @on(Input.Submitted, "#entity-filter")
+    def _filter_submitted(self) -> None:
+        self.focus_list()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="entities")
+    def load(self, prefix: str) -> None:
+        rows = self.backend.entities(prefix, LIMIT + 1)
+        if not get_current_worker().is_cancelled:
+            self.post_message(EntitiesLoaded(prefix, rows[:LIMIT], len(rows) > LIMIT))
+
+    def on_entities_loaded(self, message: EntitiesLoaded) -> None:
+        if message.prefix != self.prefix:
+            return
+        table = self.table
+        with self.app.batch_update():
+            table.clear()
+            for row in message.rows:
+                table.add_row(cell(row.entity_id, 22), plain(str(row.count)), key=row.entity_id)
+        self.listed = [row.entity_id for row in message.rows]
+        shown = f"{len(self.listed)} entit{'y' if len(self.listed) == 1 else 'ies'}"
+        if message.truncated:
+            shown = f"first {LIMIT} entities; / narrows"
+        elif not self.listed:
+            shown = "no entity starts with that prefix" if self.prefix else "the store is empty"
+        self.set_status(shown + (f" · prefix {message.prefix}" if message.prefix else ""))
+        self.post_message(EntitiesListed(list(self.listed)))
+        if self.selected in self.listed:
+            table.move_cursor(row=self.listed.index(self.selected), animate=False)
+        elif self.listed:
+            table.move_cursor(row=0, animate=False)
+            self._select(self.listed[0])
+
+    def _select(self, entity_id: str) -> None:
+        if entity_id != self.selected:
+            self.selected = entity_id
+            self.post_message(EntitySelected(entity_id))
+
+    @on(DataTable.RowHighlighted, "#entity-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self._select(event.row_key.value)
+
+    @on(DataTable.RowSelected, "#entity-table")
+    def _chosen(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.selected = event.row_key.value
+            self.post_message(EntitySelected(event.row_key.value, open=True))

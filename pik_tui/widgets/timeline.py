@@ -1,0 +1,176 @@
+"""The Timeline tab: one entity's events in event-time order, a page at a time."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
+
+from pik.services.query import TimelinePage
+from pik_tui import formats
+from pik_tui.backend import Backend
+from pik_tui.messages import EventChosen, PageRequested, TimelineLoaded
+from pik_tui.safe import cell, clip, plain
+from pik_tui.widgets.base import Pane
+
+PAGE_SIZE = 100
+
+
+class TimelineTable(DataTable[object]):
+    """The events table; page keys fetch the next page from the store instead of scrolling."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "pagedown",
+            "page(True)",
+            "Newer page",
+            id="timeline.page_down",
+            show=False,
+            tooltip="Load the next page of newer events",
+        ),
+        Binding(
+            "pageup",
+            "page(False)",
+            "Older page",
+            id="timeline.page_up",
+            show=False,
+            tooltip="Load the previous page of older events",
+        ),
+    ]
+
+    def action_page(self, forward: bool) -> None:
+        self.post_message(PageRequested(forward))
+
+
+class TimelinePane(Pane):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "n",
+            "page(True)",
+            "Newer",
+            id="timeline.newer",
+            tooltip="Load the next page of newer events",
+        ),
+        Binding(
+            "N",
+            "page(False)",
+            "Older",
+            id="timeline.older",
+            tooltip="Load the previous page of older events",
+        ),
+    ]
+
+    FOCUS = "#timeline-table"
+
+    def __init__(self, backend: Backend, *, id: str | None = None) -> None:
+        super().__init__(backend, id=id)
+        self.entity_id: str | None = None
+        self.page: TimelinePage | None = None
+        self._pending: tuple[str, str | None] | None = None
+        self._forward = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="status", id="timeline-status")
+        yield TimelineTable(cursor_type="row", id="timeline-table")
+
+    @property
+    def table(self) -> TimelineTable:
+        return self.query_one(TimelineTable)
+
+    def on_mount(self) -> None:
+        for name, key in (
+            ("event time (UTC)", "time"),
+            ("source", "source"),
+            ("type", "type"),
+            ("lag", "lag"),
+            ("dups", "dups"),
+        ):
+            self.table.add_column(name, key=key)
+        self.set_status("choose an entity on the left")
+
+    def show_entity(self, entity_id: str) -> None:
+        """Show the newest page of ``entity_id``."""
+        if entity_id == self.entity_id and self.page is not None:
+            return
+        self.entity_id = entity_id
+        self.page = None
+        self._request(None, forward=False)
+
+    def _request(self, cursor: str | None, forward: bool) -> None:
+        assert self.entity_id is not None
+        self._pending = (self.entity_id, cursor)
+        self._forward = forward
+        self.set_status(f"loading {clip(self.entity_id, 40)}…")
+        self._load(self.entity_id, cursor)
+
+    def action_page(self, forward: bool) -> None:
+        if self.page is None:
+            return
+        token = self.page.next if forward else self.page.prev
+        if token is None:
+            self.notify(f"no {'newer' if forward else 'older'} events", timeout=2)
+            return
+        self._request(token, forward)
+
+    def on_page_requested(self, message: PageRequested) -> None:
+        message.stop()
+        self.action_page(message.forward)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="timeline")
+    def _load(self, entity_id: str, cursor: str | None) -> None:
+        page = self.backend.timeline(entity_id, cursor, PAGE_SIZE)
+        if not get_current_worker().is_cancelled:
+            self.post_message(TimelineLoaded(entity_id, cursor, page))
+
+    def on_timeline_loaded(self, message: TimelineLoaded) -> None:
+        if (message.entity_id, message.cursor) != self._pending:
+            return
+        self._pending = None
+        page = message.page
+        if not page.events and message.cursor is not None:
+            self.notify(f"no {'newer' if self._forward else 'older'} events", timeout=2)
+            self._describe()
+            return
+        self.page = page
+        table = self.table
+        with self.app.batch_update():
+            table.clear()
+            for record in page.events:
+                table.add_row(
+                    plain(formats.instant(record.event_time_us)),
+                    cell(record.source, 24),
+                    cell(record.event_type, 28),
+                    plain(formats.lag(record.lag_ms)),
+                    plain(str(record.duplicate_count) if record.duplicate_count else "-"),
+                    key=record.event_id.hex(),
+                )
+        if page.events:
+            row = 0 if self._forward else len(page.events) - 1
+            table.move_cursor(row=row, animate=False)
+        self._describe()
+
+    def _describe(self) -> None:
+        if self.entity_id is None or self.page is None:
+            return
+        count = len(self.page.events)
+        if not count:
+            self.set_status(f"{clip(self.entity_id, 40)}: no events")
+            return
+        moves = [
+            text
+            for text, token in (("N/pgup older", self.page.prev), ("n/pgdn newer", self.page.next))
+            if token
+        ]
+        self.set_status(
+            f"{clip(self.entity_id, 40)} · {count} event{'s' if count != 1 else ''}"
+            f" on this page · enter opens · {' · '.join(moves) or 'all shown'}"
+        )
+
+    @on(DataTable.RowSelected, "#timeline-table")
+    def _chosen(self, event: DataTable.RowSelected) -> None:
+        if self.entity_id is not None and event.row_key.value is not None:
+            self.post_message(EventChosen(bytes.fromhex(event.row_key.value), self.entity_id))
