@@ -43,11 +43,16 @@ def event_line(n: int, total: int) -> bytes:
     spread = DAYS * US_PER_DAY
     at = START + n * spread // total + (n * 7919) % 3_600_000_000
     at = min(at, START + spread - 1)
-    return json.dumps({
-        "source": f"source-{n % 4}", "event_type": "bench.tick",
-        "entity_id": f"entity-{n % ENTITIES:05d}", "event_time": format_instant(at),
-        "payload": {"n": n, "pad": PAD},
-    }, separators=(",", ":")).encode()
+    return json.dumps(
+        {
+            "source": f"source-{n % 4}",
+            "event_type": "bench.tick",
+            "entity_id": f"entity-{n % ENTITIES:05d}",
+            "event_time": format_instant(at),
+            "payload": {"n": n, "pad": PAD},
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def batches(first: int, count: int, size: int, total: int) -> list[list[bytes]]:
@@ -67,9 +72,11 @@ def sqlite_ceiling(work: list[list[bytes]], directory: Path) -> float:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(resources.files("pik.engines.local").joinpath("schema.sql").read_text())
-    columns = ("event_id, content_hash, entity_id, source, event_type, event_time_us, "
-               "ingest_time_us, idempotency_key, origin, segment_id, offset, length, sha256, "
-               "duplicate_count, conflict_count, last_seen_us")
+    columns = (
+        "event_id, content_hash, entity_id, source, event_type, event_time_us, "
+        "ingest_time_us, idempotency_key, origin, segment_id, offset, length, sha256, "
+        "duplicate_count, conflict_count, last_seen_us"
+    )
     prepared = []
     for batch in work:
         rows = []
@@ -77,9 +84,26 @@ def sqlite_ceiling(work: list[list[bytes]], directory: Path) -> float:
             doc = json.loads(raw)
             digest = hashlib.sha256(raw).digest()
             at = parse_instant(doc["event_time"])
-            rows.append((digest[:16], digest[16:], doc["entity_id"], doc["source"],
-                         doc["event_type"], at, at, None, "bench", 1, 0, len(raw), digest,
-                         0, 0, at))
+            rows.append(
+                (
+                    digest[:16],
+                    digest[16:],
+                    doc["entity_id"],
+                    doc["source"],
+                    doc["event_type"],
+                    at,
+                    at,
+                    None,
+                    "bench",
+                    1,
+                    0,
+                    len(raw),
+                    digest,
+                    0,
+                    0,
+                    at,
+                )
+            )
         prepared.append(rows)
     started = time.perf_counter()
     for rows in prepared:
@@ -93,8 +117,10 @@ def sqlite_ceiling(work: list[list[bytes]], directory: Path) -> float:
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return {"p50_ms": round(statistics.median(ordered) * 1000, 3),
-            "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1] * 1000, 3)}
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1] * 1000, 3),
+    }
 
 
 def timed(func: Callable[[], object], runs: int) -> list[float]:
@@ -108,8 +134,12 @@ def timed(func: Callable[[], object], runs: int) -> list[float]:
 
 def progress(done: int, total: int, started: float) -> None:
     rate = done / max(time.perf_counter() - started, 1e-9)
-    print(f"\r  growing store: {done:>9,}/{total:,} events ({rate:,.0f}/s)", end="",
-          file=sys.stderr, flush=True)
+    print(
+        f"\r  growing store: {done:>9,}/{total:,} events ({rate:,.0f}/s)",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -124,8 +154,9 @@ def main() -> None:
     total, size, sample = args.events, args.batch, args.sample_batches
     results: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-                   f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}",
-        "events": total, "batch": size,
+        f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}",
+        "events": total,
+        "batch": size,
     }
     warm = LocalEngine(work_dir / "warm-up")
     ingest_rate(warm, batches(0, 5, size, total))  # first-call costs out of the measurement
@@ -134,8 +165,11 @@ def main() -> None:
     first = batches(0, sample, size, total)
     results["ceiling_sqlite_rows_per_s"] = round(sqlite_ceiling(first, work_dir))
     results["ingest_empty_events_per_s"] = round(ingest_rate(engine, first))
-    print(f"empty store: {results['ingest_empty_events_per_s']:,} events/s "
-          f"(SQLite ceiling {results['ceiling_sqlite_rows_per_s']:,} rows/s)", file=sys.stderr)
+    print(
+        f"empty store: {results['ingest_empty_events_per_s']:,} events/s "
+        f"(SQLite ceiling {results['ceiling_sqlite_rows_per_s']:,} rows/s)",
+        file=sys.stderr,
+    )
     done, started = sample * size, time.perf_counter()
     while done < total - sample * size:
         step = min(20, (total - sample * size - done) // size) or 1
@@ -144,35 +178,48 @@ def main() -> None:
         done += step * size
         progress(done, total, started)
     print(file=sys.stderr)
-    results["grow_events_per_s"] = round((done - sample * size) /
-                                         max(time.perf_counter() - started, 1e-9))
+    results["grow_events_per_s"] = round(
+        (done - sample * size) / max(time.perf_counter() - started, 1e-9)
+    )
     last = batches(done, sample, size, total)
     results["ingest_full_events_per_s"] = round(ingest_rate(engine, last))
     results["stored_events"] = engine.counts()["events"]
-    print(f"store of {results['stored_events']:,}: {results['ingest_full_events_per_s']:,} "
-          "events/s", file=sys.stderr)
+    print(
+        f"store of {results['stored_events']:,}: {results['ingest_full_events_per_s']:,} events/s",
+        file=sys.stderr,
+    )
 
     rng = random.Random(1)
+
     def one_page() -> None:
         entity = f"entity-{rng.randrange(ENTITIES):05d}"
         start = START + rng.randrange(DAYS - 30) * US_PER_DAY
         page = timeline_page(engine, entity, start, start + 30 * US_PER_DAY, 100)
         assert page.events
+
     results["timeline_page_100"] = percentiles(timed(one_page, 1_000))
 
-    ids = [r.event_id for n in range(0, ENTITIES, 10)
-           for r in engine.timeline(f"entity-{n:05d}", 0, 2**62, 10)]
+    ids = [
+        r.event_id
+        for n in range(0, ENTITIES, 10)
+        for r in engine.timeline(f"entity-{n:05d}", 0, 2**62, 10)
+    ]
+
     def one_lookup() -> None:
         detail = event_detail(engine, rng.choice(ids))
         assert detail is not None and detail.verified
+
     results["event_lookup_verified"] = percentiles(timed(one_lookup, 1_000))
 
     everyone = [f"entity-{n:05d}" for n in range(ENTITIES)]
+
     def coverage_all() -> None:
         report = coverage_report(engine, START, START + DAYS * US_PER_DAY, "day")
         assert len(report.windows) >= ENTITIES * (DAYS - 1)
+
     def coverage_listed() -> None:
         coverage_report(engine, START, START + DAYS * US_PER_DAY, "day", everyone)
+
     results["coverage_1000x90d_all"] = percentiles(timed(coverage_all, 20))
     results["coverage_1000x90d_listed"] = percentiles(timed(coverage_listed, 20))
     engine.close()

@@ -16,7 +16,6 @@ from typing import Protocol, TypeVar
 
 from pik.cli.context import default_store
 from pik.demo import build_demo, demo_store
-from pik.domain.cursor import Cursor
 from pik.domain.records import EntityRecord
 from pik.engines.local import LocalEngine
 from pik.engines.local.index import IndexCorruptError
@@ -28,7 +27,6 @@ T = TypeVar("T")
 
 END_OF_TIME = 253_402_300_799_999_999
 """9999-12-31T23:59:59.999999Z: timelines span all of time."""
-NEWEST = Cursor(False, END_OF_TIME, b"\xff" * 16).encode()
 """A cursor that pages backward from the end of time: the newest page of a timeline."""
 MAX_PAGE = query.MAX_PAGE
 
@@ -74,7 +72,7 @@ class LocalBackend:
     def open(cls, path: Path, label: str | None = None) -> LocalBackend:
         """Open an existing store; raises :class:`StoreUnavailable` with what to do."""
         try:
-            engine = LocalEngine(path, create=False)
+            engine = LocalEngine(path, create=False, read_only=True)
         except (StoreError, IndexCorruptError) as exc:
             raise StoreUnavailable(str(exc)) from None
         except (OSError, sqlite3.Error) as exc:
@@ -98,12 +96,11 @@ class LocalBackend:
         return self._call(lambda e: query.list_entities(e, prefix, None, limit))
 
     def timeline(self, entity_id: str, cursor: str | None, limit: int) -> TimelinePage:
-        position = NEWEST if cursor is None else cursor
-        page = self._call(
-            lambda e: query.timeline_page(e, entity_id, 0, END_OF_TIME, limit, position)
+        return self._call(
+            lambda e: query.timeline_page(
+                e, entity_id, 0, END_OF_TIME, limit, cursor, latest=cursor is None
+            )
         )
-        # Nothing is newer than the newest page, whatever its forward cursor says.
-        return TimelinePage(page.events, None, page.prev) if cursor is None else page
 
     def event(self, event_id: bytes) -> EventDetail | None:
         return self._call(lambda e: query.event_detail(e, event_id))

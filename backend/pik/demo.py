@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from pik.domain.instants import US_PER_HOUR, US_PER_MINUTE, floor_to, format_instant, now_us
+from pik.domain.instants import US_PER_HOUR, floor_to, format_instant, now_us
 from pik.engines.local import LocalEngine
 from pik.engines.local.layout import Layout
 from pik.services.ingest import ingest_ndjson
@@ -55,7 +55,8 @@ def _envelope(
 def demo_lines(seed: int = 7, end_us: int | None = None) -> Iterator[bytes]:
     """NDJSON lines of the demo, in the order a producer would have sent them."""
     rng = random.Random(seed)
-    end = floor_to(end_us if end_us is not None else now_us(), US_PER_MINUTE)
+    # Whole hours: demo hours then match clock hours, and the planted gap is the only one.
+    end = floor_to(end_us if end_us is not None else now_us(), US_PER_HOUR)
     start = end - HOURS * US_PER_HOUR
     sent: list[bytes] = []
     for hour in range(HOURS):

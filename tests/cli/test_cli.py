@@ -150,6 +150,7 @@ def test_a_foreign_directory_is_not_taken_over(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--store", str(tmp_path), "ingest", "-"], input=b"")
     assert result.exit_code == 1 and "not a PIK store" in result.output
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"], "nothing was added"
 
 
 def test_hostile_text_is_shown_inert(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from pik.engines.local import LocalEngine
 from pik.engines.local.engine import SegmentPolicy, reindex
 from pik.engines.local.index import IndexCorruptError
+from pik.engines.local.layout import StoreError
 from pik.engines.local.segments import create_segment
 from pik.services.ingest import ingest_batch
 from pik.services.query import event_detail
@@ -157,5 +158,38 @@ def test_complete_frames_left_unindexed_are_recovered(
         engine.reconcile()
         assert [e.entity_id for e in engine.entities("", None, 10, None)] == ["a", "b"]
         assert engine.verify().problems == ()
+    finally:
+        engine.close()
+
+
+def test_a_read_only_open_writes_nothing(store_path: Path, make_event: MakeEvent) -> None:
+    fill(store_path, make_event)
+
+    def state() -> dict[Path, tuple[int, int]]:
+        # SQLite may tidy away its empty -wal/-shm files on close; they hold no data.
+        return {
+            p: (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in store_path.rglob("*")
+            if not p.name.endswith(("-wal", "-shm"))
+        }
+
+    before = state()
+    reader = LocalEngine(store_path, read_only=True)
+    try:
+        assert reader.counts()["events"] == 34
+        assert reader.verify().ok
+        with pytest.raises(StoreError, match="read-only"):
+            reader.commit([])
+    finally:
+        reader.close()
+    assert state() == before
+
+
+def test_ingest_time_comes_from_the_engine_clock(store_path: Path, make_event: MakeEvent) -> None:
+    engine = LocalEngine(store_path, clock=lambda: 1_800_000_000_000_000)
+    try:
+        outcome = ingest_batch(engine, [make_event()], "a")[0]
+        record = engine.event(outcome.event_id)  # type: ignore[arg-type]
+        assert record is not None and record.ingest_time_us == 1_800_000_000_000_000
     finally:
         engine.close()

@@ -136,3 +136,14 @@ def test_entities_list_prefix_and_page(engine: LocalEngine, make_event: MakeEven
     rest = list_entities(engine, "acct:", limit=2, after=first[-1].entity_id)
     assert [e.entity_id for e in rest] == ["acct:3"]
     assert [e.entity_id for e in list_entities(engine, source="payments")] == ["acct:1"]
+
+
+def test_latest_page_ends_at_the_range_end_and_pages_back(timeline_store: LocalEngine) -> None:
+    end = at("2026-11-02T00:00:00Z")
+    everything = timeline_page(timeline_store, "u1", 0, end, limit=100).events
+    latest = timeline_page(timeline_store, "u1", 0, end, limit=6, latest=True)
+    assert [e.event_id for e in latest.events] == [e.event_id for e in everything[-6:]]
+    assert latest.next is None and latest.prev is not None
+    older = timeline_page(timeline_store, "u1", 0, end, limit=6, cursor=latest.prev)
+    assert [e.event_id for e in older.events] == [e.event_id for e in everything[-12:-6]]
+    assert older.next is not None

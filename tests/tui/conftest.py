@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-import pik.engines.local.engine as engine_module
 from pik.demo import demo_lines
 from pik.domain.instants import US_PER_MINUTE, parse_instant
 from pik.engines.local import LocalEngine
@@ -35,16 +34,14 @@ MakeApp = Callable[..., PikApp]
 
 def write_store(path: Path, ndjson: Sequence[bytes] = (), batch: Sequence[bytes] = ()) -> Path:
     """A real store at ``path``: ``ndjson`` lines and one ``batch``, ingested at ``INGESTED``."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engine_module, "now_us", lambda: INGESTED)
-        engine = LocalEngine(path, create=True)
-        try:
-            if ndjson:
-                ingest_ndjson(engine, io.BytesIO(b"\n".join(ndjson) + b"\n"), origin="demo")
-            if batch:
-                ingest_batch(engine, list(batch), "test")
-        finally:
-            engine.close()
+    engine = LocalEngine(path, create=True, clock=lambda: INGESTED)
+    try:
+        if ndjson:
+            ingest_ndjson(engine, io.BytesIO(b"\n".join(ndjson) + b"\n"), origin="demo")
+        if batch:
+            ingest_batch(engine, list(batch), "test")
+    finally:
+        engine.close()
     return path
 
 

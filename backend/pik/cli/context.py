@@ -35,9 +35,10 @@ class Context:
 
     @contextmanager
     def engine(self, create: bool = False) -> Iterator[LocalEngine]:
-        """Open the store, turning storage failures into messages that say what to do."""
+        """Open the store (read-only unless creating it), turning storage failures into
+        messages that say what to do."""
         try:
-            engine = LocalEngine(self.store_path, create=create)
+            engine = LocalEngine(self.store_path, create=create, read_only=not create)
         except (StoreError, IndexCorruptError) as exc:
             raise click.ClickException(str(exc)) from None
         try:

@@ -19,7 +19,7 @@ from pik.cli.documents import (
 from pik.cli.options import json_option
 from pik.domain.envelope import parse_event_id
 from pik.domain.instants import US_PER_DAY, US_PER_HOUR, format_instant, now_us
-from pik.domain.lag import LAG_LABELS
+from pik.formatting import lag, median_bucket
 from pik.services import query
 from pik.textsafe import inert
 
@@ -75,7 +75,7 @@ def timeline(
             format_instant(r.event_time_us),
             _cell(r.source),
             _cell(r.event_type),
-            _lag(r.lag_ms),
+            lag(r.lag_ms),
             str(r.duplicate_count),
             r.event_id.hex(),
         )
@@ -85,15 +85,6 @@ def timeline(
     for label, token in (("prev", page.prev), ("next", page.next)):
         if token:
             ctx.out.print(f"{label}: --cursor {token}")
-
-
-def _lag(lag_ms: int) -> str:
-    seconds = lag_ms / 1000
-    if abs(seconds) < 120:
-        return f"{seconds:.1f}s"
-    if abs(seconds) < 7200:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 @click.command()
@@ -219,7 +210,7 @@ def rates(ctx: Context, start: str | None, end: str | None, source: str | None) 
             str(row.duplicate),
             str(row.rejected),
             str(row.late),
-            _median_bucket(row.lag),
+            median_bucket(row.lag),
         )
     ctx.out.print(table)
     if report.reasons:
@@ -229,18 +220,6 @@ def rates(ctx: Context, start: str | None, end: str | None, source: str | None) 
         for src, code, count in report.reasons:
             reasons.add_row(_cell(src), code, str(count))
         ctx.out.print(reasons)
-
-
-def _median_bucket(lag: tuple[int, ...]) -> str:
-    total = sum(lag)
-    if not total:
-        return "-"
-    running = 0
-    for label, count in zip(LAG_LABELS, lag, strict=True):
-        running += count
-        if running * 2 >= total:
-            return label
-    return LAG_LABELS[-1]
 
 
 @click.command()

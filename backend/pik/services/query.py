@@ -58,11 +58,19 @@ def timeline_page(
     end_us: int,
     limit: int = 100,
     cursor: str | None = None,
+    latest: bool = False,
 ) -> TimelinePage:
-    """One page of an entity's events in ``[start, end)``, with cursors both ways."""
+    """One page of an entity's events in ``[start, end)``, with cursors both ways.
+
+    Without a cursor the first page is the earliest events, or with ``latest`` the most
+    recent ones (the page ending at ``end``).
+    """
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
     position = Cursor.decode(cursor) if cursor else None
+    if position is None and latest:
+        # Every stored position sorts before (end, b""): the page that ends at `end`.
+        position = Cursor(False, end_us, b"")
     if position is not None and not position.forward:
         key = (position.event_time_us, position.event_id)
         rows = store.timeline(entity_id, start_us, end_us, limit + 1, before=key)
@@ -70,9 +78,10 @@ def timeline_page(
         rows = rows[1:] if more_before else rows
         if not rows:
             return TimelinePage([], None, None)
+        newer = bool(position.event_id)  # a real cursor's own event lies after this page
         return TimelinePage(
             rows,
-            Cursor(True, rows[-1].event_time_us, rows[-1].event_id).encode(),
+            Cursor(True, rows[-1].event_time_us, rows[-1].event_id).encode() if newer else None,
             Cursor(False, rows[0].event_time_us, rows[0].event_id).encode()
             if more_before
             else None,

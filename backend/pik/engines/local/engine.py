@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,18 +58,30 @@ class LocalEngine:
         root: Path,
         *,
         create: bool = True,
+        read_only: bool = False,
         limits: Limits = DEFAULT_LIMITS,
         policy: SegmentPolicy = SegmentPolicy(),
+        clock: Callable[[], int] = now_us,
     ) -> None:
+        """Open the store at ``root``.
+
+        ``create`` makes a new store when there is none; ``read_only`` opens an existing one
+        without writing anything (for queries, and read-only media); ``clock`` is the
+        ingest clock, in microseconds since the epoch.
+        """
         self.layout = Layout(Path(root))
         self.limits = limits
         self.policy = policy
-        self.store_id = self.layout.open_or_create(create)
+        self.read_only = read_only
+        self._clock = clock
+        self.store_id = self.layout.open_or_create(create and not read_only)
         if not self.layout.index.exists() and self.layout.segment_ids():
             raise IndexCorruptError(
                 f"the index of {self.layout.root} is missing; rebuild it with `pik reindex`"
             )
-        if self.layout.index.exists():
+        if read_only:
+            self._index = SqliteIndex(self.layout.index, self.store_id, False, read_only=True)
+        elif self.layout.index.exists():
             self._index = SqliteIndex(self.layout.index, self.store_id, create=True)
         else:
             with self.layout.write_lock():  # one process creates the schema
@@ -85,6 +97,8 @@ class LocalEngine:
 
     def commit(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
         """Store and index a batch; concurrent callers in this process share one fsync."""
+        if self.read_only:
+            raise StoreError("this store was opened read-only; nothing can be ingested")
         if len(arrivals) > self.limits.max_batch_events:
             raise BatchTooLargeError(
                 f"a batch holds at most {self.limits.max_batch_events} events, "
@@ -106,7 +120,7 @@ class LocalEngine:
         try:
             with self.layout.write_lock():
                 combined = [a for t in tickets for a in t.arrivals]
-                outcomes = self._commit_locked(combined, now_us())
+                outcomes = self._commit_locked(combined, self._clock())
         except BaseException as exc:
             for ticket in tickets:
                 ticket.error, ticket.done = exc, True
@@ -256,8 +270,10 @@ class LocalEngine:
 
     def reconcile(self) -> None:
         """Index raw records a crash left unindexed (also done before every write)."""
+        if self.read_only:
+            return
         with self._commit_lock, self.layout.write_lock():
-            self._writable_segment(now_us())
+            self._writable_segment(self._clock())
 
     # --- reads ---------------------------------------------------------------------------
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from pik.domain.lag import LAG_LABELS
 from pik.domain.records import (
@@ -22,6 +24,8 @@ from pik.domain.tally import Tally
 from pik.faults import crash_point
 
 SCHEMA_VERSION = "1"
+P = ParamSpec("P")
+R = TypeVar("R")
 _CHUNK = 500
 _LAG_COLUMNS = [f"lag_{i}" for i in range(len(LAG_LABELS))]
 
@@ -87,7 +91,14 @@ def _record(row: tuple[Any, ...]) -> EventRecord:
     return EventRecord(*values)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        connection = sqlite3.connect(
+            uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA cache_size=-65536")
+        return connection
     connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA journal_mode=WAL")
     # The raw segments are fsync'd before the index is written and the index is rebuilt
@@ -101,12 +112,26 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def _serialised(method: Callable[P, R]) -> Callable[P, R]:
+    """Run a method under the index's lock: one connection, used by one thread at a time."""
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with args[0]._lock:  # type: ignore[attr-defined]
+            return method(*args, **kwargs)
+
+    return run
+
+
 class SqliteIndex:
-    def __init__(self, path: Path, store_id: str, create: bool) -> None:
+    """One SQLite connection; every method holds the lock while it uses it."""
+
+    def __init__(self, path: Path, store_id: str, create: bool, read_only: bool = False) -> None:
         self.path = path
+        self._lock = threading.RLock()
         try:
-            self._db = _connect(path)
-            if create:
+            self._db = _connect(path, read_only)
+            if create and not read_only:
                 self._db.executescript(
                     resources.files("pik.engines.local").joinpath("schema.sql").read_text()
                 )
@@ -122,11 +147,13 @@ class SqliteIndex:
                 f"the index at {path.name} does not belong to this store or has another schema"
             )
 
+    @_serialised
     def close(self) -> None:
         self._db.close()
 
     # --- writer side (called only under the store's write lock) -------------------------
 
+    @_serialised
     def segments(self) -> list[SegmentRow]:
         rows = self._db.execute(
             "SELECT segment_id, created_us, committed_end, sealed_us, sha256, torn_bytes "
@@ -134,18 +161,21 @@ class SqliteIndex:
         )
         return [SegmentRow(*row) for row in rows]
 
+    @_serialised
     def add_segment(self, segment_id: int, created_us: int, committed_end: int) -> None:
         self._db.execute(
             "INSERT INTO segments (segment_id, created_us, committed_end) VALUES (?, ?, ?)",
             (segment_id, created_us, committed_end),
         )
 
+    @_serialised
     def seal_segment(self, segment_id: int, sealed_us: int, sha256: str, torn: int) -> None:
         self._db.execute(
             "UPDATE segments SET sealed_us = ?, sha256 = ?, torn_bytes = ? WHERE segment_id = ?",
             (sealed_us, sha256, torn, segment_id),
         )
 
+    @_serialised
     def known(self, event_ids: Sequence[bytes]) -> dict[bytes, bytes]:
         """Content hashes of the ids among ``event_ids`` that are already stored."""
         found: dict[bytes, bytes] = {}
@@ -161,6 +191,7 @@ class SqliteIndex:
             )
         return found
 
+    @_serialised
     def apply(
         self,
         events: Iterable[EventRow],
@@ -278,12 +309,14 @@ class SqliteIndex:
 
     # --- reader side ---------------------------------------------------------------------
 
+    @_serialised
     def event(self, event_id: bytes) -> EventRecord | None:
         row = self._db.execute(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,)
         ).fetchone()
         return _record(row) if row else None
 
+    @_serialised
     def attempts(self, event_id: bytes) -> list[AttemptSummary]:
         return [
             AttemptSummary(*row)
@@ -294,6 +327,7 @@ class SqliteIndex:
             )
         ]
 
+    @_serialised
     def timeline(
         self,
         entity_id: str,
@@ -325,6 +359,7 @@ class SqliteIndex:
         rows = [_record(row) for row in self._db.execute(sql, params)]
         return rows[::-1] if order == "DESC" else rows
 
+    @_serialised
     def coverage(
         self,
         granularity: str,
@@ -355,6 +390,7 @@ class SqliteIndex:
             windows = [w for w in windows if w.entity_id in keep]
         return windows
 
+    @_serialised
     def rates(self, start_us: int, end_us: int, source: str | None) -> list[RateRecord]:
         sql = (
             "SELECT minute_us, source, accepted, duplicate, rejected, late, conflict, "
@@ -370,6 +406,7 @@ class SqliteIndex:
             for minute, src, accepted, dup, rejected, late, conflict, *lag in rows
         ]
 
+    @_serialised
     def rejection_reasons(
         self, start_us: int, end_us: int, source: str | None
     ) -> list[tuple[str, str, int]]:
@@ -384,6 +421,7 @@ class SqliteIndex:
         sql += " GROUP BY source, code ORDER BY sum(count) DESC, source, code"
         return list(self._db.execute(sql, params))
 
+    @_serialised
     def entities(
         self, prefix: str, source: str | None, limit: int, after: str | None
     ) -> list[EntityRecord]:
@@ -410,12 +448,18 @@ class SqliteIndex:
         ]
 
     def event_locations(self) -> Iterator[tuple[bytes, int, int, int, bytes]]:
-        """(event_id, segment_id, offset, length, sha256) for every event, in segment order."""
-        yield from self._db.execute(
-            "SELECT event_id, segment_id, offset, length, sha256 FROM events "
-            "ORDER BY segment_id, offset"
-        )
+        """(event_id, segment_id, offset, length, sha256) for every event, in segment order.
 
+        The lock is held until the iteration ends: other threads wait, this one may still
+        call the index (the lock is re-entrant).
+        """
+        with self._lock:
+            yield from self._db.execute(
+                "SELECT event_id, segment_id, offset, length, sha256 FROM events "
+                "ORDER BY segment_id, offset"
+            )
+
+    @_serialised
     def counts(self) -> dict[str, int]:
         events = self._db.execute("SELECT count(*) FROM events").fetchone()[0]
         entities = self._db.execute("SELECT count(DISTINCT entity_id) FROM entities").fetchone()[0]
@@ -432,6 +476,7 @@ class SqliteIndex:
             "late": totals[3],
         }
 
+    @_serialised
     def integrity_problems(self) -> list[str]:
         rows = [row[0] for row in self._db.execute("PRAGMA integrity_check")]
         return [] if rows == ["ok"] else rows

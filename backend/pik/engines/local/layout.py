@@ -88,19 +88,13 @@ class Layout:
             return store_id
         if not create:
             raise StoreError(f"no store at {self.root}; ingest something first or check --store")
+        self._refuse_foreign()  # before the lock file is made: leave a foreign folder as it was
         self.root.mkdir(parents=True, exist_ok=True)
         with self.write_lock():
             store_id = self.read_identity()
             if store_id is not None:
                 return store_id
-            # What a creation interrupted by a crash may have left is fine; anything else
-            # means the directory belongs to something else.
-            leftovers = {self.lock.name, self.segments.name, self.meta.name + ".tmp"}
-            foreign = [p for p in self.root.iterdir() if p.name not in leftovers]
-            if foreign or (self.segments.exists() and any(self.segments.iterdir())):
-                raise StoreError(
-                    f"{self.root} is not empty and is not a PIK store; choose another --store"
-                )
+            self._refuse_foreign()
             self.segments.mkdir(exist_ok=True)
             fsync_dir(self.root)
             store_id = uuid.uuid4().hex
@@ -108,6 +102,18 @@ class Layout:
                 self.meta, json.dumps({"format": FORMAT, "store_id": store_id}).encode()
             )
             return store_id
+
+    def _refuse_foreign(self) -> None:
+        # What a creation interrupted by a crash may have left is fine; anything else means
+        # the directory belongs to something else.
+        if not self.root.exists():
+            return
+        leftovers = {self.lock.name, self.segments.name, self.meta.name + ".tmp"}
+        foreign = [p for p in self.root.iterdir() if p.name not in leftovers]
+        if foreign or (self.segments.exists() and any(self.segments.iterdir())):
+            raise StoreError(
+                f"{self.root} is not empty and is not a PIK store; choose another --store"
+            )
 
     @contextmanager
     def write_lock(self) -> Iterator[None]:
