@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -149,6 +150,7 @@ def main() -> None:
     parser.add_argument("--sample-batches", type=int, default=50)
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: tmp)")
     parser.add_argument("--out", type=Path, default=None, help="also write results as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     work_dir = Path(tempfile.mkdtemp(prefix="pik-bench-", dir=args.dir))
     total, size, sample = args.events, args.batch, args.sample_batches
@@ -223,6 +225,8 @@ def main() -> None:
     results["coverage_1000x90d_all"] = percentiles(timed(coverage_all, 20))
     results["coverage_1000x90d_listed"] = percentiles(timed(coverage_listed, 20))
     engine.close()
+    if not args.keep:
+        shutil.rmtree(work_dir)
     print(json.dumps(results, indent=2))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")

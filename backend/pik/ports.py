@@ -57,7 +57,9 @@ class EventStore(Protocol):
         end_us: int,
         entity_ids: Sequence[str] | None,
         source: str | None,
-    ) -> list[WindowCount]: ...
+    ) -> list[WindowCount]:
+        """Non-empty windows in ``[start, end)``, ordered by window, then entity."""
+        ...
 
     def rates(self, start_us: int, end_us: int, source: str | None) -> list[RateRecord]: ...
 

@@ -169,7 +169,7 @@ def coverage(
     table.add_column("windows", justify="right")
     table.add_column("events", justify="right")
     table.add_column("gaps")
-    for entity_id, counts in by_entity.items():
+    for entity_id, counts in sorted(by_entity.items()):
         missing = sorted(ws for (e, ws) in gaps if e == entity_id)
         shown = ", ".join(
             format_instant(ws)[: 13 if step == US_PER_HOUR else 10] for ws in missing[:5]

@@ -23,16 +23,18 @@ def window_starts(start_us: int, end_us: int, step_us: int) -> range:
 def find_gaps(windows: Iterable[WindowCount], step_us: int) -> list[Gap]:
     """Empty windows of an entity that has events both before and after them.
 
-    ``windows`` are the non-empty windows inside the range, ordered by entity then time;
-    a gap is every missing window strictly between an entity's first and last one.
+    ``windows`` are the non-empty windows inside the range, each entity's in time order
+    (entities may interleave); a gap is every missing window strictly between an entity's
+    first and last one. Gaps come back by entity, then time.
     """
     gaps: list[Gap] = []
-    previous: WindowCount | None = None
-    for window in windows:
-        if previous is not None and previous.entity_id == window.entity_id:
-            missing = previous.window_start_us + step_us
-            while missing < window.window_start_us:
-                gaps.append(Gap(window.entity_id, missing))
-                missing += step_us
-        previous = window
+    last: dict[str, int] = {}
+    for entity_id, start, _count in windows:
+        previous = last.get(entity_id)
+        if previous is not None and start - previous > step_us:
+            gaps.extend(
+                Gap(entity_id, missing) for missing in range(previous + step_us, start, step_us)
+            )
+        last[entity_id] = start
+    gaps.sort(key=lambda gap: (gap.entity_id, gap.window_start_us))
     return gaps
