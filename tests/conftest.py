@@ -9,10 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from pik.engines.local import LocalEngine
 
 EventFactory = Callable[..., bytes]
+
+# Property tests: ~200 examples each in CI; PIK_HYPOTHESIS=long explores ten times more.
+settings.register_profile("ci", max_examples=200, deadline=None)
+settings.register_profile("long", max_examples=2_000, deadline=None)
+settings.load_profile(os.environ.get("PIK_HYPOTHESIS", "ci"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pik.domain.limits import DEFAULT_LIMITS
@@ -39,7 +39,6 @@ def outcome(func: Any, raw: bytes) -> Any:
         return ("rejected", exc.rejection.code)
 
 
-@settings(max_examples=200)
 @given(values, st.booleans(), st.booleans())
 def test_fast_and_strict_paths_agree(value: Any, spaced: bool, ascii_only: bool) -> None:
     raw = json.dumps(
@@ -48,7 +47,6 @@ def test_fast_and_strict_paths_agree(value: Any, spaced: bool, ascii_only: bool)
     assert outcome(decode, raw) == outcome(_decode_exactly, raw)
 
 
-@settings(max_examples=200)
 @given(
     st.dictionaries(st.sampled_from(["a", "b", "c"]), scalars, min_size=1, max_size=3),
     st.sampled_from(["a", "b", "c"]),

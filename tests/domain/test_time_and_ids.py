@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pik.domain.envelope import Event, prepare
@@ -46,7 +46,6 @@ def test_equal_instants_give_equal_keys() -> None:
     assert len({parse_instant(f) for f in forms}) == 1
 
 
-@settings(max_examples=200)
 @given(
     st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9998, 12, 30)),
     st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9998, 12, 30)),
@@ -114,7 +113,6 @@ def test_idempotency_key_decides_the_id() -> None:
     assert _event(idempotency_key="k-2").event_id != first.event_id
 
 
-@settings(max_examples=200)
 @given(
     st.lists(st.text(alphabet="ab.:-_", min_size=1, max_size=6), min_size=3, max_size=3),
     st.lists(st.text(alphabet="ab.:-_", min_size=1, max_size=6), min_size=3, max_size=3),
