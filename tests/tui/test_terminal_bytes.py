@@ -59,8 +59,12 @@ def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
-def run_in_pty(argv: list[str], keys: list[tuple[float, bytes]], timeout: float) -> bytes:
-    """Run a program on a pseudo-terminal, type ``keys`` at the given delays, return its output."""
+def run_in_pty(argv: list[str], keys: list[tuple[bytes, float, bytes]], timeout: float) -> bytes:
+    """Run a program on a pseudo-terminal and return everything it wrote.
+
+    Each key is ``(wait_for, pause, key)``: typed once ``wait_for`` has appeared in the
+    output and ``pause`` seconds have passed since the previous key (robust on slow CI).
+    """
     leader, follower = pty.openpty()
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
     env.pop("NO_COLOR", None)
@@ -69,12 +73,16 @@ def run_in_pty(argv: list[str], keys: list[tuple[float, bytes]], timeout: float)
     )
     os.close(follower)
     output = io.BytesIO()
-    started = time.monotonic()
+    started = last_key = time.monotonic()
     pending = list(keys)
     try:
         while time.monotonic() - started < timeout:
-            if pending and time.monotonic() - started >= pending[0][0]:
-                os.write(leader, pending.pop(0)[1])
+            if pending:
+                wait_for, pause, key = pending[0]
+                if wait_for in output.getvalue() and time.monotonic() - last_key >= pause:
+                    os.write(leader, key)
+                    pending.pop(0)
+                    last_key = time.monotonic()
             ready, _, _ = select.select([leader], [], [], 0.05)
             if ready:
                 try:
@@ -114,8 +122,8 @@ def test_pik_event_writes_no_payload_escape(hostile_store: Path) -> None:
 
 
 def test_pik_tui_writes_no_payload_escape(hostile_store: Path) -> None:
-    keys = [(3.0, b"\r"), (4.0, b"\r"), (6.0, b"q")]
-    output = run_in_pty([str(BIN / "pik-tui"), "--store", str(hostile_store)], keys, timeout=20)
+    keys = [(b"victim", 1.0, b"\r"), (b"attack", 1.0, b"\r"), (b"SGVsbG8", 1.0, b"q")]
+    output = run_in_pty([str(BIN / "pik-tui"), "--store", str(hostile_store)], keys, timeout=60)
     assert b"victim" in output, "the app drew its screen"
     assert b"SGVsbG8" in output, "the event pane showed the payload"
     for sequence in FORBIDDEN:
