@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import pytest
 
-from pik.domain.instants import US_PER_HOUR, parse_instant
+from pik.domain.instants import US_PER_HOUR, format_instant, parse_instant
 from pik.engines.local import LocalEngine
 from pik.services.ingest import ingest_batch
 from pik.services.query import (
@@ -147,3 +148,52 @@ def test_latest_page_ends_at_the_range_end_and_pages_back(timeline_store: LocalE
     older = timeline_page(timeline_store, "u1", 0, end, limit=6, cursor=latest.prev)
     assert [e.event_id for e in older.events] == [e.event_id for e in everything[-12:-6]]
     assert older.next is not None
+
+
+@pytest.mark.parametrize("limit", [1, 3, 7, 50])
+def test_paging_across_days_both_ways_sees_every_event_once(
+    engine: LocalEngine, make_event: MakeEvent, limit: int
+) -> None:
+    rng = random.Random(limit)
+    base = at("2026-10-01T00:00:00Z")
+    # Clustered days, empty days and weeks between them, sub-second neighbours.
+    offsets = sorted(
+        {
+            rng.choice([0, 1, 2, 9, 10, 30]) * 86_400_000_000 + rng.randrange(86_400_000_000)
+            for _ in range(40)
+        }
+    )
+    offsets += [offsets[3] + 1, offsets[3] + 2]
+    events = [
+        make_event(entity_id="walker", event_time=format_instant(base + o), payload={"o": o})
+        for o in offsets
+    ]
+    ingest_batch(engine, events, "a")
+    ingest_batch(engine, [make_event(entity_id="other", event_time=format_instant(base))], "a")
+    everything = [
+        e.event_time_us for e in timeline_page(engine, "walker", 0, 2**62, limit=1000).events
+    ]
+    assert everything == sorted(base + o for o in offsets)
+
+    forward: list[int] = []
+    page = timeline_page(engine, "walker", 0, 2**62, limit=limit)
+    while True:
+        forward.extend(e.event_time_us for e in page.events)
+        if page.next is None:
+            break
+        page = timeline_page(engine, "walker", 0, 2**62, limit=limit, cursor=page.next)
+    assert forward == everything
+
+    backward: list[int] = []
+    page = timeline_page(engine, "walker", 0, 2**62, limit=limit, latest=True)
+    while True:
+        backward[:0] = [e.event_time_us for e in page.events]
+        if page.prev is None:
+            break
+        page = timeline_page(engine, "walker", 0, 2**62, limit=limit, cursor=page.prev)
+    assert backward == everything
+
+    window = (base + 86_400_000_000, base + 10 * 86_400_000_000)
+    inside = [t for t in everything if window[0] <= t < window[1]]
+    got = timeline_page(engine, "walker", *window, limit=1000).events
+    assert [e.event_time_us for e in got] == inside

@@ -12,6 +12,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from pik.domain.instants import US_PER_DAY
 from pik.domain.lag import LAG_LABELS
 from pik.domain.records import (
     AttemptSummary,
@@ -23,7 +24,7 @@ from pik.domain.records import (
 from pik.domain.tally import Tally
 from pik.faults import crash_point
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 P = ParamSpec("P")
 R = TypeVar("R")
 _CHUNK = 500
@@ -59,6 +60,7 @@ _EVENT_COLUMNS = (
     "idempotency_key, origin, segment_id, offset, length, sha256, duplicate_count, "
     "conflict_count, last_seen_us"
 )
+_INSERT_COLUMNS = _EVENT_COLUMNS + ", day"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +146,8 @@ class SqliteIndex:
             raise IndexCorruptError(f"the index at {path.name} cannot be read: {exc}") from exc
         if meta.get("store_id") != store_id or meta.get("schema_version") != SCHEMA_VERSION:
             raise IndexCorruptError(
-                f"the index at {path.name} does not belong to this store or has another schema"
+                f"the index at {path.name} does not belong to this store or has another "
+                "schema; rebuild it from raw with `pik reindex`"
             )
 
     @_serialised
@@ -205,7 +208,7 @@ class SqliteIndex:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({','.join('?' * 16)})",
+                f"INSERT INTO events ({_INSERT_COLUMNS}) VALUES ({','.join('?' * 17)})",
                 (
                     (
                         e.event_id,
@@ -224,6 +227,7 @@ class SqliteIndex:
                         0,
                         0,
                         e.ingest_time_us,
+                        e.event_time_us // US_PER_DAY,
                     )
                     for e in events
                 ),
@@ -342,22 +346,43 @@ class SqliteIndex:
         ``after`` pages forward from a position, ``before`` pages backward; either way the
         rows come back in ascending order.
         """
+        span = self._db.execute(
+            "SELECT min(first_event_us), max(last_event_us) FROM entities WHERE entity_id = ?",
+            (entity_id,),
+        ).fetchone()
+        if span[0] is None:
+            return []
+        # The timeline index is partitioned by day of event time (see schema.sql): walk the
+        # days of the entity's life inside the range, nearest first, until the page is full.
+        low, high = max(start_us, span[0]), min(end_us, span[1] + 1)
+        if after is not None:
+            low = max(low, after[0])
+        if before is not None:
+            high = min(high, before[0] + 1)
+        if low >= high:
+            return []
+        backward = before is not None and after is None
+        days = range(low // US_PER_DAY, (high - 1) // US_PER_DAY + 1)
         sql = (
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE entity_id = ? "
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE day = ? AND entity_id = ? "
             "AND event_time_us >= ? AND event_time_us < ?"
         )
-        params: list[Any] = [entity_id, start_us, end_us]
+        bounds: list[Any] = [start_us, end_us]
         if after is not None:
             sql += " AND (event_time_us, event_id) > (?, ?)"
-            params.extend(after)
+            bounds.extend(after)
         if before is not None:
             sql += " AND (event_time_us, event_id) < (?, ?)"
-            params.extend(before)
-        order = "DESC" if before is not None and after is None else "ASC"
+            bounds.extend(before)
+        order = "DESC" if backward else "ASC"
         sql += f" ORDER BY event_time_us {order}, event_id {order} LIMIT ?"
-        params.append(limit)
-        rows = [_record(row) for row in self._db.execute(sql, params)]
-        return rows[::-1] if order == "DESC" else rows
+        rows: list[EventRecord] = []
+        for day in reversed(days) if backward else days:
+            found = self._db.execute(sql, [day, entity_id, *bounds, limit - len(rows)])
+            rows.extend(map(_record, found))
+            if len(rows) >= limit:
+                break
+        return rows[::-1] if backward else rows
 
     @_serialised
     def coverage(
