@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -27,6 +28,7 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from pik.domain.instants import US_PER_DAY, format_instant, parse_instant
 from pik.engines.local import LocalEngine
@@ -76,7 +78,7 @@ def sqlite_ceiling(work: list[list[bytes]], directory: Path) -> float:
     columns = (
         "event_id, content_hash, entity_id, source, event_type, event_time_us, "
         "ingest_time_us, idempotency_key, origin, segment_id, offset, length, sha256, "
-        "duplicate_count, conflict_count, last_seen_us"
+        "duplicate_count, conflict_count, last_seen_us, day"
     )
     prepared = []
     for batch in work:
@@ -103,17 +105,60 @@ def sqlite_ceiling(work: list[list[bytes]], directory: Path) -> float:
                     0,
                     0,
                     at,
+                    at // US_PER_DAY,
                 )
             )
         prepared.append(rows)
     started = time.perf_counter()
     for rows in prepared:
         db.execute("BEGIN")
-        db.executemany(f"INSERT INTO events ({columns}) VALUES ({','.join('?' * 16)})", rows)
+        db.executemany(f"INSERT INTO events ({columns}) VALUES ({','.join('?' * 17)})", rows)
         db.execute("COMMIT")
     elapsed = time.perf_counter() - started
     db.close()
     return sum(len(b) for b in work) / elapsed
+
+
+def _producer(
+    path: str,
+    first: int,
+    count: int,
+    size: int,
+    total: int,
+    stride: int,
+    barrier: Any,
+    results: Any,
+) -> None:
+    engine = LocalEngine(Path(path))
+    work = [batches(first + k * stride * size, 1, size, total)[0] for k in range(count)]
+    barrier.wait()
+    started = time.perf_counter()
+    for batch in work:
+        ingest_batch(engine, batch, "bench")
+    results.put((started, time.perf_counter(), sum(len(b) for b in work)))
+    engine.close()
+
+
+def concurrent_rate(
+    path: Path, first: int, count: int, size: int, total: int, producers: int
+) -> float:
+    """Aggregate events/s of ``producers`` processes ingesting interleaved batches at once."""
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(producers), context.Queue()
+    procs = [
+        context.Process(
+            target=_producer,
+            args=(str(path), first + p * size, count, size, total, producers, barrier, results),
+        )
+        for p in range(producers)
+    ]
+    for proc in procs:
+        proc.start()
+    spans = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    elapsed = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
+    return sum(n for _, _, n in spans) / elapsed
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -186,6 +231,16 @@ def main() -> None:
     last = batches(done, sample, size, total)
     results["ingest_full_events_per_s"] = round(ingest_rate(engine, last))
     results["stored_events"] = engine.counts()["events"]
+    engine.close()
+    done += sample * size
+    results["ingest_full_2_producers_events_per_s"] = round(
+        concurrent_rate(work_dir / "store", done, sample // 2, size, total, producers=2)
+    )
+    print(
+        f"two producers at {done:,}: {results['ingest_full_2_producers_events_per_s']:,} events/s",
+        file=sys.stderr,
+    )
+    engine = LocalEngine(work_dir / "store")
     print(
         f"store of {results['stored_events']:,}: {results['ingest_full_events_per_s']:,} events/s",
         file=sys.stderr,

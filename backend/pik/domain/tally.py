@@ -83,3 +83,29 @@ class Tally:
     def rejected(self, source: str, code: str, ingest_us: int) -> None:
         self._rate(ingest_us, source).rejected += 1
         self.rejections[(floor_to(ingest_us, US_PER_MINUTE), source, code)] += 1
+
+    def merge(self, other: Tally) -> None:
+        """Add another tally's counts to this one."""
+        for minute, theirs in other.rates.items():
+            mine = self.rates.get(minute)
+            if mine is None:
+                self.rates[minute] = theirs
+                continue
+            mine.accepted += theirs.accepted
+            mine.duplicate += theirs.duplicate
+            mine.rejected += theirs.rejected
+            mine.late += theirs.late
+            mine.conflict += theirs.conflict
+            mine.lag = [a + b for a, b in zip(mine.lag, theirs.lag, strict=True)]
+        for reason, count in other.rejections.items():
+            self.rejections[reason] += count
+        for window, count in other.coverage.items():
+            self.coverage[window] += count
+        for pair, entity in other.entities.items():
+            known = self.entities.get(pair)
+            if known is None:
+                self.entities[pair] = entity
+                continue
+            known.first_event_us = min(known.first_event_us, entity.first_event_us)
+            known.last_event_us = max(known.last_event_us, entity.last_event_us)
+            known.count += entity.count

@@ -24,6 +24,13 @@ from pik.engines.local import frames, recovery, segments
 from pik.engines.local.batch import IndexBatch
 from pik.engines.local.index import IndexCorruptError, SegmentRow, SqliteIndex
 from pik.engines.local.layout import Layout, StoreError
+from pik.engines.local.prepare import (
+    PreparedBatch,
+    combine,
+    new_events_only,
+    prepare,
+    rejection_frame,
+)
 from pik.faults import crash_point
 from pik.ports import Progress
 
@@ -41,10 +48,11 @@ class BatchTooLargeError(ValueError):
 
 
 class _Ticket:
-    __slots__ = ("arrivals", "done", "error", "outcomes")
+    __slots__ = ("arrivals", "done", "error", "outcomes", "prepared")
 
-    def __init__(self, arrivals: Sequence[Arrival]) -> None:
+    def __init__(self, arrivals: Sequence[Arrival], prepared: PreparedBatch) -> None:
         self.arrivals = arrivals
+        self.prepared = prepared
         self.outcomes: list[Outcome] = []
         self.error: BaseException | None = None
         self.done = False
@@ -104,7 +112,8 @@ class LocalEngine:
                 f"a batch holds at most {self.limits.max_batch_events} events, "
                 f"got {len(arrivals)}; split it"
             )
-        ticket = _Ticket(arrivals)
+        # Built outside every lock, so it overlaps another batch's commit.
+        ticket = _Ticket(arrivals, prepare(arrivals, self._clock(), self.limits.late_after_us))
         with self._queue_lock:
             self._queue.append(ticket)
         with self._commit_lock:
@@ -119,8 +128,7 @@ class LocalEngine:
     def _commit_group(self, tickets: list[_Ticket]) -> None:
         try:
             with self.layout.write_lock():
-                combined = [a for t in tickets for a in t.arrivals]
-                outcomes = self._commit_locked(combined, self._clock())
+                outcomes = self._commit_prepared(combine([t.prepared for t in tickets]))
         except BaseException as exc:
             for ticket in tickets:
                 ticket.error, ticket.done = exc, True
@@ -131,9 +139,45 @@ class LocalEngine:
             start += len(ticket.arrivals)
             ticket.done = True
 
-    def _commit_locked(self, arrivals: Sequence[Arrival], ingest_us: int) -> list[Outcome]:
+    def _commit_prepared(self, prepared: PreparedBatch) -> list[Outcome]:
+        ingest_us = prepared.ingest_us
         segment_id, end = self._writable_segment(ingest_us)
-        known = self._index.known([a.event.event_id for a in arrivals if a.event is not None])
+        events = [a.event for a in prepared.arrivals if a.event is not None]
+        known = self._index.known([e.event_id for e in events])
+        if not new_events_only(events, known):
+            return self._commit_locked(prepared.arrivals, ingest_us, segment_id, end, known)
+        index = prepared.index
+        index.segment_id = segment_id
+        for row in index.rows:
+            row.segment_id = segment_id
+            row.offset += end
+        buffer = prepared.buffer
+        buffer += frames.batch_end_frame(ingest_us)
+        self._write(segment_id, end, bytes(buffer), index, ingest_us)
+        return prepared.outcomes
+
+    def _write(
+        self, segment_id: int, end: int, data: bytes, index: IndexBatch, ingest_us: int
+    ) -> None:
+        """Raw first, then the index, then (by returning) the acknowledgement."""
+        crash_point("before_append")
+        segments.append(self.layout.segment(segment_id), data, end)
+        crash_point("after_raw_fsync")
+        new_end = end + len(data)
+        self._index.apply(index.rows, index.attempts, index.tally, segment_id, new_end)
+        crash_point("after_index_commit")
+        if new_end >= self.policy.max_bytes:
+            self._seal(segment_id, new_end, 0, ingest_us)
+
+    def _commit_locked(
+        self,
+        arrivals: Sequence[Arrival],
+        ingest_us: int,
+        segment_id: int,
+        end: int,
+        known: dict[bytes, bytes],
+    ) -> list[Outcome]:
+        """The full path: some events are duplicates or conflicts of stored ones."""
         classified = classify(arrivals, known)
         status: dict[int, str] = {}
         for name in ("new", "duplicates", "conflicts"):
@@ -147,16 +191,7 @@ class LocalEngine:
             if event is None:
                 assert arrival.rejection is not None
                 rejection = arrival.rejection
-                buffer += frames.record_frame(
-                    frames.REJECTION,
-                    ingest_us,
-                    {
-                        "code": rejection.code,
-                        "field": rejection.field,
-                        "source": arrival.source,
-                        "origin": arrival.origin,
-                    },
-                )
+                buffer += rejection_frame(arrival, ingest_us)
                 batch.rejection(arrival.source, rejection.code, ingest_us)
                 outcomes.append(Outcome(Status.REJECTED, rejection=rejection))
                 continue
@@ -183,14 +218,7 @@ class LocalEngine:
                 outcomes.append(Outcome(Status.REJECTED, event.event_id, lag_ms, CONFLICT))
 
         buffer += frames.batch_end_frame(ingest_us)
-        crash_point("before_append")
-        segments.append(self.layout.segment(segment_id), bytes(buffer), end)
-        crash_point("after_raw_fsync")
-        new_end = end + len(buffer)
-        self._index.apply(batch.rows, batch.attempts, batch.tally, segment_id, new_end)
-        crash_point("after_index_commit")
-        if new_end >= self.policy.max_bytes:
-            self._seal(segment_id, new_end, 0, ingest_us)
+        self._write(segment_id, end, bytes(buffer), batch, ingest_us)
         return outcomes
 
     # --- segments and recovery (under the write lock) ------------------------------------
