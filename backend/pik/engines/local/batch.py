@@ -10,7 +10,7 @@ import hashlib
 
 from pik.domain.envelope import Event
 from pik.domain.tally import Tally
-from pik.engines.local.index import Attempt, EventRow
+from pik.engines.local.rows import Attempt, EventRow
 
 
 class IndexBatch:

@@ -22,7 +22,7 @@ from pik.domain.records import (
 )
 from pik.engines.local import frames, recovery, segments
 from pik.engines.local.batch import IndexBatch
-from pik.engines.local.index import IndexCorruptError, SegmentRow, SqliteIndex
+from pik.engines.local.index import IndexCorruptError, SqliteIndex
 from pik.engines.local.layout import Layout, StoreError
 from pik.engines.local.prepare import (
     PreparedBatch,
@@ -31,6 +31,7 @@ from pik.engines.local.prepare import (
     prepare,
     rejection_frame,
 )
+from pik.engines.local.rows import SegmentRow
 from pik.faults import crash_point
 from pik.ports import Progress
 

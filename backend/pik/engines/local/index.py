@@ -6,7 +6,6 @@ import functools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from itertools import repeat
 from pathlib import Path
@@ -22,6 +21,14 @@ from pik.domain.records import (
     WindowCount,
 )
 from pik.domain.tally import Tally
+from pik.engines.local.rows import (
+    EVENT_COLUMNS,
+    INSERT_COLUMNS,
+    Attempt,
+    EventRow,
+    SegmentRow,
+    event_record,
+)
 from pik.faults import crash_point
 
 SCHEMA_VERSION = "2"
@@ -33,64 +40,6 @@ _LAG_COLUMNS = [f"lag_{i}" for i in range(len(LAG_LABELS))]
 
 class IndexCorruptError(RuntimeError):
     """The index cannot be trusted; it is never served. ``pik reindex`` rebuilds it."""
-
-
-@dataclass(slots=True)  # not frozen: built once per event on the hot path
-class EventRow:
-    event_id: bytes
-    content_hash: bytes
-    entity_id: str
-    source: str
-    event_type: str
-    event_time_us: int
-    ingest_time_us: int
-    idempotency_key: str | None
-    origin: str
-    segment_id: int
-    offset: int
-    length: int
-    sha256: bytes
-    duplicate_count: int = 0
-    conflict_count: int = 0
-    last_seen_us: int = 0
-
-
-_EVENT_COLUMNS = (
-    "event_id, content_hash, entity_id, source, event_type, event_time_us, ingest_time_us, "
-    "idempotency_key, origin, segment_id, offset, length, sha256, duplicate_count, "
-    "conflict_count, last_seen_us"
-)
-_INSERT_COLUMNS = _EVENT_COLUMNS + ", day"
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """A later arrival of a stored event: a duplicate, or a conflicting idempotency key."""
-
-    event_id: bytes
-    kind: str
-    origin: str
-    ingest_time_us: int
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentRow:
-    segment_id: int
-    created_us: int
-    committed_end: int
-    sealed_us: int | None
-    sha256: str | None
-    torn_bytes: int
-
-
-def segment_name(segment_id: int) -> str:
-    return f"{segment_id:08d}"
-
-
-def _record(row: tuple[Any, ...]) -> EventRecord:
-    values = list(row)
-    values[9] = segment_name(values[9])
-    return EventRecord(*values)
 
 
 def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
@@ -208,7 +157,7 @@ class SqliteIndex:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(
-                f"INSERT INTO events ({_INSERT_COLUMNS}) VALUES ({','.join('?' * 17)})",
+                f"INSERT INTO events ({INSERT_COLUMNS}) VALUES ({','.join('?' * 17)})",
                 (
                     (
                         e.event_id,
@@ -316,9 +265,9 @@ class SqliteIndex:
     @_serialised
     def event(self, event_id: bytes) -> EventRecord | None:
         row = self._db.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,)
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,)
         ).fetchone()
-        return _record(row) if row else None
+        return event_record(row) if row else None
 
     @_serialised
     def attempts(self, event_id: bytes) -> list[AttemptSummary]:
@@ -364,7 +313,7 @@ class SqliteIndex:
         backward = before is not None and after is None
         days = range(low // US_PER_DAY, (high - 1) // US_PER_DAY + 1)
         sql = (
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE day = ? AND entity_id = ? "
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE day = ? AND entity_id = ? "
             "AND event_time_us >= ? AND event_time_us < ?"
         )
         bounds: list[Any] = [start_us, end_us]
@@ -379,7 +328,7 @@ class SqliteIndex:
         rows: list[EventRecord] = []
         for day in reversed(days) if backward else days:
             found = self._db.execute(sql, [day, entity_id, *bounds, limit - len(rows)])
-            rows.extend(map(_record, found))
+            rows.extend(map(event_record, found))
             if len(rows) >= limit:
                 break
         return rows[::-1] if backward else rows

@@ -7,8 +7,9 @@ import hashlib
 from pik.domain.limits import Limits
 from pik.domain.records import Problem, VerifyReport
 from pik.engines.local import frames, segments
-from pik.engines.local.index import SqliteIndex, segment_name
+from pik.engines.local.index import SqliteIndex
 from pik.engines.local.layout import Layout
+from pik.engines.local.rows import segment_name
 from pik.ports import Progress
 
 
