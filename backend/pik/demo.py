@@ -18,6 +18,7 @@ import platformdirs
 
 from pik.domain.instants import US_PER_HOUR, floor_to, format_instant, now_us
 from pik.engines.local import LocalEngine
+from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import Layout
 from pik.services.ingest import ingest_ndjson
 
@@ -121,8 +122,17 @@ def demo_store() -> Path:
 
 
 def build_demo(path: Path, reset: bool = False) -> bool:
-    """Create the demo store at ``path`` unless it exists; returns whether it was built."""
+    """Create the demo store at ``path`` unless a usable one exists; returns whether it was built.
+
+    A demo store this version cannot read (an older index schema) is rebuilt: it holds only
+    generated data.
+    """
     layout = Layout(path)
+    if layout.meta.exists() and not reset:
+        try:
+            LocalEngine(path, create=False, read_only=True).close()
+        except IndexCorruptError:
+            reset = True
     if reset and layout.meta.exists():
         _remove_store(layout)
     if layout.meta.exists():

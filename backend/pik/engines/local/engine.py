@@ -86,7 +86,8 @@ class LocalEngine:
         self.store_id = self.layout.open_or_create(create and not read_only)
         if not self.layout.index.exists() and self.layout.segment_ids():
             raise IndexCorruptError(
-                f"the index of {self.layout.root} is missing; rebuild it with `pik reindex`"
+                f"the index of {self.layout.root} is missing; rebuild it from raw with "
+                f"`pik --store {self.layout.root} reindex`"
             )
         if read_only:
             self._index = SqliteIndex(self.layout.index, self.store_id, False, read_only=True)

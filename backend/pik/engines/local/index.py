@@ -92,11 +92,14 @@ class SqliteIndex:
                 )
             meta = dict(self._db.execute("SELECT key, value FROM meta"))
         except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(f"the index at {path.name} cannot be read: {exc}") from exc
+            raise IndexCorruptError(
+                f"the index at {path} cannot be read ({exc}); rebuild it from raw with "
+                f"`pik --store {path.parent} reindex`"
+            ) from exc
         if meta.get("store_id") != store_id or meta.get("schema_version") != SCHEMA_VERSION:
             raise IndexCorruptError(
-                f"the index at {path.name} does not belong to this store or has another "
-                "schema; rebuild it from raw with `pik reindex`"
+                f"the index at {path} does not belong to this store or has another schema; "
+                f"rebuild it from raw with `pik --store {path.parent} reindex`"
             )
 
     @_serialised
