@@ -103,10 +103,11 @@ def _with_progress(
 
 
 def _print(ctx: Context, report: IngestReport) -> None:
-    table = Table(title=f"ingested {report.lines} line(s) in {report.batches} batch(es)")
+    ctx.out.print(f"ingested {report.lines:,} line(s) in {report.batches:,} batch(es)")
+    table = Table()
     for name in ("accepted", "duplicate", "rejected"):
         table.add_column(name, justify="right")
-    table.add_row(str(report.accepted), str(report.duplicate), str(report.rejected))
+    table.add_row(f"{report.accepted:,}", f"{report.duplicate:,}", f"{report.rejected:,}")
     ctx.out.print(table)
     if report.rejections:
         reasons = Table(title="rejected lines", title_justify="left")
