@@ -109,6 +109,8 @@ class LocalEngine:
         """Store and index a batch; concurrent callers in this process share one fsync."""
         if self.read_only:
             raise StoreError("this store was opened read-only; nothing can be ingested")
+        if not arrivals:
+            return []
         if len(arrivals) > self.limits.max_batch_events:
             raise BatchTooLargeError(
                 f"a batch holds at most {self.limits.max_batch_events} events, "
