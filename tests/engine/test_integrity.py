@@ -66,7 +66,7 @@ def test_a_deleted_index_is_detected_and_rebuilt(store_path: Path, make_event: M
     before = dump(store_path / "index.sqlite3")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store_path}/index.sqlite3{suffix}").unlink(missing_ok=True)
-    with pytest.raises(IndexCorruptError, match="pik reindex"):
+    with pytest.raises(IndexCorruptError, match=r"pik --store .* reindex"):
         LocalEngine(store_path)
     reindex(store_path)
     after = dump(store_path / "index.sqlite3")
