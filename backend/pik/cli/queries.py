@@ -69,7 +69,9 @@ def timeline(
         return
     table = Table(title=Text(f"timeline of {inert(entity, limit=80)}"))
     for name in ("event time", "source", "type", "lag", "dups", "event id"):
-        table.add_column(name, justify="right" if name in ("lag", "dups") else "left")
+        table.add_column(
+            name, justify="right" if name in ("lag", "dups") else "left", overflow="fold"
+        )
     for r in page.events:
         table.add_row(
             format_instant(r.event_time_us),
@@ -108,8 +110,8 @@ def event(ctx: Context, event_id: str) -> None:
         ctx.emit(document)
     else:
         table = Table(show_header=False, title=f"event {key.hex()}")
-        table.add_column(style="bold")
-        table.add_column()
+        table.add_column(style="bold", overflow="fold")
+        table.add_column(overflow="fold")
         for name, value in document.items():
             if name in ("payload", "raw", "attempts"):
                 continue
@@ -165,10 +167,10 @@ def coverage(
         by_entity.setdefault(w.entity_id, {})[w.window_start_us] = w.count
     gaps = {(g.entity_id, g.window_start_us) for g in report.gaps}
     table = Table(title=f"coverage by {granularity} ({len(report.gaps)} gap(s))")
-    table.add_column("entity")
-    table.add_column("windows", justify="right")
-    table.add_column("events", justify="right")
-    table.add_column("gaps")
+    table.add_column("entity", overflow="fold")
+    table.add_column("windows", justify="right", overflow="fold")
+    table.add_column("events", justify="right", overflow="fold")
+    table.add_column("gaps", overflow="fold")
     for entity_id, counts in sorted(by_entity.items()):
         missing = sorted(ws for (e, ws) in gaps if e == entity_id)
         shown = ", ".join(
@@ -201,7 +203,9 @@ def rates(ctx: Context, start: str | None, end: str | None, source: str | None) 
         return
     table = Table(title=f"ingest per minute (late = lag over {late_after_ms // 1000}s)")
     for name in ("minute", "source", "accepted", "duplicate", "rejected", "late", "lag p50"):
-        table.add_column(name, justify="left" if name in ("minute", "source") else "right")
+        table.add_column(
+            name, justify="left" if name in ("minute", "source") else "right", overflow="fold"
+        )
     for row in report.rows:
         table.add_row(
             format_instant(row.minute_us)[:16] + "Z",
@@ -216,7 +220,7 @@ def rates(ctx: Context, start: str | None, end: str | None, source: str | None) 
     if report.reasons:
         reasons = Table(title="rejections by reason")
         for name in ("source", "code", "count"):
-            reasons.add_column(name)
+            reasons.add_column(name, overflow="fold")
         for src, code, count in report.reasons:
             reasons.add_row(_cell(src), code, str(count))
         ctx.out.print(reasons)
@@ -239,14 +243,14 @@ def entities(ctx: Context, prefix: str, source: str | None, limit: int, after: s
         return
     table = Table(title=f"{len(rows)} entit{'y' if len(rows) == 1 else 'ies'}")
     for name in ("entity", "sources", "events", "first event", "last event"):
-        table.add_column(name, justify="right" if name == "events" else "left")
+        table.add_column(name, justify="right" if name == "events" else "left", overflow="fold")
     for r in rows:
         table.add_row(
             _cell(r.entity_id),
-            _cell(" ".join(r.sources)),
+            _cell(", ".join(r.sources)),
             str(r.count),
-            format_instant(r.first_event_us),
-            format_instant(r.last_event_us),
+            format_instant(r.first_event_us)[:19] + "Z",
+            format_instant(r.last_event_us)[:19] + "Z",
         )
     ctx.out.print(table)
     if document["next"]:
