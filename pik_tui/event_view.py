@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pik.cli.documents import event_document
+from pik.documents import event_document
 from pik.services.query import EventDetail
 from pik.textsafe import inert
 from pik_tui import formats

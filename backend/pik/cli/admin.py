@@ -11,9 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from pik.cli.context import Context, pass_context
-from pik.cli.documents import verify_document
 from pik.cli.options import json_option
 from pik.demo import build_demo, demo_store
+from pik.documents import verify_document
 from pik.engines.local.engine import reindex as rebuild_index
 from pik.engines.local.layout import StoreError
 from pik.ports import Progress as ProgressCallback

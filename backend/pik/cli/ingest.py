@@ -12,8 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from pik.cli.context import Context, pass_context
-from pik.cli.documents import ingest_document
 from pik.cli.options import json_option
+from pik.documents import ingest_document
 from pik.ports import EventStore
 from pik.services.ingest import DEFAULT_BATCH, IngestReport, ingest_ndjson
 from pik.textsafe import inert

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 
 from pik import __version__
-from pik.cli import admin, ingest, queries
+from pik.cli import admin, ingest, queries, serve
 from pik.cli.context import Context, default_store
 
 STORE_HELP = (
@@ -37,7 +37,7 @@ def cli(ctx: click.Context, store: Path, as_json: bool) -> None:
     ctx.obj = Context(store, as_json, Console(), Console(stderr=True))
 
 
-for module in (ingest, queries, admin):
+for module in (ingest, queries, admin, serve):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -9,14 +9,14 @@ from rich.table import Table
 from rich.text import Text
 
 from pik.cli.context import Context, pass_context, time_option
-from pik.cli.documents import (
+from pik.cli.options import json_option
+from pik.documents import (
     coverage_document,
     entities_document,
     event_document,
     rates_document,
     timeline_document,
 )
-from pik.cli.options import json_option
 from pik.domain.envelope import parse_event_id
 from pik.domain.instants import US_PER_DAY, US_PER_HOUR, format_instant, now_us
 from pik.formatting import lag, median_bucket

@@ -1,4 +1,4 @@
-"""The documented JSON shapes of `pik --json` output (see docs/cli.md). Times are UTC with Z."""
+"""The documented JSON shapes of `pik --json` output and of the HTTP API (see docs/cli.md)."""
 
 from __future__ import annotations
 

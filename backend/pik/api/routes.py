@@ -1,0 +1,265 @@
+"""Routes of the HTTP API over any :class:`~pik.ports.EventStore`.
+
+The same resolver runs in Lambda (API Gateway proxy events) and behind `pik serve`, so
+routing, validation and error shapes exist once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from pik.api.errors import ApiError
+from pik.documents import (
+    coverage_document,
+    entities_document,
+    event_document,
+    rates_document,
+    timeline_document,
+)
+from pik.domain.envelope import parse_event_id
+from pik.domain.instants import US_PER_DAY, US_PER_HOUR, TimeFormatError, now_us, parse_query_time
+from pik.domain.outcome import Outcome, Status
+from pik.domain.rejection import RejectedError
+from pik.domain.strictjson import decode
+from pik.engines.local.index import IndexCorruptError
+from pik.engines.local.segments import StorageFullError
+from pik.ports import EventStore
+from pik.services import query
+from pik.services.ingest import ingest_batch
+
+MAX_BODY_BYTES = 6 * 1024 * 1024
+END_OF_TIME = 253_402_300_799_999_999
+JSON = "application/json"
+
+
+def _json(document: dict[str, Any], status: int = 200) -> Response[str]:
+    return Response(
+        status_code=status, content_type=JSON, body=json.dumps(document, ensure_ascii=False)
+    )
+
+
+def build_api(store: EventStore, origin: str = "http") -> APIGatewayRestResolver:
+    """An API Gateway (REST, proxy) resolver serving ``store``."""
+    app = APIGatewayRestResolver()
+
+    def request_id() -> str:
+        context = app.current_event.get("requestContext") or {}
+        return str(context.get("requestId", "-"))
+
+    def param(name: str) -> str | None:
+        values = app.current_event.query_string_parameters or {}
+        return values.get(name)
+
+    def time_param(name: str, default: int) -> int:
+        value = param(name)
+        if value is None:
+            return default
+        try:
+            return parse_query_time(value)
+        except TimeFormatError as exc:
+            raise ApiError(400, exc.code, f"{name}: {exc}", name) from None
+
+    def int_param(name: str, default: int, low: int, high: int) -> int:
+        value = param(name)
+        if value is None:
+            return default
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise ApiError(
+                400, "invalid_parameter", f"{name} is a whole number from {low} to {high}", name
+            )
+        return int(value)
+
+    def api_error(error: ApiError) -> Response[str]:
+        headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+        return Response(
+            status_code=error.status,
+            content_type=JSON,
+            body=error.body(request_id()),
+            headers=headers,
+        )
+
+    def storage_full(error: StorageFullError) -> Response[str]:
+        return api_error(ApiError(507, "storage_full", f"{error}; nothing was acknowledged"))
+
+    def index_corrupt(error: IndexCorruptError) -> Response[str]:
+        return api_error(ApiError(503, "index_unavailable", str(error), retry_after=60))
+
+    def storage_busy(error: sqlite3.OperationalError) -> Response[str]:
+        return api_error(ApiError(503, "storage_unavailable", str(error), retry_after=1))
+
+    app.exception_handler(ApiError)(api_error)
+    app.exception_handler(StorageFullError)(storage_full)
+    app.exception_handler(IndexCorruptError)(index_corrupt)
+    app.exception_handler(sqlite3.OperationalError)(storage_busy)
+
+    @app.not_found
+    def not_found(_: NotFoundError) -> Response[str]:
+        event = app.current_event
+        return api_error(ApiError(404, "not_found", f"no route {event.http_method} {event.path}"))
+
+    @app.post("/events")
+    def post_events() -> Response[str]:
+        items = _items(app.current_event.raw_event, store)
+        outcomes = ingest_batch(store, items, origin)
+        if len(items) == 1 and _single(app.current_event.raw_event):
+            return _single_response(outcomes[0], api_error)
+        return _json(_batch_document(outcomes))
+
+    @app.get("/events/<event_id>")
+    def get_event(event_id: str) -> Response[str]:
+        try:
+            key = parse_event_id(unquote(event_id))
+        except ValueError as exc:
+            raise ApiError(400, "invalid_event_id", str(exc), "event_id") from None
+        detail = query.event_detail(store, key)
+        if detail is None:
+            raise ApiError(404, "event_not_found", f"no event {key.hex()}", "event_id")
+        return _json(event_document(detail))
+
+    @app.get("/entities")
+    def get_entities() -> Response[str]:
+        limit = int_param("limit", 100, 1, query.MAX_PAGE)
+        rows = query.list_entities(
+            store, param("prefix") or "", param("source"), limit, param("after")
+        )
+        return _json(entities_document(rows, limit))
+
+    @app.get("/entities/<entity_id>/timeline")
+    def get_timeline(entity_id: str) -> Response[str]:
+        entity = unquote(entity_id)
+        start, end = time_param("from", 0), time_param("to", END_OF_TIME)
+        limit = int_param("limit", 100, 1, query.MAX_PAGE)
+        try:
+            page = query.timeline_page(
+                store, entity, start, end, limit, param("cursor"), latest=param("latest") == "true"
+            )
+        except ValueError as exc:
+            raise ApiError(400, "invalid_cursor", str(exc), "cursor") from None
+        return _json(timeline_document(entity, start, end, page))
+
+    @app.get("/coverage")
+    def get_coverage() -> Response[str]:
+        end = time_param("to", now_us() + US_PER_DAY)
+        start = time_param("from", end - 7 * US_PER_DAY)
+        by = param("by") or "day"
+        if by not in ("hour", "day"):
+            raise ApiError(400, "invalid_parameter", "by is hour or day", "by")
+        entities = (app.current_event.multi_value_query_string_parameters or {}).get("entity")
+        report = query.coverage_report(store, start, end, by, entities, param("source"))
+        return _json(coverage_document(start, end, report))
+
+    @app.get("/rates")
+    def get_rates() -> Response[str]:
+        end = time_param("until", now_us() + 60_000_000)
+        start = time_param("since", end - US_PER_HOUR - 60_000_000)
+        report = query.rates_report(store, start, end, param("source"))
+        return _json(rates_document(start, end, store.limits.late_after_us // 1000, report))
+
+    return app
+
+
+def _body(event: dict[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(
+            413, "body_too_large", f"the body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}"
+        )
+    return raw
+
+
+def _content_type(event: dict[str, Any]) -> str:
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    return str(headers.get("content-type", "")).split(";")[0].strip().lower()
+
+
+def _single(event: dict[str, Any]) -> bool:
+    return _content_type(event) == JSON and _body(event).lstrip()[:1] == b"{"
+
+
+def _items(event: dict[str, Any], store: EventStore) -> list[bytes]:
+    """The events of a request: one JSON object, a JSON array of them, or NDJSON lines.
+
+    A single object or NDJSON line is kept byte for byte; items of an array are stored as
+    their compact re-encoding (their exact bytes cannot be cut out of the array).
+    """
+    kind, raw = _content_type(event), _body(event)
+    if kind == "application/x-ndjson":
+        items = [line.rstrip(b"\r") for line in raw.split(b"\n") if line.strip()]
+    elif kind == JSON:
+        if raw.lstrip()[:1] == b"{":
+            items = [raw.strip()]
+        else:
+            limits = replace(
+                store.limits, max_event_bytes=MAX_BODY_BYTES, max_depth=store.limits.max_depth + 1
+            )
+            try:
+                document = decode(raw, limits)
+            except RejectedError as exc:
+                raise ApiError(400, exc.rejection.code, exc.rejection.message) from None
+            if not isinstance(document, list):
+                raise ApiError(
+                    400,
+                    "invalid_body",
+                    "send one event object, an array of them, or NDJSON (application/x-ndjson)",
+                )
+            items = [_reencode(item) for item in document]
+    else:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send application/json (one event or "
+            "an array) or application/x-ndjson (one event a line)",
+            "content-type",
+        )
+    if not items:
+        raise ApiError(400, "empty", "the request holds no events")
+    if len(items) > store.limits.max_batch_events:
+        raise ApiError(
+            413,
+            "too_many_events",
+            f"a request holds at most {store.limits.max_batch_events} events; split it",
+        )
+    return items
+
+
+def _reencode(item: Any) -> bytes:
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _result(index: int, outcome: Outcome) -> dict[str, Any]:
+    return {
+        "index": index,
+        "status": outcome.status.value,
+        "event_id": outcome.event_id.hex() if outcome.event_id else None,
+        "lag_ms": outcome.lag_ms,
+        "error": outcome.rejection.as_dict() if outcome.rejection else None,
+    }
+
+
+def _batch_document(outcomes: list[Outcome]) -> dict[str, Any]:
+    counts = {s.value: 0 for s in Status}
+    for outcome in outcomes:
+        counts[outcome.status.value] += 1
+    return {**counts, "results": [_result(i, o) for i, o in enumerate(outcomes)]}
+
+
+def _single_response(outcome: Outcome, error: Callable[[ApiError], Response[str]]) -> Response[str]:
+    rejection = outcome.rejection
+    if rejection is None:
+        return _json(_result(0, outcome), 201 if outcome.status is Status.ACCEPTED else 200)
+    status = (
+        409
+        if rejection.code == "idempotency_conflict"
+        else (400 if rejection.field is None else 422)
+    )
+    return error(ApiError(status, rejection.code, rejection.message, rejection.field))

@@ -1,0 +1,173 @@
+"""`pik serve`: the API's routes over the local engine, on a small threaded HTTP server.
+
+Bound to 127.0.0.1 by default. Any other address needs a bearer token, and then every
+request must carry it. Requests naming a foreign ``Host`` are refused (DNS rebinding), a
+body over the limit is refused before it is read, slow clients time out, and no input
+takes the server down: an unexpected error is answered 500 and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import ipaddress
+import sys
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pik.api.errors import ApiError
+from pik.api.routes import MAX_BODY_BYTES, build_api
+from pik.ports import EventStore
+
+CLIENT_TIMEOUT_S = 15
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, store: EventStore, host: str = "127.0.0.1", port: int = 8765, token: str | None = None
+    ) -> None:
+        if not is_loopback(host) and not token:
+            raise ValueError(
+                f"binding to {host} exposes the store beyond this machine: set PIK_TOKEN "
+                "to a secret, and clients must send `Authorization: Bearer <token>`"
+            )
+        self.api = build_api(store)
+        self.token = token
+        super().__init__((host, port), _Handler)
+        self.allowed_hosts = self._hosts(host, self.server_address[1])
+
+    @staticmethod
+    def _hosts(host: str, port: int) -> set[str] | None:
+        if not is_loopback(host):
+            return None  # the token guards a public bind; the Host may be any name
+        names = {"127.0.0.1", "localhost", "[::1]", host}
+        return {f"{name}:{port}" for name in names} | names
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ApiServer
+    timeout = CLIENT_TIMEOUT_S
+    server_version = "pik"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # request lines would carry query strings; nothing is logged by default
+
+    def _handle(self) -> None:
+        request_id = uuid.uuid4().hex
+        try:
+            self._check_access()
+            body = self._read_body()
+            context = cast(
+                LambdaContext, SimpleNamespace(function_name="pik-serve", aws_request_id=request_id)
+            )
+            result = self.server.api.resolve(self._event(body, request_id), context)
+        except ApiError as error:
+            self._send(error.status, error.body(request_id), close=error.status == 413)
+            return
+        except Exception as exc:  # a bug, never the client's fault: answer, keep serving
+            print(f"pik serve: request {request_id} failed: {type(exc).__name__}", file=sys.stderr)
+            self._send(
+                500,
+                ApiError(
+                    500,
+                    "internal_error",
+                    "unexpected error; it has been logged with this request id",
+                ).body(request_id),
+            )
+            return
+        headers = {k: v[-1] for k, v in (result.get("multiValueHeaders") or {}).items()}
+        headers.update(result.get("headers") or {})
+        self._send(int(result["statusCode"]), result.get("body") or "", headers)
+
+    def _check_access(self) -> None:
+        allowed = self.server.allowed_hosts
+        if allowed is not None and self.headers.get("Host", "") not in allowed:
+            raise ApiError(
+                421, "host_not_allowed", "this server answers only to 127.0.0.1/localhost", "host"
+            )
+        token = self.server.token
+        if token is not None:
+            sent = self.headers.get("Authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+                raise ApiError(401, "unauthorized", "send `Authorization: Bearer <token>`")
+
+    def _read_body(self) -> bytes:
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            if self.command in ("POST", "PUT"):
+                raise ApiError(411, "length_required", "send a Content-Length header")
+            return b""
+        if not length_text.isdigit():
+            raise ApiError(400, "invalid_content_length", "Content-Length is not a number")
+        length = int(length_text)
+        if length > MAX_BODY_BYTES:
+            raise ApiError(
+                413, "body_too_large", f"the body is {length} bytes; the limit is {MAX_BODY_BYTES}"
+            )
+        return self.rfile.read(length)
+
+    def _event(self, body: bytes, request_id: str) -> dict[str, Any]:
+        """The request as an API Gateway (REST) proxy event: the shape Lambda receives."""
+        url = urlsplit(self.path)
+        multi = parse_qs(url.query, keep_blank_values=True)
+        headers = {name: value for name, value in self.headers.items()}
+        return {
+            "httpMethod": self.command,
+            "path": url.path,
+            "resource": "/{proxy+}",
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
+            "multiValueQueryStringParameters": multi or None,
+            "body": base64.b64encode(body).decode() if body else None,
+            "isBase64Encoded": bool(body),
+            "requestContext": {
+                "requestId": request_id,
+                "identity": {"sourceIp": self.client_address[0]},
+            },
+        }
+
+    def _send(
+        self, status: int, body: str, headers: dict[str, str] | None = None, close: bool = False
+    ) -> None:
+        data = body.encode("utf-8")
+        self.send_response(status)
+        for name, value in (headers or {"Content-Type": "application/json"}).items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(data)

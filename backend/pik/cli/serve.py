@@ -1,0 +1,51 @@
+"""`pik serve`: the HTTP API over the local store."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from pik.api.server import ApiServer
+from pik.cli.context import Context, pass_context
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind. Anything but loopback needs PIK_TOKEN.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@pass_context
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Serve the HTTP API (POST /events, GET /events/ID, /entities, /entities/E/timeline,
+    /coverage, /rates) over the store until interrupted.
+
+    The bearer token, when needed, is read from $PIK_TOKEN so it never shows in a process
+    list; clients send `Authorization: Bearer <token>`.
+    """
+    token = os.environ.get("PIK_TOKEN") or None
+    with ctx.engine(create=True) as engine:
+        try:
+            server = ApiServer(engine, host, port, token)
+        except (ValueError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
+        bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
+        ctx.err.print(
+            f"serving {ctx.store_path} on http://{bound_host}:{bound_port} "
+            f"({'token required' if token else 'no token: loopback only'}); "
+            "ctrl+c stops",
+            highlight=False,
+            markup=False,
+        )
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+
+COMMANDS = [serve]

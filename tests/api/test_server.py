@@ -1,0 +1,210 @@
+"""`pik serve`: the HTTP API over a real local store, driven over a real socket."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pik.api.routes import MAX_BODY_BYTES
+from pik.api.server import ApiServer
+from pik.engines.local import LocalEngine
+
+
+def envelope(**changes: Any) -> dict[str, Any]:
+    return {
+        "source": "checkout",
+        "event_type": "order.created",
+        "entity_id": "customer-1",
+        "event_time": "2026-11-01T10:00:00Z",
+        "payload": {"amount": 1},
+        **changes,
+    }
+
+
+class Client:
+    def __init__(self, port: int, token: str | None = None) -> None:
+        self.port, self.token = port, token
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        sent = {"Content-Type": content_type, **(headers or {})}
+        if self.token:
+            sent["Authorization"] = f"Bearer {self.token}"
+        connection.request(method, path, body=body, headers=sent)
+        response = connection.getresponse()
+        data = response.read()
+        connection.close()
+        return response.status, dict(response.getheaders()), json.loads(data) if data else None
+
+
+def start(store: LocalEngine, token: str | None = None) -> tuple[ApiServer, threading.Thread]:
+    server = ApiServer(store, "127.0.0.1", 0, token)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture
+def api(engine: LocalEngine) -> Iterator[Client]:
+    server, thread = start(engine)
+    yield Client(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_ingest_one_event_then_read_it_back(api: Client) -> None:
+    status, _, body = api.call("POST", "/events", json.dumps(envelope()).encode())
+    assert status == 201 and body["status"] == "accepted"
+    event_id = body["event_id"]
+    status, _, again = api.call("POST", "/events", json.dumps(envelope()).encode())
+    assert (status, again["status"], again["event_id"]) == (200, "duplicate", event_id)
+    status, _, event = api.call("GET", f"/events/{event_id}")
+    assert status == 200 and event["verified"] is True and event["duplicate_count"] == 1
+    assert event["origin"] == "http"
+
+
+def test_batches_as_array_and_ndjson_report_every_item(api: Client) -> None:
+    items = [envelope(entity_id="a"), {"source": "x"}, envelope(entity_id="b/c")]
+    status, _, body = api.call("POST", "/events", json.dumps(items).encode())
+    assert status == 200
+    assert (body["accepted"], body["rejected"]) == (2, 1)
+    assert body["results"][1]["error"]["code"] == "missing_field"
+    ndjson = b"\n".join(json.dumps(envelope(entity_id=f"n{i}")).encode() for i in range(3))
+    status, _, body = api.call("POST", "/events", ndjson, "application/x-ndjson")
+    assert status == 200 and body["accepted"] == 3
+    status, _, page = api.call("GET", "/entities/b%2Fc/timeline?limit=5")
+    assert status == 200 and [e["entity_id"] for e in page["events"]] == ["b/c"]
+    status, _, listed = api.call("GET", "/entities?prefix=n&limit=2")
+    assert [e["entity_id"] for e in listed["entities"]] == ["n0", "n1"]
+    assert listed["next"] == "n1"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b"{oops", "application/json", 400, "invalid_json"),
+        (b'{"source": "a"} trailing', "application/json", 400, "invalid_json"),
+        (b"[1, 2", "application/json", 400, "invalid_json"),
+        (b'"text"', "application/json", 400, "invalid_body"),
+        (b"[]", "application/json", 400, "empty"),
+        (b"source=a", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (
+            json.dumps(envelope(entity_id="../etc")).encode(),
+            "application/json",
+            422,
+            "invalid_characters",
+        ),
+        (
+            json.dumps(envelope(event_time="2026-11-01T10:00:00")).encode(),
+            "application/json",
+            422,
+            "naive_time",
+        ),
+        (b'[{"a": 1, "a": 2}]', "application/json", 400, "duplicate_key"),
+    ],
+)
+def test_bad_requests_get_their_code_and_store_nothing(
+    api: Client, engine: LocalEngine, body: bytes, content_type: str, status: int, code: str
+) -> None:
+    got, _, error = api.call("POST", "/events", body, content_type)
+    assert (got, error["error"]["code"]) == (status, code), error
+    assert error["error"]["request_id"] and error["error"]["message"]
+    assert engine.counts()["events"] == 0
+
+
+def test_idempotency_conflict_is_409(api: Client) -> None:
+    first = json.dumps(envelope(idempotency_key="k", payload={"a": 1})).encode()
+    other = json.dumps(envelope(idempotency_key="k", payload={"a": 2})).encode()
+    assert api.call("POST", "/events", first)[0] == 201
+    status, _, error = api.call("POST", "/events", other)
+    assert (status, error["error"]["code"]) == (409, "idempotency_conflict")
+
+
+def test_queries_and_their_errors(api: Client) -> None:
+    api.call("POST", "/events", json.dumps(envelope()).encode())
+    assert api.call("GET", "/rates?since=2000-01-01")[2]["rows"][0]["accepted"] == 1
+    coverage = api.call("GET", "/coverage?from=2026-11-01&to=2026-11-02&by=hour")[2]
+    assert coverage["windows"][0]["count"] == 1
+    for path, status, code in [
+        ("/events/nothex", 400, "invalid_event_id"),
+        ("/events/" + "0" * 32, 404, "event_not_found"),
+        ("/coverage?by=week", 400, "invalid_parameter"),
+        ("/rates?since=yesterday", 400, "invalid_time"),
+        ("/entities?limit=0", 400, "invalid_parameter"),
+        ("/entities/x/timeline?cursor=bad", 400, "invalid_cursor"),
+        ("/nowhere", 404, "not_found"),
+    ]:
+        got, _, error = api.call("GET", path)
+        assert (got, error["error"]["code"]) == (status, code), path
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(api: Client) -> None:
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw:
+        raw.sendall(
+            b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % (50 * 1024 * 1024)
+        )
+        reply = b""
+        while chunk := raw.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413")
+    assert b"body_too_large" in reply
+    assert api.call("GET", "/entities")[0] == 200, "still serving"
+    assert MAX_BODY_BYTES < 50 * 1024 * 1024
+
+
+def test_a_foreign_host_header_is_refused(api: Client) -> None:
+    status, _, error = api.call("GET", "/entities", headers={"Host": "evil.example:80"})
+    assert (status, error["error"]["code"]) == (421, "host_not_allowed")
+
+
+def test_binding_beyond_loopback_needs_a_token(engine: LocalEngine) -> None:
+    with pytest.raises(ValueError, match="PIK_TOKEN"):
+        ApiServer(engine, "0.0.0.0", 0)
+
+
+def test_with_a_token_every_request_must_carry_it(engine: LocalEngine) -> None:
+    server, thread = start(engine, token="s3cret")
+    try:
+        port = server.server_address[1]
+        assert Client(port).call("GET", "/entities")[0] == 401
+        assert Client(port, token="wrong").call("GET", "/entities")[0] == 401
+        assert Client(port, token="s3cret").call("GET", "/entities")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_garbage_on_the_wire_never_stops_the_server(api: Client, store_path: Path) -> None:
+    for junk in (
+        b"\x00\xff\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n",
+    ):
+        with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw:
+            raw.sendall(junk)
+            raw.recv(4096)
+    assert api.call("GET", "/entities")[0] == 200
+
+
+def test_a_slow_client_does_not_block_others(api: Client) -> None:
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as slow:
+        slow.sendall(b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n")
+        assert api.call("GET", "/entities")[0] == 200
