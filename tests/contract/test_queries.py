@@ -1,4 +1,4 @@
-"""The access patterns: timeline paging, coverage and gaps, rates, entity discovery."""
+"""The access patterns through the storage port: timelines, coverage and gaps, rates, entities."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from pik.domain.instants import US_PER_HOUR, format_instant, parse_instant
-from pik.engines.local import LocalEngine
+from pik.ports import EventStore
 from pik.services.ingest import ingest_batch
 from pik.services.query import (
     coverage_report,
@@ -26,18 +26,18 @@ def at(text: str) -> int:
 
 
 @pytest.fixture
-def timeline_store(engine: LocalEngine, make_event: MakeEvent) -> LocalEngine:
+def timeline_store(store: EventStore, make_event: MakeEvent) -> EventStore:
     times = [f"2026-11-01T10:00:{s:02d}.{f}Z" for s in range(10) for f in ("0", "5")]
     ingest_batch(
-        engine,
+        store,
         [make_event(entity_id="u1", event_time=t, payload={"t": t}) for t in reversed(times)],
         "a",
     )
-    ingest_batch(engine, [make_event(entity_id="u2", event_time=times[0])], "a")
-    return engine
+    ingest_batch(store, [make_event(entity_id="u2", event_time=times[0])], "a")
+    return store
 
 
-def test_timeline_is_in_event_time_order_and_pages_both_ways(timeline_store: LocalEngine) -> None:
+def test_timeline_is_in_event_time_order_and_pages_both_ways(timeline_store: EventStore) -> None:
     end = at("2026-11-02T00:00:00Z")
     pages = []
     page = timeline_page(timeline_store, "u1", 0, end, limit=6)
@@ -58,7 +58,7 @@ def test_timeline_is_in_event_time_order_and_pages_both_ways(timeline_store: Loc
     assert first.prev is None
 
 
-def test_timeline_window_is_start_inclusive_end_exclusive(timeline_store: LocalEngine) -> None:
+def test_timeline_window_is_start_inclusive_end_exclusive(timeline_store: EventStore) -> None:
     start, end = at("2026-11-01T10:00:02Z"), at("2026-11-01T10:00:04Z")
     page = timeline_page(timeline_store, "u1", start, end, limit=100)
     assert [e.event_time_us for e in page.events] == [
@@ -69,14 +69,14 @@ def test_timeline_window_is_start_inclusive_end_exclusive(timeline_store: LocalE
     ]
 
 
-def test_bad_cursor_and_limit_are_refused(timeline_store: LocalEngine) -> None:
+def test_bad_cursor_and_limit_are_refused(timeline_store: EventStore) -> None:
     with pytest.raises(ValueError, match="cursor"):
         timeline_page(timeline_store, "u1", 0, 2**62, cursor="garbage!")
     with pytest.raises(ValueError, match="limit"):
         timeline_page(timeline_store, "u1", 0, 2**62, limit=0)
 
 
-def test_coverage_counts_windows_and_finds_gaps(engine: LocalEngine, make_event: MakeEvent) -> None:
+def test_coverage_counts_windows_and_finds_gaps(store: EventStore, make_event: MakeEvent) -> None:
     hours = [0, 1, 2, 6, 7]  # nothing at hours 3-5
     events = [
         make_event(
@@ -88,8 +88,8 @@ def test_coverage_counts_windows_and_finds_gaps(engine: LocalEngine, make_event:
     events.append(
         make_event(entity_id="quiet", event_time="2026-11-01T04:00:00Z", source="payments")
     )
-    ingest_batch(engine, events, "a")
-    report = coverage_report(engine, T0, T0 + 24 * US_PER_HOUR, "hour")
+    ingest_batch(store, events, "a")
+    report = coverage_report(store, T0, T0 + 24 * US_PER_HOUR, "hour")
     busy = [
         (w.window_start_us - T0) // US_PER_HOUR for w in report.windows if w.entity_id == "busy"
     ]
@@ -100,18 +100,18 @@ def test_coverage_counts_windows_and_finds_gaps(engine: LocalEngine, make_event:
         ("busy", 4),
         ("busy", 5),
     ]
-    by_day = coverage_report(engine, T0, T0 + 24 * US_PER_HOUR, "day")
+    by_day = coverage_report(store, T0, T0 + 24 * US_PER_HOUR, "day")
     assert [(w.entity_id, w.count) for w in by_day.windows] == [("busy", 10), ("quiet", 1)]
-    only_payments = coverage_report(engine, T0, T0 + 24 * US_PER_HOUR, "day", source="payments")
+    only_payments = coverage_report(store, T0, T0 + 24 * US_PER_HOUR, "day", source="payments")
     assert [(w.entity_id, w.count) for w in only_payments.windows] == [("quiet", 1)]
-    just_quiet = coverage_report(engine, T0, T0 + 24 * US_PER_HOUR, "hour", ["quiet"])
+    just_quiet = coverage_report(store, T0, T0 + 24 * US_PER_HOUR, "hour", ["quiet"])
     assert [w.entity_id for w in just_quiet.windows] == ["quiet"] and not just_quiet.gaps
 
 
-def test_rates_count_per_minute_per_source(engine: LocalEngine, make_event: MakeEvent) -> None:
+def test_rates_count_per_minute_per_source(store: EventStore, make_event: MakeEvent) -> None:
     late = make_event(entity_id="a", event_time="2026-11-01T00:00:00Z")
-    ingest_batch(engine, [late, late, b"{bad", make_event(source="payments")], "a")
-    report = rates_report(engine, 0, 2**62)
+    ingest_batch(store, [late, late, b"{bad", make_event(source="payments")], "a")
+    report = rates_report(store, 0, 2**62)
     rows = {r.source: r for r in report.rows}
     assert (rows["checkout"].accepted, rows["checkout"].duplicate, rows["checkout"].late) == (
         1,
@@ -124,22 +124,22 @@ def test_rates_count_per_minute_per_source(engine: LocalEngine, make_event: Make
     assert report.reasons == [("(unknown)", "invalid_json", 1)]
 
 
-def test_entities_list_prefix_and_page(engine: LocalEngine, make_event: MakeEvent) -> None:
+def test_entities_list_prefix_and_page(store: EventStore, make_event: MakeEvent) -> None:
     ids = ["acct:1", "acct:2", "acct:3", "user:1", "user:10"]
-    ingest_batch(engine, [make_event(entity_id=i) for i in ids], "a")
-    ingest_batch(engine, [make_event(entity_id="acct:1", source="payments")], "a")
-    assert [e.entity_id for e in list_entities(engine, "user:1")] == ["user:1", "user:10"]
-    first = list_entities(engine, "acct:", limit=2)
+    ingest_batch(store, [make_event(entity_id=i) for i in ids], "a")
+    ingest_batch(store, [make_event(entity_id="acct:1", source="payments")], "a")
+    assert [e.entity_id for e in list_entities(store, "user:1")] == ["user:1", "user:10"]
+    first = list_entities(store, "acct:", limit=2)
     assert [(e.entity_id, e.sources, e.count) for e in first] == [
         ("acct:1", ("checkout", "payments"), 2),
         ("acct:2", ("checkout",), 1),
     ]
-    rest = list_entities(engine, "acct:", limit=2, after=first[-1].entity_id)
+    rest = list_entities(store, "acct:", limit=2, after=first[-1].entity_id)
     assert [e.entity_id for e in rest] == ["acct:3"]
-    assert [e.entity_id for e in list_entities(engine, source="payments")] == ["acct:1"]
+    assert [e.entity_id for e in list_entities(store, source="payments")] == ["acct:1"]
 
 
-def test_latest_page_ends_at_the_range_end_and_pages_back(timeline_store: LocalEngine) -> None:
+def test_latest_page_ends_at_the_range_end_and_pages_back(timeline_store: EventStore) -> None:
     end = at("2026-11-02T00:00:00Z")
     everything = timeline_page(timeline_store, "u1", 0, end, limit=100).events
     latest = timeline_page(timeline_store, "u1", 0, end, limit=6, latest=True)
@@ -152,7 +152,7 @@ def test_latest_page_ends_at_the_range_end_and_pages_back(timeline_store: LocalE
 
 @pytest.mark.parametrize("limit", [1, 3, 7, 50])
 def test_paging_across_days_both_ways_sees_every_event_once(
-    engine: LocalEngine, make_event: MakeEvent, limit: int
+    store: EventStore, make_event: MakeEvent, limit: int
 ) -> None:
     rng = random.Random(limit)
     base = at("2026-10-01T00:00:00Z")
@@ -168,32 +168,32 @@ def test_paging_across_days_both_ways_sees_every_event_once(
         make_event(entity_id="walker", event_time=format_instant(base + o), payload={"o": o})
         for o in offsets
     ]
-    ingest_batch(engine, events, "a")
-    ingest_batch(engine, [make_event(entity_id="other", event_time=format_instant(base))], "a")
+    ingest_batch(store, events, "a")
+    ingest_batch(store, [make_event(entity_id="other", event_time=format_instant(base))], "a")
     everything = [
-        e.event_time_us for e in timeline_page(engine, "walker", 0, 2**62, limit=1000).events
+        e.event_time_us for e in timeline_page(store, "walker", 0, 2**62, limit=1000).events
     ]
     assert everything == sorted(base + o for o in offsets)
 
     forward: list[int] = []
-    page = timeline_page(engine, "walker", 0, 2**62, limit=limit)
+    page = timeline_page(store, "walker", 0, 2**62, limit=limit)
     while True:
         forward.extend(e.event_time_us for e in page.events)
         if page.next is None:
             break
-        page = timeline_page(engine, "walker", 0, 2**62, limit=limit, cursor=page.next)
+        page = timeline_page(store, "walker", 0, 2**62, limit=limit, cursor=page.next)
     assert forward == everything
 
     backward: list[int] = []
-    page = timeline_page(engine, "walker", 0, 2**62, limit=limit, latest=True)
+    page = timeline_page(store, "walker", 0, 2**62, limit=limit, latest=True)
     while True:
         backward[:0] = [e.event_time_us for e in page.events]
         if page.prev is None:
             break
-        page = timeline_page(engine, "walker", 0, 2**62, limit=limit, cursor=page.prev)
+        page = timeline_page(store, "walker", 0, 2**62, limit=limit, cursor=page.prev)
     assert backward == everything
 
     window = (base + 86_400_000_000, base + 10 * 86_400_000_000)
     inside = [t for t in everything if window[0] <= t < window[1]]
-    got = timeline_page(engine, "walker", *window, limit=1000).events
+    got = timeline_page(store, "walker", *window, limit=1000).events
     assert [e.event_time_us for e in got] == inside
