@@ -208,3 +208,26 @@ def test_a_slow_client_does_not_block_others(api: Client) -> None:
     with socket.create_connection(("127.0.0.1", api.port), timeout=10) as slow:
         slow.sendall(b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n")
         assert api.call("GET", "/entities")[0] == 200
+
+
+def test_a_refused_request_with_a_body_closes_the_connection(engine: LocalEngine) -> None:
+    server, thread = start(engine, token="s3cret")
+    try:
+        body = json.dumps(envelope()).encode()
+        smuggled = (
+            b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as raw:
+            raw.sendall(
+                b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % (len(body) + len(smuggled)) + body + smuggled
+            )
+            reply = b""
+            while chunk := raw.recv(4096):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 401") and reply.count(b"HTTP/1.1") == 1
+        assert engine.counts()["events"] == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

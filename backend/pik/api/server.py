@@ -52,6 +52,12 @@ class ApiServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.allowed_hosts = self._hosts(host, self.server_address[1])
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A connection that broke mid-request (reset, timeout, garbage): one line, no
+        # traceback and nothing of the request, and the server goes on.
+        kind = type(sys.exc_info()[1]).__name__
+        print(f"pik serve: dropped a connection from {client_address[0]}: {kind}", file=sys.stderr)
+
     @staticmethod
     def _hosts(host: str, port: int) -> set[str] | None:
         if not is_loopback(host):
@@ -84,6 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         request_id = uuid.uuid4().hex
+        body: bytes | None = None
         try:
             self._check_access()
             body = self._read_body()
@@ -92,7 +99,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             result = self.server.api.resolve(self._event(body, request_id), context)
         except ApiError as error:
-            self._send(error.status, error.body(request_id), close=error.status == 413)
+            # A body left unread would be taken for the next request: close instead.
+            self._send(error.status, error.body(request_id), close=body is None)
             return
         except Exception as exc:  # a bug, never the client's fault: answer, keep serving
             print(f"pik serve: request {request_id} failed: {type(exc).__name__}", file=sys.stderr)
@@ -103,6 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "internal_error",
                     "unexpected error; it has been logged with this request id",
                 ).body(request_id),
+                close=body is None,
             )
             return
         headers = {k: v[-1] for k, v in (result.get("multiValueHeaders") or {}).items()}
