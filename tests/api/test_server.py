@@ -231,3 +231,32 @@ def test_a_refused_request_with_a_body_closes_the_connection(engine: LocalEngine
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+CANARY = "CANARY-7f3a9c"
+
+
+def test_secrets_in_requests_never_come_back_or_get_logged(
+    api: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret_headers = {
+        "Authorization": f"Bearer {CANARY}",
+        "Cookie": f"session={CANARY}",
+        "X-Api-Key": CANARY,
+    }
+    bodies = [
+        json.dumps(envelope(entity_id=f"{CANARY} with spaces")).encode(),
+        json.dumps(envelope(source=f"{CANARY}!")).encode(),
+        json.dumps(envelope(event_time=CANARY)).encode(),
+        json.dumps(envelope(payload={"token": CANARY}, extra=CANARY)).encode(),
+        json.dumps([envelope(idempotency_key=f"{CANARY} x")]).encode(),
+        f'{{"payload": {{"token": "{CANARY}"}}, oops'.encode(),
+    ]
+    replies = [api.call("POST", "/events", body, headers=secret_headers) for body in bodies]
+    replies.append(api.call("GET", f"/events/{CANARY}", headers=secret_headers))
+    replies.append(api.call("GET", f"/rates?since={CANARY}", headers=secret_headers))
+    for status, headers, body in replies:
+        assert status >= 400 or body["rejected"], body
+        assert CANARY not in json.dumps(body) and CANARY not in json.dumps(headers)
+    captured = capsys.readouterr()
+    assert CANARY not in captured.out and CANARY not in captured.err

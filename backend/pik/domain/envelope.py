@@ -75,7 +75,7 @@ def parse_event_id(text: str) -> bytes:
     """Read a 32-hex-character event id; raises ``ValueError`` with a readable reason."""
     cleaned = text.strip().lower()
     if len(cleaned) != 32 or any(c not in "0123456789abcdef" for c in cleaned):
-        raise ValueError(f"an event id is 32 hexadecimal characters, got {_preview(text)}")
+        raise ValueError(f"an event id is 32 hexadecimal characters, not {len(text)}")
     return bytes.fromhex(cleaned)
 
 
@@ -98,7 +98,10 @@ def _identifier(
         )
     if pattern.fullmatch(value) is None:
         raise RejectedError(
-            "invalid_characters", field, f"{field} may contain only {rule}; got {_preview(value)}"
+            # The value is not echoed: a rejected field may hold anything, secrets included.
+            "invalid_characters",
+            field,
+            f"{field} may contain only {rule}",
         )
     return value
 
