@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from pik.demo import LiveFeed
 from pik.domain.instants import now_us as clock
 from pik.textsafe import inert
 from pik_tui.backend import (
@@ -222,8 +223,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="build the demo store if it is absent (at --store, else the `pik demo` default) "
-        "and open it",
+        help="build the demo store if it is absent (at --store, else the `pik demo` default), "
+        "open it, and feed it a trickle of live events (not with --read-only)",
     )
     parser.add_argument(
         "--read-only",
@@ -243,8 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreUnavailable as exc:
         print(f"pik-tui: {inert(str(exc))}", file=sys.stderr)
         return 2
+    # The demo comes alive: a trickle of new events, unless the store is to stay untouched.
+    feed = LiveFeed(path).start() if args.demo and not args.read_only else None
     try:
         PikApp(backend, read_only=args.read_only).run()
     finally:
+        if feed is not None:
+            feed.stop()
         backend.close()
     return 0

@@ -11,16 +11,17 @@ from __future__ import annotations
 import io
 import json
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
 
-from pik.domain.instants import US_PER_HOUR, floor_to, format_instant, now_us
+from pik.domain.instants import US_PER_HOUR, US_PER_MINUTE, floor_to, format_instant, now_us
 from pik.engines.local import LocalEngine
 from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import Layout
-from pik.services.ingest import ingest_ndjson
+from pik.services.ingest import ingest_batch, ingest_ndjson
 
 SOURCES = {
     "checkout": ("order.created", "order.updated", "cart.abandoned"),
@@ -160,3 +161,70 @@ def _remove_store(layout: Layout) -> None:
         path.unlink(missing_ok=True)
     layout.segments.rmdir()
     layout.root.rmdir()
+
+
+def live_lines(rng: random.Random, now: int, count: int, sent: list[bytes]) -> list[bytes]:
+    """What a live producer sends now: mostly fresh events, some late, a retry, a bad line."""
+    lines: list[bytes] = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.05 and sent:
+            lines.append(rng.choice(sent))  # an at-least-once retry
+            continue
+        if roll < 0.08:
+            lines.append(b'{"source": "checkout", "event_type": "order.created"')  # cut off
+            continue
+        late = roll < 0.18
+        lag = rng.randint(6 * US_PER_MINUTE, 3 * US_PER_HOUR) if late else rng.randint(0, 2_000_000)
+        source = rng.choice(list(SOURCES))
+        line = _envelope(
+            source,
+            rng.choice(SOURCES[source]),
+            f"customer-{rng.randint(1, CUSTOMERS):04d}",
+            now - lag,
+            {"amount_cents": rng.randint(100, 90_000), "currency": "EUR", "live": True},
+        )
+        sent.append(line)
+        del sent[:-200]
+        lines.append(line)
+    return lines
+
+
+class LiveFeed:
+    """Feeds a demo store a trickle of new events from a background thread, until stopped.
+
+    It keeps the demo's live panes (rates, the newest timeline page) moving; it is only ever
+    started on the demo store.
+    """
+
+    def __init__(self, path: Path, interval_s: float = 1.0, seed: int | None = None) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self._rng = random.Random(seed)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pik-demo-feed", daemon=True)
+        self.batches = 0
+
+    def start(self) -> LiveFeed:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        sent: list[bytes] = []
+        try:
+            engine = LocalEngine(self.path, create=False)
+        except Exception:  # the demo still opens; it just stays still
+            return
+        try:
+            while not self._stop.wait(self.interval_s):
+                lines = live_lines(self._rng, now_us(), self._rng.randint(1, 8), sent)
+                ingest_batch(engine, lines, "demo-live")
+                self.batches += 1
+        except Exception:
+            return  # never disturb the screen from a background thread
+        finally:
+            engine.close()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
-from pik.demo import build_demo
+from pik.demo import LiveFeed, build_demo
 from pik.engines.local import LocalEngine
 
 
@@ -22,5 +23,38 @@ def test_demo_is_built_once_and_rebuilt_when_unreadable(tmp_path: Path) -> None:
     try:
         assert engine.counts()["entities"] == 60
         assert engine.verify().ok
+    finally:
+        engine.close()
+
+
+def test_the_live_feed_keeps_adding_events_until_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "demo"
+    build_demo(path)
+    before = _counts(path)
+    feed = LiveFeed(path, interval_s=0.02, seed=3).start()
+    deadline = time.monotonic() + 10
+    while feed.batches < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    feed.stop()
+    after = _counts(path)
+    assert feed.batches >= 5
+    assert after["accepted"] > before["accepted"]
+    assert after["accepted"] + after["duplicate"] + after["rejected"] > before["accepted"] + (
+        before["duplicate"] + before["rejected"]
+    )
+    stopped = feed.batches
+    time.sleep(0.1)
+    assert feed.batches == stopped, "nothing is fed after stop()"
+    engine = LocalEngine(path, read_only=True)
+    try:
+        assert engine.verify().ok
+    finally:
+        engine.close()
+
+
+def _counts(path: Path) -> dict[str, int]:
+    engine = LocalEngine(path, read_only=True)
+    try:
+        return engine.counts()
     finally:
         engine.close()
