@@ -14,19 +14,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from pik.cli.context import default_store
-from pik.demo import build_demo, demo_store
+from pik.demo import build_demo
+from pik.domain.instants import END_OF_TIME_US
 from pik.domain.records import EntityRecord
 from pik.engines.local import LocalEngine
 from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import StoreError
+from pik.paths import default_store, demo_store
 from pik.services import query
 from pik.services.query import CoverageReport, EventDetail, RatesReport, TimelinePage
 
 T = TypeVar("T")
 
-END_OF_TIME = 253_402_300_799_999_999
-"""9999-12-31T23:59:59.999999Z: timelines span all of time."""
 """A cursor that pages backward from the end of time: the newest page of a timeline."""
 MAX_PAGE = query.MAX_PAGE
 
@@ -98,7 +97,7 @@ class LocalBackend:
     def timeline(self, entity_id: str, cursor: str | None, limit: int) -> TimelinePage:
         return self._call(
             lambda e: query.timeline_page(
-                e, entity_id, 0, END_OF_TIME, limit, cursor, latest=cursor is None
+                e, entity_id, 0, END_OF_TIME_US, limit, cursor, latest=cursor is None
             )
         )
 

@@ -15,8 +15,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import platformdirs
-
 from pik.domain.instants import US_PER_HOUR, US_PER_MINUTE, floor_to, format_instant, now_us
 from pik.engines.local import LocalEngine
 from pik.engines.local.index import IndexCorruptError
@@ -116,10 +114,6 @@ def demo_lines(seed: int = 7, end_us: int | None = None) -> Iterator[bytes]:
         {"amount_cents": 4_999, "currency": "EUR"},
         key="order-42",
     )
-
-
-def demo_store() -> Path:
-    return Path(platformdirs.user_data_dir("pik", appauthor=False)) / "demo"
 
 
 def build_demo(path: Path, reset: bool = False) -> bool:

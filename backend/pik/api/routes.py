@@ -26,7 +26,14 @@ from pik.documents import (
     timeline_document,
 )
 from pik.domain.envelope import parse_event_id
-from pik.domain.instants import US_PER_DAY, US_PER_HOUR, TimeFormatError, now_us, parse_query_time
+from pik.domain.instants import (
+    END_OF_TIME_US,
+    US_PER_DAY,
+    US_PER_HOUR,
+    TimeFormatError,
+    now_us,
+    parse_query_time,
+)
 from pik.domain.outcome import Outcome, Status
 from pik.domain.rejection import RejectedError
 from pik.domain.strictjson import decode
@@ -37,7 +44,6 @@ from pik.services import query
 from pik.services.ingest import ingest_batch
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
-END_OF_TIME = 253_402_300_799_999_999
 JSON = "application/json"
 
 
@@ -108,9 +114,9 @@ def build_api(store: EventStore, origin: str = "http") -> APIGatewayRestResolver
 
     @app.post("/events")
     def post_events() -> Response[str]:
-        items = _items(app.current_event.raw_event, store)
+        items, single = _items(app.current_event.raw_event, store)
         outcomes = ingest_batch(store, items, origin)
-        if len(items) == 1 and _single(app.current_event.raw_event):
+        if single:
             return _single_response(outcomes[0], api_error)
         return _json(_batch_document(outcomes))
 
@@ -136,7 +142,7 @@ def build_api(store: EventStore, origin: str = "http") -> APIGatewayRestResolver
     @app.get("/entities/<entity_id>/timeline")
     def get_timeline(entity_id: str) -> Response[str]:
         entity = unquote(entity_id)
-        start, end = time_param("from", 0), time_param("to", END_OF_TIME)
+        start, end = time_param("from", 0), time_param("to", END_OF_TIME_US)
         limit = int_param("limit", 100, 1, query.MAX_PAGE)
         try:
             page = query.timeline_page(
@@ -182,22 +188,21 @@ def _content_type(event: dict[str, Any]) -> str:
     return str(headers.get("content-type", "")).split(";")[0].strip().lower()
 
 
-def _single(event: dict[str, Any]) -> bool:
-    return _content_type(event) == JSON and _body(event).lstrip()[:1] == b"{"
+def _items(event: dict[str, Any], store: EventStore) -> tuple[list[bytes], bool]:
+    """The events of a request, and whether it sent one bare object rather than a batch.
 
-
-def _items(event: dict[str, Any], store: EventStore) -> list[bytes]:
-    """The events of a request: one JSON object, a JSON array of them, or NDJSON lines.
+    A request holds one JSON object, a JSON array of them, or NDJSON lines.
 
     A single object or NDJSON line is kept byte for byte; items of an array are stored as
     their compact re-encoding (their exact bytes cannot be cut out of the array).
     """
     kind, raw = _content_type(event), _body(event)
+    single = False
     if kind == "application/x-ndjson":
         items = [line.rstrip(b"\r") for line in raw.split(b"\n") if line.strip()]
     elif kind == JSON:
         if raw.lstrip()[:1] == b"{":
-            items = [raw.strip()]
+            items, single = [raw.strip()], True
         else:
             limits = replace(
                 store.limits, max_event_bytes=MAX_BODY_BYTES, max_depth=store.limits.max_depth + 1
@@ -229,7 +234,7 @@ def _items(event: dict[str, Any], store: EventStore) -> list[bytes]:
             "too_many_events",
             f"a request holds at most {store.limits.max_batch_events} events; split it",
         )
-    return items
+    return items, single
 
 
 def _reencode(item: Any) -> bytes:

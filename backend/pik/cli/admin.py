@@ -12,10 +12,11 @@ from rich.text import Text
 
 from pik.cli.context import Context, pass_context
 from pik.cli.options import json_option
-from pik.demo import build_demo, demo_store
+from pik.demo import build_demo
 from pik.documents import verify_document
 from pik.engines.local.engine import reindex as rebuild_index
 from pik.engines.local.layout import StoreError
+from pik.paths import demo_store
 from pik.ports import Progress as ProgressCallback
 from pik.textsafe import inert
 

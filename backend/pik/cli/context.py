@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import platformdirs
 from rich.console import Console
 
 from pik.domain.instants import TimeFormatError, parse_query_time
@@ -20,10 +19,6 @@ from pik.engines.local import LocalEngine
 from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import StoreError
 from pik.engines.local.segments import StorageFullError
-
-
-def default_store() -> Path:
-    return Path(platformdirs.user_data_dir("pik", appauthor=False)) / "store"
 
 
 @dataclass

@@ -9,7 +9,8 @@ from rich.console import Console
 
 from pik import __version__
 from pik.cli import admin, ingest, queries, serve
-from pik.cli.context import Context, default_store
+from pik.cli.context import Context
+from pik.paths import default_store
 
 STORE_HELP = (
     f"Store directory. Defaults to $PIK_STORE, else the user data directory ({default_store()})."

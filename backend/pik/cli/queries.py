@@ -18,12 +18,11 @@ from pik.documents import (
     timeline_document,
 )
 from pik.domain.envelope import parse_event_id
-from pik.domain.instants import US_PER_DAY, US_PER_HOUR, format_instant, now_us
+from pik.domain.instants import END_OF_TIME_US, US_PER_DAY, US_PER_HOUR, format_instant, now_us
 from pik.formatting import lag, median_bucket
 from pik.services import query
 from pik.textsafe import inert
 
-END_OF_TIME = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 SHOWN_PAYLOAD_CHARS = 20_000
 
 
@@ -31,7 +30,7 @@ def _range(start: str | None, end: str | None, default_span: int | None) -> tupl
     end_us = time_option(end, "--to")
     start_us = time_option(start, "--from")
     if end_us is None:
-        end_us = now_us() + US_PER_DAY if default_span else END_OF_TIME
+        end_us = now_us() + US_PER_DAY if default_span else END_OF_TIME_US
     if start_us is None:
         start_us = end_us - default_span if default_span else 0
     if start_us >= end_us:

@@ -21,7 +21,7 @@ from typing import Any
 
 from pik.domain.instants import TimeFormatError, format_instant, parse_instant
 from pik.domain.limits import Limits
-from pik.domain.rejection import RejectedError, Rejection
+from pik.domain.rejection import RejectedError, Rejection, preview
 from pik.domain.strictjson import canonical, decode
 
 FIELDS = ("source", "event_type", "entity_id", "event_time", "payload", "idempotency_key")
@@ -79,11 +79,6 @@ def parse_event_id(text: str) -> bytes:
     return bytes.fromhex(cleaned)
 
 
-def _preview(value: object, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _identifier(
     doc: dict[str, Any], field: str, pattern: re.Pattern[str], rule: str, limit: int
 ) -> str:
@@ -123,7 +118,7 @@ def validate(raw: bytes, now_us: int, limits: Limits) -> Event:
             raise RejectedError(
                 "unknown_field",
                 field,
-                f"unknown field {_preview(field)}; an event has {', '.join(FIELDS)}",
+                f"unknown field {preview(field)}; an event has {', '.join(FIELDS)}",
             )
     for field in REQUIRED:
         if field not in doc:

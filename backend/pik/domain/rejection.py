@@ -17,6 +17,12 @@ class Rejection:
         return {"code": self.code, "field": self.field, "message": self.message}
 
 
+def preview(value: object, limit: int = 40) -> str:
+    """A short repr of an identifier for a message (never used for untrusted values)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class RejectedError(ValueError):
     """Raised inside validation; carries the :class:`Rejection` out."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from pik.domain.limits import Limits
-from pik.domain.rejection import RejectedError
+from pik.domain.rejection import RejectedError, preview
 
 _BOM = b"\xef\xbb\xbf"
 # Every object key is a string followed by optional white space and a colon, so this
@@ -28,11 +28,6 @@ _KEY_COLON = re.compile(rb'"\s*:')
 # orjson turns integers beyond 64 bits into floats; a float this large may be one.
 _INTEGER_RANGE = 2.0**63
 _MISSING = object()
-
-
-def _preview(value: object, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _reject_constant(name: str) -> Any:
@@ -46,7 +41,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         for key, _ in pairs:
             if key in seen:
                 raise RejectedError(
-                    "duplicate_key", None, f"key {_preview(key)} appears twice in one object"
+                    "duplicate_key", None, f"key {preview(key)} appears twice in one object"
                 )
             seen.add(key)
     return result

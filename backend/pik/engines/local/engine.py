@@ -361,7 +361,7 @@ class LocalEngine:
     def verify(self, progress: Progress | None = None) -> VerifyReport:
         from pik.engines.local.verify import verify_store
 
-        return verify_store(self.layout, self._index, self.limits, progress)
+        return verify_store(self.layout, self._index, progress)
 
 
 def reindex(root: Path, limits: Limits = DEFAULT_LIMITS, progress: Progress | None = None) -> None:

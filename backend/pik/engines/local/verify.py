@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 
-from pik.domain.limits import Limits
 from pik.domain.records import Problem, VerifyReport
 from pik.engines.local import frames, segments
 from pik.engines.local.index import SqliteIndex
@@ -14,7 +13,7 @@ from pik.ports import Progress
 
 
 def verify_store(
-    layout: Layout, index: SqliteIndex, limits: Limits, progress: Progress | None = None
+    layout: Layout, index: SqliteIndex, progress: Progress | None = None
 ) -> VerifyReport:
     problems: list[Problem] = [
         Problem("index_integrity", f"SQLite integrity check: {line}")
