@@ -37,11 +37,10 @@ from pik.domain.instants import (
 from pik.domain.outcome import Outcome, Status
 from pik.domain.rejection import RejectedError
 from pik.domain.strictjson import decode
-from pik.engines.local.index import IndexCorruptError
-from pik.engines.local.segments import StorageFullError
 from pik.ports import EventStore
 from pik.services import query
 from pik.services.ingest import ingest_batch
+from pik.storage_errors import StoreFullError, StoreUnavailableError
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
 JSON = "application/json"
@@ -93,18 +92,18 @@ def build_api(store: EventStore, origin: str = "http") -> APIGatewayRestResolver
             headers=headers,
         )
 
-    def storage_full(error: StorageFullError) -> Response[str]:
+    def storage_full(error: StoreFullError) -> Response[str]:
         return api_error(ApiError(507, "storage_full", f"{error}; nothing was acknowledged"))
 
-    def index_corrupt(error: IndexCorruptError) -> Response[str]:
-        return api_error(ApiError(503, "index_unavailable", str(error), retry_after=60))
+    def unavailable(error: StoreUnavailableError) -> Response[str]:
+        return api_error(ApiError(503, error.code, str(error), retry_after=error.retry_after_s))
 
     def storage_busy(error: sqlite3.OperationalError) -> Response[str]:
         return api_error(ApiError(503, "storage_unavailable", str(error), retry_after=1))
 
     app.exception_handler(ApiError)(api_error)
-    app.exception_handler(StorageFullError)(storage_full)
-    app.exception_handler(IndexCorruptError)(index_corrupt)
+    app.exception_handler(StoreFullError)(storage_full)
+    app.exception_handler(StoreUnavailableError)(unavailable)
     app.exception_handler(sqlite3.OperationalError)(storage_busy)
 
     @app.not_found

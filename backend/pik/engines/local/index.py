@@ -30,6 +30,7 @@ from pik.engines.local.rows import (
     event_record,
 )
 from pik.faults import crash_point
+from pik.storage_errors import StoreUnavailableError
 
 SCHEMA_VERSION = "2"
 P = ParamSpec("P")
@@ -38,8 +39,13 @@ _CHUNK = 500
 _LAG_COLUMNS = [f"lag_{i}" for i in range(len(LAG_LABELS))]
 
 
-class IndexCorruptError(RuntimeError):
+class IndexCorruptError(StoreUnavailableError):
     """The index cannot be trusted; it is never served. ``pik reindex`` rebuilds it."""
+
+    code = "index_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after_s=60)
 
 
 def _connect(path: Path, read_only: bool) -> sqlite3.Connection:

@@ -11,9 +11,10 @@ from pathlib import Path
 from pik.engines.local.frames import SEGMENT_MAGIC
 from pik.engines.local.layout import Layout, fsync_dir
 from pik.faults import armed, crash_point
+from pik.storage_errors import StoreFullError
 
 
-class StorageFullError(OSError):
+class StorageFullError(StoreFullError):
     """The disk or the file-size limit refused the write; nothing was acknowledged."""
 
 
