@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pik import frames
 from pik.domain.arrivals import CONFLICT, Arrival, classify
 from pik.domain.envelope import event_id_hex
 from pik.domain.instants import US_PER_HOUR, now_us
@@ -20,7 +21,7 @@ from pik.domain.records import (
     VerifyReport,
     WindowCount,
 )
-from pik.engines.local import frames, recovery, segments
+from pik.engines.local import recovery, segments
 from pik.engines.local.batch import IndexBatch
 from pik.engines.local.index import IndexCorruptError, SqliteIndex
 from pik.engines.local.layout import Layout, StoreError

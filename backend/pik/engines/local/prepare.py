@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pik import frames
 from pik.domain.arrivals import Arrival
 from pik.domain.envelope import Event
 from pik.domain.outcome import Outcome, Status
-from pik.engines.local import frames
 from pik.engines.local.batch import IndexBatch
 
 

@@ -10,10 +10,11 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from pik import frames
 from pik.domain.envelope import parse_event_id, validate
 from pik.domain.limits import Limits
 from pik.domain.rejection import RejectedError
-from pik.engines.local import frames, segments
+from pik.engines.local import segments
 from pik.engines.local.batch import IndexBatch
 from pik.engines.local.index import SqliteIndex
 from pik.ports import Progress

@@ -8,9 +8,9 @@ import os
 import stat
 from pathlib import Path
 
-from pik.engines.local.frames import SEGMENT_MAGIC
 from pik.engines.local.layout import Layout, fsync_dir
 from pik.faults import armed, crash_point
+from pik.frames import SEGMENT_MAGIC
 from pik.storage_errors import StoreFullError
 
 

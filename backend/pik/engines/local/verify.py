@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
+from pik import frames
 from pik.domain.records import Problem, VerifyReport
-from pik.engines.local import frames, segments
+from pik.engines.local import segments
 from pik.engines.local.index import SqliteIndex
 from pik.engines.local.layout import Layout
 from pik.engines.local.rows import segment_name

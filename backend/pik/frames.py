@@ -1,4 +1,4 @@
-"""The on-disk framing of segment files.
+"""The framing of raw segments, shared by both engines (local segment files, S3 objects).
 
 A segment file is an 8-byte magic followed by frames. A frame is a 24-byte header and a body::
 

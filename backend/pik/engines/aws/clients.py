@@ -1,0 +1,103 @@
+"""AWS clients, created on first use, and what their failures mean to a caller.
+
+Clients are made lazily: importing the engine, or a Lambda cold start that never touches
+S3, costs nothing, and tests can enter moto before the first client exists.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pik.storage_errors import StoreUnavailableError
+
+RETRYABLE = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "TransactionInProgressException",
+        "TransactionConflictException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "503",
+        "500",
+    }
+)
+
+
+class Clients:
+    """One boto3 session's S3 and DynamoDB clients (thread-safe once made)."""
+
+    def __init__(
+        self, region: str | None = None, session: Any = None, endpoint_url: str | None = None
+    ) -> None:
+        self._region = region
+        self._session = session
+        self._endpoint_url = endpoint_url
+        self._made: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _client(self, service: str) -> Any:
+        client = self._made.get(service)
+        if client is not None:
+            return client
+        with self._lock:
+            if service not in self._made:
+                import boto3
+                from botocore.config import Config
+
+                session = self._session or boto3.session.Session()
+                self._made[service] = session.client(
+                    service,
+                    region_name=self._region,
+                    endpoint_url=self._endpoint_url,
+                    config=Config(
+                        retries={"mode": "standard", "max_attempts": 3},
+                        max_pool_connections=32,
+                    ),
+                )
+            return self._made[service]
+
+    @property
+    def s3(self) -> Any:
+        return self._client("s3")
+
+    @property
+    def dynamodb(self) -> Any:
+        return self._client("dynamodb")
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def unavailable_on_failure(what: str) -> Iterator[None]:
+    """Turn throttling, 5xx and network failures (after the SDK's retries) into 503s."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in RETRYABLE:
+            raise StoreUnavailableError(
+                f"{what}: AWS is throttling or failing ({code}); nothing was acknowledged, "
+                "retry the request"
+            ) from exc
+        raise
+    except BotoCoreError as exc:
+        raise StoreUnavailableError(
+            f"{what}: AWS could not be reached ({type(exc).__name__}); nothing was "
+            "acknowledged, retry the request"
+        ) from exc

@@ -1,0 +1,371 @@
+"""Every DynamoDB and S3 request the AWS engine makes, as plain keyword dictionaries.
+
+The key schema is written here once. The dictionaries use DynamoDB's low-level attribute
+format, so the same shapes run on boto3 (Lambda, the CLI) and on aiobotocore (the TUI); the
+engines only execute them and parse the answers.
+
+One table, string keys ``pk``/``sk``::
+
+    E#<event id hex>        E                       the event: location, hash, counters
+    E#<event id hex>        A#<kind>#<origin>       later arrivals through one origin
+    C#<day us>#<shard>      <entity>!<source>       coverage of one day: d, h00..h23
+    R#<day us>#<shard>      <minute us>!<source>    ingest rates, lag buckets, rejections
+    T#<shard>               T                       store totals
+
+Indexes: ``timeline`` (``tl_pk`` = entity, ``tl_sk`` = event time and id) over event
+items, and ``directory`` (``dir_pk`` = shard, ``dir_sk`` = entity!source!day) over coverage
+items, for entity listing and prefix search. ``!`` sorts below every character an entity
+or a source may hold, so ``user:1`` lists before ``user:10``, as in the local engine. Times
+in sort keys are zero-padded to 19 digits, so key order is time order. No key part is ever
+a path: S3 object keys are made of the ingest time and a random id only.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pik.domain.instants import US_PER_DAY, US_PER_HOUR, format_instant
+from pik.domain.lag import LAG_LABELS
+
+Item = dict[str, dict[str, Any]]
+Request = dict[str, Any]
+
+TIMELINE_INDEX = "timeline"
+DIRECTORY_INDEX = "directory"
+RAW_PREFIX = "raw/"
+
+COVERAGE_SHARDS = 8
+"""Coverage items of one day spread over this many partitions (hot-key sharding)."""
+DIRECTORY_SHARDS = 8
+RATE_SHARDS = 4
+"""Each write picks one rate shard; readers sum them."""
+TOTAL_SHARDS = 8
+
+MAX_TRANSACTION_ACTIONS = 100
+MAX_BATCH_GET_KEYS = 100
+SEP = "!"
+LAG_ATTRIBUTES = tuple(f"l{i}" for i in range(len(LAG_LABELS)))
+HOUR_ATTRIBUTES = tuple(f"h{i:02d}" for i in range(24))
+
+
+def s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def b(value: bytes) -> dict[str, bytes]:
+    return {"B": value}
+
+
+def pad(micros: int) -> str:
+    return f"{micros:019d}"
+
+
+def shard_of(text: str, shards: int) -> int:
+    """A stable shard for a key part (crc32: the same on every machine and Python)."""
+    return zlib.crc32(text.encode("utf-8")) % shards
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+def event_key(event_id: bytes) -> Item:
+    return {"pk": s(f"E#{event_id.hex()}"), "sk": s("E")}
+
+
+def attempt_key(event_id: bytes, kind: str, origin: str) -> Item:
+    return {"pk": s(f"E#{event_id.hex()}"), "sk": s(f"A#{kind}#{origin}")}
+
+
+def timeline_sort_key(event_time_us: int, event_id: bytes) -> str:
+    return f"{pad(event_time_us)}{SEP}{event_id.hex()}"
+
+
+def coverage_partition(day_us: int, entity_id: str) -> str:
+    return f"C#{day_us}#{shard_of(entity_id, COVERAGE_SHARDS)}"
+
+
+def coverage_key(day_us: int, entity_id: str, source: str) -> Item:
+    return {
+        "pk": s(coverage_partition(day_us, entity_id)),
+        "sk": s(f"{entity_id}{SEP}{source}"),
+    }
+
+
+def directory_partition(entity_id: str) -> str:
+    return f"N#{shard_of(entity_id, DIRECTORY_SHARDS)}"
+
+
+def rate_key(minute_us: int, source: str, shard: int) -> Item:
+    """A rate item; ``shard`` is any number (a writer's pick), folded onto the rate shards."""
+    day = minute_us - minute_us % US_PER_DAY
+    return {
+        "pk": s(f"R#{day}#{shard % RATE_SHARDS}"),
+        "sk": s(f"{pad(minute_us)}{SEP}{source}"),
+    }
+
+
+def total_key(shard: int) -> Item:
+    return {"pk": s(f"T#{shard % TOTAL_SHARDS}"), "sk": s("T")}
+
+
+def object_key(ingest_us: int, unique: str) -> str:
+    """Where a batch's segment lives: ingest hour, then ingest time and a random id."""
+    stamp = format_instant(ingest_us - ingest_us % US_PER_HOUR)  # 2026-11-01T10:00:00.000000Z
+    hour = f"{stamp[:4]}/{stamp[5:7]}/{stamp[8:10]}/{stamp[11:13]}"
+    return f"{RAW_PREFIX}{hour}/{ingest_us}-{unique}.pks"
+
+
+# --- writes ----------------------------------------------------------------------------
+
+
+def put_event(table: str, item: Item) -> Request:
+    """First arrival of an event: refused (and the stored item returned) if it exists."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(pk)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def count_attempts(
+    table: str, event_id: bytes, duplicates: int, conflicts: int, seen_us: int
+) -> Request:
+    """Later arrivals of a stored event: counted on the event, which must exist."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": event_key(event_id),
+            "UpdateExpression": "ADD dup :d, cnf :c SET ls = :t",
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeValues": {
+                ":d": n(duplicates),
+                ":c": n(conflicts),
+                ":t": n(seen_us),
+            },
+        }
+    }
+
+
+def record_attempt(
+    table: str, event_id: bytes, kind: str, origin: str, count: int, seen_us: int
+) -> Request:
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": attempt_key(event_id, kind, origin),
+            "UpdateExpression": "ADD n :n SET fs = if_not_exists(fs, :t), ls = :t",
+            "ExpressionAttributeValues": {":n": n(count), ":t": n(seen_us)},
+        }
+    }
+
+
+def add_coverage(
+    table: str, day_us: int, entity_id: str, source: str, hours: Mapping[int, int]
+) -> Request:
+    """Add one batch's events of an entity and source to a day's coverage item."""
+    names = {f"#h{h}": HOUR_ATTRIBUTES[h] for h in hours}
+    values: dict[str, Any] = {f":h{h}": n(c) for h, c in hours.items()}
+    values.update(
+        {
+            ":d": n(sum(hours.values())),
+            ":e": s(entity_id),
+            ":s": s(source),
+            ":day": n(day_us),
+            ":dp": s(directory_partition(entity_id)),
+            ":ds": s(f"{entity_id}{SEP}{source}{SEP}{pad(day_us)}"),
+        }
+    )
+    adds = ", ".join(["d :d", *(f"#h{h} :h{h}" for h in hours)])
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": coverage_key(day_us, entity_id, source),
+            "UpdateExpression": (
+                f"ADD {adds} SET ent = :e, src = :s, #day = :day, dir_pk = :dp, dir_sk = :ds"
+            ),
+            "ExpressionAttributeNames": {**names, "#day": "day"},
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+def add_rates(table: str, key: Item, counts: Mapping[str, int]) -> Request:
+    """Add counters (accepted, lag buckets, rejection codes...) to a rate or total item."""
+    names = {f"#c{i}": name for i, name in enumerate(counts)}
+    values = {f":c{i}": n(value) for i, value in enumerate(counts.values())}
+    adds = ", ".join(f"#c{i} :c{i}" for i in range(len(counts)))
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": key,
+            "UpdateExpression": f"ADD {adds}",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+def add_totals(table: str, shard: int, counts: Mapping[str, int], minute_us: int) -> Request:
+    """Add to one shard of the store totals, and note the ingest minutes it has seen.
+
+    ``fm``/``lm`` bound the ingest minutes that hold rates, so an open-ended rates query
+    reads only days that can have any.
+    """
+    request = add_rates(table, total_key(shard), counts)
+    update = request["Update"]
+    update["UpdateExpression"] += " SET fm = if_not_exists(fm, :m), lm = :m"
+    update["ExpressionAttributeValues"][":m"] = n(minute_us)
+    return request
+
+
+def transaction(actions: Sequence[Request], token: str) -> Request:
+    """One atomic write; the token makes an SDK retry of the same request a no-op."""
+    if len(actions) > MAX_TRANSACTION_ACTIONS:
+        raise ValueError(
+            f"a transaction holds at most {MAX_TRANSACTION_ACTIONS} actions, got {len(actions)}"
+        )
+    return {"TransactItems": list(actions), "ClientRequestToken": token}
+
+
+def put_segment(bucket: str, key: str, body: bytes, sha256_b64: str) -> Request:
+    """Raw bytes, written once: S3 refuses (412) if anything already has this key."""
+    return {
+        "Bucket": bucket,
+        "Key": key,
+        "Body": body,
+        "IfNoneMatch": "*",
+        "ChecksumSHA256": sha256_b64,
+        "ContentType": "application/octet-stream",
+    }
+
+
+# --- reads -----------------------------------------------------------------------------
+
+
+def known_events(table: str, event_ids: Iterable[bytes]) -> Request:
+    """Which of these events are stored, and with what content (strongly consistent)."""
+    keys = [event_key(i) for i in event_ids]
+    if len(keys) > MAX_BATCH_GET_KEYS:
+        raise ValueError(f"a batch read holds at most {MAX_BATCH_GET_KEYS} keys, got {len(keys)}")
+    return {
+        "RequestItems": {
+            table: {
+                "Keys": keys,
+                "ConsistentRead": True,
+                "ProjectionExpression": "pk, ch",
+            }
+        }
+    }
+
+
+def get_event(table: str, event_id: bytes) -> Request:
+    return {"TableName": table, "Key": event_key(event_id), "ConsistentRead": True}
+
+
+def get_attempts(table: str, event_id: bytes) -> Request:
+    return {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :a)",
+        "ExpressionAttributeValues": {":pk": s(f"E#{event_id.hex()}"), ":a": s("A#")},
+        "ConsistentRead": True,
+    }
+
+
+def read_event_bytes(bucket: str, key: str, offset: int, length: int) -> Request:
+    return {"Bucket": bucket, "Key": key, "Range": f"bytes={offset}-{offset + length - 1}"}
+
+
+def timeline_query(
+    table: str,
+    entity_id: str,
+    low: str,
+    high: str,
+    forward: bool,
+    limit: int,
+) -> Request:
+    """Events of one entity with ``low <= tl_sk <= high`` (sort keys), nearest first."""
+    return {
+        "TableName": table,
+        "IndexName": TIMELINE_INDEX,
+        "KeyConditionExpression": "tl_pk = :e AND tl_sk BETWEEN :lo AND :hi",
+        "ExpressionAttributeValues": {":e": s(entity_id), ":lo": s(low), ":hi": s(high)},
+        "ScanIndexForward": forward,
+        "Limit": limit,
+    }
+
+
+def coverage_query(table: str, partition: str, entity_id: str | None) -> Request:
+    request: Request = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": s(partition)},
+    }
+    if entity_id is not None:
+        request["KeyConditionExpression"] += " AND begins_with(sk, :e)"
+        request["ExpressionAttributeValues"][":e"] = s(f"{entity_id}{SEP}")
+    return request
+
+
+def coverage_partitions(day_us: int) -> list[str]:
+    return [f"C#{day_us}#{shard}" for shard in range(COVERAGE_SHARDS)]
+
+
+def rates_query(table: str, day_us: int, shard: int, start_us: int, end_us: int) -> Request:
+    """Rate items of one day partition for ingest minutes in ``[start, end)``."""
+    return {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+        "ExpressionAttributeValues": {
+            ":pk": s(f"R#{day_us}#{shard}"),
+            ":lo": s(pad(start_us)),
+            ":hi": s(pad(end_us - 1) + "~"),
+        },
+        "ConsistentRead": True,
+    }
+
+
+def directory_query(table: str, shard: int, low: str, high: str | None) -> Request:
+    """Directory rows (entity!source!day) of one shard with ``low <= dir_sk [<= high]``."""
+    if high is None and not low:
+        condition = "dir_pk = :p"
+        values = {":p": s(f"N#{shard}")}
+    elif high is None:
+        condition = "dir_pk = :p AND dir_sk >= :lo"
+        values = {":p": s(f"N#{shard}"), ":lo": s(low)}
+    else:
+        condition = "dir_pk = :p AND dir_sk BETWEEN :lo AND :hi"
+        values = {":p": s(f"N#{shard}"), ":lo": s(low), ":hi": s(high)}
+    return {
+        "TableName": table,
+        "IndexName": DIRECTORY_INDEX,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeValues": values,
+        "ProjectionExpression": "ent, src, #day, d, dir_sk",
+        "ExpressionAttributeNames": {"#day": "day"},
+    }
+
+
+def totals(table: str) -> Request:
+    return {
+        "RequestItems": {
+            table: {"Keys": [total_key(i) for i in range(TOTAL_SHARDS)], "ConsistentRead": True}
+        }
+    }
+
+
+def scan_events(table: str) -> Request:
+    """Every event item (for verify, run by an operator: no Lambda role may scan)."""
+    return {
+        "TableName": table,
+        "FilterExpression": "sk = :e",
+        "ExpressionAttributeValues": {":e": s("E")},
+    }
