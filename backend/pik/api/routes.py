@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
@@ -45,6 +45,11 @@ from pik.storage_errors import StoreFullError, StoreUnavailableError
 MAX_BODY_BYTES = 6 * 1024 * 1024
 JSON = "application/json"
 
+Origin = str | Callable[[dict[str, Any]], str]
+"""The ingest origin label, or a function of the proxy event that names it per request."""
+IngestObserver = Callable[[Sequence[Outcome]], None]
+"""Told the outcomes of every ingest request the store committed (e.g. to emit metrics)."""
+
 
 def _json(document: dict[str, Any], status: int = 200) -> Response[str]:
     return Response(
@@ -52,8 +57,14 @@ def _json(document: dict[str, Any], status: int = 200) -> Response[str]:
     )
 
 
-def build_api(store: EventStore, origin: str = "http") -> APIGatewayRestResolver:
-    """An API Gateway (REST, proxy) resolver serving ``store``."""
+def build_api(
+    store: EventStore, origin: Origin = "http", on_ingest: IngestObserver | None = None
+) -> APIGatewayRestResolver:
+    """An API Gateway (REST, proxy) resolver serving ``store``.
+
+    ``origin`` labels what the requests ingest (a function of the event when it depends on
+    the caller); ``on_ingest`` is told each committed batch's outcomes.
+    """
     app = APIGatewayRestResolver()
 
     def request_id() -> str:
@@ -113,8 +124,11 @@ def build_api(store: EventStore, origin: str = "http") -> APIGatewayRestResolver
 
     @app.post("/events")
     def post_events() -> Response[str]:
-        items, single = _items(app.current_event.raw_event, store)
-        outcomes = ingest_batch(store, items, origin)
+        event = app.current_event.raw_event
+        items, single = _items(event, store)
+        outcomes = ingest_batch(store, items, origin(event) if callable(origin) else origin)
+        if on_ingest is not None:
+            on_ingest(outcomes)
         if single:
             return _single_response(outcomes[0], api_error)
         return _json(_batch_document(outcomes))
