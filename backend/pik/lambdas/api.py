@@ -1,0 +1,133 @@
+"""The HTTP API in Lambda: API Gateway (REST API, proxy integration, AWS_IAM auth).
+
+Routing, validation and error shapes are exactly :func:`pik.api.routes.build_api`, the
+resolver `pik serve` runs locally; this module adds the store's lifecycle, the ingest
+origin, logs and metrics.
+
+Origin. Events ingested here are labelled ``api:<caller ARN>`` with the IAM principal API
+Gateway authenticated (``requestContext.identity.userArn``), so `pik event` shows who sent
+each attempt; ``api`` alone when there is none. The ARN goes to the store and the logs,
+never into a metric dimension.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pik.api.errors import ApiError
+from pik.api.routes import JSON, build_api
+from pik.domain.outcome import Outcome
+from pik.lambdas.observability import (
+    IngestSummary,
+    flush_metrics,
+    log_failure,
+    logger,
+    record_ingest,
+)
+from pik.lambdas.store import Lazy, store_from_env
+from pik.ports import EventStore
+from pik.storage_errors import StoreUnavailableError
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+ORIGIN = "api"
+MAX_PRINCIPAL_CHARS = 200
+"""Raw frames hold an origin of at most 255 bytes; a longer ARN is cut and marked."""
+_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/-]+")
+
+
+def api_origin(event: dict[str, Any]) -> str:
+    """``api:<principal ARN>`` for an IAM-authenticated caller, else ``api``.
+
+    Only a well-formed IAM/STS ARN is taken: it is the one caller detail API Gateway vouches
+    for, and nothing else of the request reaches the store as an origin.
+    """
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    arn = identity.get("userArn")
+    if not isinstance(arn, str) or not _PRINCIPAL.fullmatch(arn):
+        return ORIGIN
+    if len(arn) > MAX_PRINCIPAL_CHARS:
+        arn = arn[: MAX_PRINCIPAL_CHARS - 1] + "…"
+    return f"{ORIGIN}:{arn}"
+
+
+def _request_id(event: dict[str, Any]) -> str:
+    return str((event.get("requestContext") or {}).get("requestId", "-"))
+
+
+def _error(event: dict[str, Any], error: ApiError) -> dict[str, Any]:
+    """An error answer in the routes' shape, for failures outside the resolver."""
+    headers = {"Content-Type": JSON}
+    if error.retry_after:
+        headers["Retry-After"] = str(error.retry_after)
+    return {
+        "statusCode": error.status,
+        "headers": headers,
+        "body": error.body(_request_id(event)),
+        "isBase64Encoded": False,
+    }
+
+
+def _resolver(store: EventStore) -> APIGatewayRestResolver:
+    late_after_us = store.limits.late_after_us
+
+    def on_ingest(outcomes: Sequence[Outcome]) -> None:
+        summary = IngestSummary(late_after_us)
+        summary.add(outcomes)
+        record_ingest(summary)
+        origin = api_origin(app.current_event.raw_event)
+        logger.info("ingest", extra={"origin": origin, **summary.log_fields()})
+
+    app = build_api(store, origin=api_origin, on_ingest=on_ingest)
+    return app
+
+
+def make_handler(store_factory: Callable[[], EventStore]) -> Handler:
+    """A Lambda handler serving the API over the store ``store_factory`` makes.
+
+    The factory runs on the first invocation, not at import, and its store (with the
+    resolver) is reused by every later invocation of the execution environment.
+    """
+    api = Lazy(lambda: _resolver(store_factory()))
+
+    @logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.API_GATEWAY_REST,
+        log_event=False,  # an event holds the payloads and the caller's headers
+        clear_state=True,
+    )
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = api.get().resolve(event, context)
+        except StoreUnavailableError as exc:  # the store could not even be opened
+            log_failure("store unavailable", exc)
+            response = _error(
+                event, ApiError(503, exc.code, str(exc), retry_after=exc.retry_after_s)
+            )
+        except Exception as exc:  # a bug: answer in shape, with the id the log line carries
+            log_failure("unhandled error", exc)
+            response = _error(
+                event,
+                ApiError(
+                    500,
+                    "internal_error",
+                    "unexpected error; it has been logged with this request id",
+                ),
+            )
+        finally:
+            flush_metrics()
+        logger.info(
+            "request",
+            extra={"method": event.get("httpMethod"), "status": response["statusCode"]},
+        )
+        return response
+
+    return handler
+
+
+handler = make_handler(store_from_env)

@@ -1,0 +1,165 @@
+"""Lambda handlers against a real local store: a context, envelopes, log and EMF capture.
+
+Shared pieces are fixtures (test modules are imported in isolation, not as a package).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pik.domain.arrivals import Arrival
+from pik.domain.outcome import Outcome
+from pik.engines.local import LocalEngine
+from pik.lambdas.observability import logger
+from pik.storage_errors import StoreUnavailableError
+
+CANARY = "CANARY-5f1c-do-not-log"
+
+
+@dataclass
+class FakeContext:
+    """The four fields of a Lambda context the handlers and Powertools read."""
+
+    aws_request_id: str = "lambda-req-1"
+    function_name: str = "pik-api"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:pik-api"
+
+
+class FaultyStore:
+    """A real engine whose commits fail as a store failing at the port would.
+
+    ``fail`` decides per commit (numbered from 1) whether it raises ``error``.
+    """
+
+    def __init__(
+        self,
+        engine: LocalEngine,
+        fail: Callable[[int], bool] = lambda _: True,
+        error: Exception | None = None,
+    ) -> None:
+        self.engine = engine
+        self.fail = fail
+        self.error = error or StoreUnavailableError("the index is busy", retry_after_s=7)
+        self.commits = 0
+
+    @property
+    def limits(self) -> Any:
+        return self.engine.limits
+
+    def commit(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
+        self.commits += 1
+        if self.fail(self.commits):
+            raise self.error
+        return self.engine.commit(arrivals)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def envelope(
+    entity_id: str = "customer-1",
+    source: str = "checkout",
+    ago: timedelta = timedelta(seconds=1),
+    payload: Any = None,
+) -> dict[str, Any]:
+    return {
+        "source": source,
+        "event_type": "order.created",
+        "entity_id": entity_id,
+        "event_time": iso(datetime.now(UTC) - ago),
+        "payload": {"amount": 1} if payload is None else payload,
+    }
+
+
+class Logs:
+    """The handlers' log output, captured from the Powertools logger's own handler."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text.splitlines()]
+
+
+@pytest.fixture
+def logs() -> Iterator[Logs]:
+    captured = Logs()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(captured.stream)
+    yield captured
+    handler.setStream(previous)
+
+
+class Emf:
+    """The EMF documents printed on stdout since the last read (one JSON object a line)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+        self.blobs: list[dict[str, Any]] = []
+
+    def read(self) -> dict[str, list[float]]:
+        self.blobs = emf_blobs(self.capsys.readouterr().out)
+        return metric_values(self.blobs)
+
+
+def emf_blobs(stdout: str) -> list[dict[str, Any]]:
+    """The EMF documents printed on stdout (one JSON object a line)."""
+    blobs = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return [blob for blob in blobs if "_aws" in blob]
+
+
+def metric_values(blobs: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+    """Every metric's values over all blobs (Powertools may split a large set)."""
+    values: dict[str, list[float]] = {}
+    for blob in blobs:
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                values.setdefault(metric["Name"], []).extend(
+                    value if isinstance(value, list) else [value]
+                )
+    return values
+
+
+@pytest.fixture
+def context() -> FakeContext:
+    return FakeContext()
+
+
+@pytest.fixture
+def emf(capsys: pytest.CaptureFixture[str]) -> Emf:
+    capsys.readouterr()  # start clean
+    return Emf(capsys)
+
+
+@pytest.fixture
+def canary() -> str:
+    return CANARY
+
+
+@pytest.fixture
+def make_envelope() -> Callable[..., dict[str, Any]]:
+    return envelope
+
+
+@pytest.fixture
+def faulty() -> type[FaultyStore]:
+    return FaultyStore
