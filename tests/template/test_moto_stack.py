@@ -1,0 +1,143 @@
+"""template.yaml created in moto's CloudFormation: the resources the engine and CLI find.
+
+moto ignores versioning, the public access block, PITR and bucket policies when it creates
+a stack, so those are asserted statically (test_security.py), not here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+OUTPUTS = {
+    "ApiUrl",
+    "ApiId",
+    "RawBucketName",
+    "IndexTableName",
+    "ReplayQueueUrl",
+    "ReplayDeadLetterQueueUrl",
+    "IngestQueueUrl",
+    "IngestDeadLetterQueueUrl",
+    "IngestFunctionName",
+    "QueryFunctionName",
+    "QueueIngestFunctionName",
+    "OperatorReadOnlyPolicyArn",
+    "ReplayOperatorPolicyArn",
+    "ProducerPolicyArn",
+}
+
+
+def _client(stack: dict[str, Any], service: str) -> Any:
+    return boto3.client(service, region_name=stack["region"])
+
+
+def test_every_output_is_there(template_stack: dict[str, Any]) -> None:
+    outputs = template_stack["outputs"]
+    assert set(outputs) == OUTPUTS
+    api = _client(template_stack, "apigateway").get_rest_api(restApiId=outputs["ApiId"])
+    assert api["name"] == f"{template_stack['name']}-api"
+    region = template_stack["region"]
+    assert outputs["ApiUrl"] == f"https://{outputs['ApiId']}.execute-api.{region}.amazonaws.com/v1"
+
+
+def test_the_raw_bucket_takes_each_key_once(template_stack: dict[str, Any]) -> None:
+    s3 = _client(template_stack, "s3")
+    bucket = template_stack["outputs"]["RawBucketName"]
+    s3.head_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="raw/one", Body=b"first", IfNoneMatch="*")
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket=bucket, Key="raw/one", Body=b"second", IfNoneMatch="*")
+    assert refused.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert s3.get_object(Bucket=bucket, Key="raw/one")["Body"].read() == b"first"
+
+
+def test_the_table_has_the_key_schema_and_both_indexes(template_stack: dict[str, Any]) -> None:
+    table = _client(template_stack, "dynamodb").describe_table(
+        TableName=template_stack["outputs"]["IndexTableName"]
+    )["Table"]
+
+    def keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
+        return [(k["AttributeName"], k["KeyType"]) for k in schema]
+
+    assert keys(table["KeySchema"]) == [("pk", "HASH"), ("sk", "RANGE")]
+    attributes = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    assert attributes == dict.fromkeys(["pk", "sk", "tl_pk", "tl_sk", "dir_pk", "dir_sk"], "S")
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert keys(indexes["timeline"]["KeySchema"]) == [("tl_pk", "HASH"), ("tl_sk", "RANGE")]
+    assert keys(indexes["directory"]["KeySchema"]) == [("dir_pk", "HASH"), ("dir_sk", "RANGE")]
+    assert set(indexes) == {"timeline", "directory"}
+    assert all(i["Projection"]["ProjectionType"] == "ALL" for i in indexes.values())
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+
+
+@pytest.mark.parametrize("queue", ["Ingest", "Replay"])
+def test_each_queue_hands_failures_to_its_dead_letter_queue(
+    template_stack: dict[str, Any], queue: str
+) -> None:
+    sqs = _client(template_stack, "sqs")
+    outputs = template_stack["outputs"]
+
+    def attributes(url: str) -> dict[str, str]:
+        answer = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+        return dict(answer["Attributes"])
+
+    main = attributes(outputs[f"{queue}QueueUrl"])
+    dead = attributes(outputs[f"{queue}DeadLetterQueueUrl"])
+    redrive = json.loads(main["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == dead["QueueArn"]
+    assert int(redrive["maxReceiveCount"]) == 5
+    assert dead["MessageRetentionPeriod"] == "1209600"
+    assert "RedrivePolicy" not in dead
+
+
+@pytest.mark.parametrize(
+    ("output", "handler"),
+    [
+        ("IngestFunctionName", "pik.lambdas.api.handler"),
+        ("QueryFunctionName", "pik.lambdas.api.handler"),
+        ("QueueIngestFunctionName", "pik.lambdas.queue.handler"),
+    ],
+)
+def test_functions_point_at_the_created_resources(
+    template_stack: dict[str, Any], output: str, handler: str
+) -> None:
+    outputs = template_stack["outputs"]
+    config = _client(template_stack, "lambda").get_function_configuration(
+        FunctionName=outputs[output]
+    )
+    assert config["Handler"] == handler
+    assert config["Runtime"].startswith("python3.")
+    variables = config["Environment"]["Variables"]
+    assert variables["PIK_TABLE"] == outputs["IndexTableName"]
+    assert variables["PIK_BUCKET"] == outputs["RawBucketName"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "pik"
+
+
+def test_the_managed_policies_exist(template_stack: dict[str, Any]) -> None:
+    iam = _client(template_stack, "iam")
+    for name in ("OperatorReadOnlyPolicyArn", "ReplayOperatorPolicyArn", "ProducerPolicyArn"):
+        arn = template_stack["outputs"][name]
+        assert iam.get_policy(PolicyArn=arn)["Policy"]["Arn"] == arn
+
+
+def test_create_stack_in_us_east_1_with_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """us-east-1 takes no bucket location; parameters reach the stack (moto does not apply
+    lifecycle rules, so their effect is checked statically)."""
+    from moto import mock_aws
+    from moto_stack import create_stack
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        outputs = create_stack("Pik-East", "us-east-1", {"RetentionDays": "400"})
+        assert set(outputs) == OUTPUTS
+        stack = boto3.client("cloudformation", region_name="us-east-1").describe_stacks(
+            StackName="Pik-East"
+        )["Stacks"][0]
+        parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+        assert parameters["RetentionDays"] == "400"
+        assert parameters["EnableObjectLock"] == "false"

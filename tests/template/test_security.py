@@ -1,0 +1,375 @@
+"""The template's security properties, on the CloudFormation SAM generates from it.
+
+The compliant template has no findings; every mutation below breaks one property and
+must be reported, so no check can pass silently. RELIABILITY.md, row "Template".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sam_template import Template, transform_template
+from template_checks import (
+    actions,
+    as_list,
+    expiring_rules,
+    findings,
+    render,
+    resolve,
+    resources,
+    statements,
+)
+
+ROUTES = {
+    ("POST", "/events"),
+    ("GET", "/events/{event_id}"),
+    ("GET", "/entities"),
+    ("GET", "/entities/{entity_id}/timeline"),
+    ("GET", "/coverage"),
+    ("GET", "/rates"),
+}
+TABLE = ["${IndexTable.Arn}", "${IndexTable.Arn}/index/*"]
+RAW_OBJECTS = "${RawBucket.Arn}/raw/*"
+
+
+def test_the_template_has_no_findings(cfn: Template) -> None:
+    assert findings(cfn) == []
+
+
+def test_the_api_has_exactly_the_documented_routes_all_behind_sigv4(cfn: Template) -> None:
+    body = cfn["Resources"]["Api"]["Properties"]["Body"]
+    routes = {(m.upper(), path) for path, item in body["paths"].items() for m in item}
+    assert routes == ROUTES
+    for item in body["paths"].values():
+        for operation in item.values():
+            assert operation["security"] == [{"AWS_IAM": []}]
+    scheme = body["components"]["securitySchemes"]["AWS_IAM"]
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    assert cfn["Resources"]["Apiv1Stage"]["Properties"]["StageName"] == "v1"
+
+
+def _role_grants(cfn: Template, role: str) -> dict[str, set[str]]:
+    """{action: {resources}} of a role's inline policies."""
+    grants: dict[str, set[str]] = {}
+    for policy in cfn["Resources"][role]["Properties"]["Policies"]:
+        for stmt in statements(policy["PolicyDocument"]):
+            for action in actions(stmt):
+                targets = {render(r) for r in as_list(stmt["Resource"])}
+                grants.setdefault(action, set()).update(targets)
+    return grants
+
+
+def test_function_roles_grant_exactly_what_each_function_needs(cfn: Template) -> None:
+    common = {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+    write_index = {
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:Query",
+    }
+    read_index = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
+    poll = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+    expected = {
+        "IngestRole": common | write_index | {"s3:PutObject"},
+        "QueryRole": common | read_index | {"s3:GetObject"},
+        "QueueIngestRole": common | write_index | {"s3:PutObject"} | poll,
+    }
+    for role, wanted in expected.items():
+        grants = _role_grants(cfn, role)
+        assert set(grants) == wanted, role
+        for action in wanted:
+            if action.startswith("dynamodb:"):
+                assert sorted(grants[action]) == TABLE
+            elif action.startswith("s3:"):
+                assert grants[action] == {RAW_OBJECTS}
+            elif action.startswith("sqs:"):
+                assert grants[action] == {"${IngestQueue.Arn}"}
+        assert "ManagedPolicyArns" not in cfn["Resources"][role]["Properties"]
+
+
+def test_functions_run_the_handlers_with_the_resource_names(cfn: Template) -> None:
+    handlers = {
+        "IngestFunction": ("pik.lambdas.api.handler", "IngestRole"),
+        "QueryFunction": ("pik.lambdas.api.handler", "QueryRole"),
+        "QueueIngestFunction": ("pik.lambdas.queue.handler", "QueueIngestRole"),
+    }
+    for name, (handler, role) in handlers.items():
+        props = cfn["Resources"][name]["Properties"]
+        assert props["Handler"] == handler
+        assert props["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+        variables = props["Environment"]["Variables"]
+        assert variables["PIK_TABLE"] == {"Ref": "IndexTable"}
+        assert variables["PIK_BUCKET"] == {"Ref": "RawBucket"}
+        assert variables["POWERTOOLS_SERVICE_NAME"] == "pik"
+        assert (props["MemorySize"], props["Timeout"]) == (512, 30)
+    (mapping,) = (p for _, p in resources(cfn, "AWS::Lambda::EventSourceMapping"))
+    assert mapping["FunctionName"] == {"Ref": "QueueIngestFunction"}
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (100, 5)
+
+
+def test_overwrites_are_refused_by_the_exact_conditional_write_keys(cfn: Template) -> None:
+    policy = cfn["Resources"]["RawBucketPolicy"]["Properties"]["PolicyDocument"]
+    (stmt,) = (s for s in statements(policy) if s.get("Sid") == "DenyUnconditionalWrites")
+    assert stmt["Action"] == "s3:PutObject"
+    assert stmt["Condition"] == {
+        "Null": {"s3:if-none-match": "true"},
+        "Bool": {"s3:ObjectCreationOperation": "true"},
+    }
+
+
+def test_raw_data_expires_only_when_a_retention_is_chosen(cfn: Template) -> None:
+    assert expiring_rules(cfn) == []
+    assert expiring_rules(cfn, {"RetentionDays": 400}) == ["RawBucket/ExpireRawObjects"]
+    bucket = cfn["Resources"]["RawBucket"]["Properties"]
+    rules = resolve(cfn, bucket["LifecycleConfiguration"], {"RetentionDays": 400})["Rules"]
+    (expire,) = (r for r in rules if r["Id"] == "ExpireRawObjects")
+    assert expire["ExpirationInDays"] == {"Ref": "RetentionDays"}
+    assert expire["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": "RetentionDays"}}
+
+
+def test_object_lock_only_when_enabled(cfn: Template) -> None:
+    bucket = cfn["Resources"]["RawBucket"]["Properties"]
+    off = resolve(cfn, bucket)
+    assert "ObjectLockEnabled" not in off and "ObjectLockConfiguration" not in off
+    on = resolve(cfn, bucket, {"EnableObjectLock": "true"})
+    assert on["ObjectLockEnabled"] is True
+    retention = on["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert retention == {"Mode": "GOVERNANCE", "Days": {"Ref": "ObjectLockDays"}}
+
+
+def test_the_replay_operator_can_do_all_the_reader_can(cfn: Template) -> None:
+    def document(name: str) -> list[dict[str, Any]]:
+        return statements(cfn["Resources"][name]["Properties"]["PolicyDocument"])
+
+    replay = document("ReplayOperatorPolicy")
+    for stmt in document("OperatorReadOnlyPolicy"):
+        assert stmt in replay
+    producer = {s["Sid"]: s for s in document("ProducerPolicy")}
+    assert render(producer["PostEvents"]["Resource"]).endswith("${Api}/v1/POST/events")
+    assert producer["SendToIngestQueue"]["Resource"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+
+
+def test_the_processor_cannot_be_switched_on_before_it_ships(sam: Template) -> None:
+    (assertion,) = sam["Rules"]["ProcessorNotYetShipped"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "EnableProcessor"}, "false"]}
+
+
+def test_every_output_the_cli_reads_is_declared(cfn: Template) -> None:
+    names = {
+        "ApiUrl", "ApiId", "RawBucketName", "IndexTableName", "ReplayQueueUrl",
+        "ReplayDeadLetterQueueUrl", "IngestQueueUrl", "IngestDeadLetterQueueUrl",
+        "IngestFunctionName", "QueryFunctionName", "QueueIngestFunctionName",
+        "OperatorReadOnlyPolicyArn", "ReplayOperatorPolicyArn", "ProducerPolicyArn",
+    }  # fmt: skip
+    assert set(cfn["Outputs"]) == names
+    assert all(output.get("Description") for output in cfn["Outputs"].values())
+
+
+# ------------------------------------------------------------------ mutations
+
+Mutation = Callable[[Template], None]
+
+
+def _props(template: Template, name: str) -> dict[str, Any]:
+    props: dict[str, Any] = template["Resources"][name]["Properties"]
+    return props
+
+
+def _stmt(template: Template, resource: str, sid: str) -> dict[str, Any]:
+    document = _props(template, resource)["PolicyDocument"]
+    return next(s for s in document["Statement"] if s.get("Sid") == sid)
+
+
+def _drop_stmt(resource: str, sid: str) -> Mutation:
+    def mutate(template: Template) -> None:
+        document = _props(template, resource)["PolicyDocument"]
+        document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != sid]
+
+    return mutate
+
+
+def _grant(role: str, action: Any, resource: Any = RAW_OBJECTS, **extra: Any) -> Mutation:
+    def mutate(template: Template) -> None:
+        statement = {"Effect": "Allow", "Action": action, "Resource": resource, **extra}
+        document = _props(template, role)["Policies"][0]["PolicyDocument"]
+        document["Statement"].append(statement)
+
+    return mutate
+
+
+def _people_grant(policy: str, action: str, resource: Any) -> Mutation:
+    def mutate(template: Template) -> None:
+        document = _props(template, policy)["PolicyDocument"]
+        document["Statement"].append({"Effect": "Allow", "Action": action, "Resource": resource})
+
+    return mutate
+
+
+def _add_resource(name: str, type_: str, **props: Any) -> Mutation:
+    def mutate(template: Template) -> None:
+        template["Resources"][name] = {"Type": type_, "Properties": props}
+
+    return mutate
+
+
+def _set(resource: str, path: str, value: Any) -> Mutation:
+    def mutate(template: Template) -> None:
+        *parents, last = path.split(".")
+        node = _props(template, resource)
+        for key in parents:
+            node = node[key]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+
+    return mutate
+
+
+_DELETE = object()
+_REPLAY_QUEUE = {"Fn::GetAtt": ["ReplayQueue", "Arn"]}
+_POST_ANY = {"Fn::Sub": "arn:aws:execute-api:eu-west-1:123456789012:${Api}/v1/POST/*"}
+
+# Mutations of the generated CloudFormation: (id, mutation, expected finding).
+CFN_MUTATIONS: list[tuple[str, Mutation, str]] = [
+    ("route-without-security", _set("Api", "Body.paths./rates.get.security", _DELETE),
+     "GET /rates has no authorization"),
+    ("no-routes", _set("Api", "Body.paths", {}), "no API routes found"),
+    ("method-without-iam", _add_resource("OpenMethod", "AWS::ApiGateway::Method",
+                                         AuthorizationType="NONE", HttpMethod="GET"),
+     "OpenMethod: method without IAM"),
+    ("versioning-dropped", _set("RawBucket", "VersioningConfiguration", _DELETE), "versioning"),
+    ("versioning-suspended", _set("RawBucket", "VersioningConfiguration.Status", "Suspended"),
+     "versioning"),
+    ("encryption-dropped", _set("RawBucket", "BucketEncryption", _DELETE), "encryption"),
+    ("public-bucket", _set("RawBucket", "PublicAccessBlockConfiguration.RestrictPublicBuckets",
+                           False), "RestrictPublicBuckets"),
+    ("no-bucket-policy", lambda t: t["Resources"].pop("RawBucketPolicy"), "no bucket policy"),
+    ("tls-deny-dropped", _drop_stmt("RawBucketPolicy", "DenyInsecureTransport"), "TLS"),
+    ("tls-deny-inverted", lambda t: _stmt(t, "RawBucketPolicy", "DenyInsecureTransport")
+     .update(Condition={"Bool": {"aws:SecureTransport": "true"}}), "TLS"),
+    ("delete-deny-dropped", _drop_stmt("RawBucketPolicy", "DenyDeletingRawData"),
+     "does not deny s3:DeleteObject "),
+    ("version-delete-allowed", lambda t: _stmt(t, "RawBucketPolicy", "DenyDeletingRawData")
+     .update(Action="s3:DeleteObject"), "does not deny s3:DeleteObjectVersion"),
+    ("delete-deny-conditional", lambda t: _stmt(t, "RawBucketPolicy", "DenyDeletingRawData")
+     .update(Condition={"StringNotEquals": {"aws:PrincipalAccount": "123456789012"}}),
+     "does not deny s3:DeleteObject"),
+    ("overwrite-deny-dropped", _drop_stmt("RawBucketPolicy", "DenyUnconditionalWrites"),
+     "If-None-Match"),
+    ("overwrite-deny-inverted", lambda t: _stmt(t, "RawBucketPolicy", "DenyUnconditionalWrites")
+     ["Condition"].update(Null={"s3:if-none-match": "false"}), "If-None-Match"),
+    ("overwrite-deny-narrowed", lambda t: _stmt(t, "RawBucketPolicy", "DenyUnconditionalWrites")
+     ["Condition"].update(StringEquals={"aws:PrincipalTag/team": "x"}), "If-None-Match"),
+    ("bucket-not-retained", lambda t: t["Resources"]["RawBucket"].pop("DeletionPolicy"),
+     "RawBucket: DeletionPolicy"),
+    ("role-deletes-objects", _grant("IngestRole", "s3:DeleteObject"), "allows s3:DeleteObject"),
+    ("role-deletes-versions", _grant("QueryRole", ["s3:GetObject", "s3:DeleteObjectVersion"]),
+     "allows s3:DeleteObjectVersion"),
+    ("role-s3-wildcard", _grant("IngestRole", "s3:*"), "wildcard action s3:*"),
+    ("role-delete-prefix", _grant("IngestRole", "s3:Delete*"), "wildcard action s3:Delete*"),
+    ("role-item-wildcard", _grant("QueryRole", "dynamodb:*Item", TABLE),
+     "allows dynamodb:*Item"),
+    ("role-deletes-items", _grant("QueueIngestRole", "dynamodb:DeleteItem", TABLE),
+     "allows dynamodb:DeleteItem"),
+    ("role-scans", _grant("QueryRole", "dynamodb:Scan", TABLE), "allows dynamodb:Scan"),
+    ("role-batch-writes", _grant("IngestRole", "dynamodb:BatchWriteItem", TABLE),
+     "allows dynamodb:BatchWriteItem"),
+    ("role-reads-everything", _grant("QueryRole", "s3:GetObject", "*"),
+     's3:GetObject on Resource "*"'),
+    ("role-any-queue", _grant("QueueIngestRole", "sqs:ReceiveMessage", ["*"]),
+     'sqs:ReceiveMessage on Resource "*"'),
+    ("role-not-action", _grant("QueryRole", "s3:GetObject", NotAction="s3:PutObject"),
+     "NotAction"),
+    ("role-managed-policy", _set("QueryRole", "ManagedPolicyArns",
+                                 ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]),
+     "AmazonS3FullAccess cannot be verified"),
+    ("policy-attached-to-role", _add_resource(
+        "ExtraPolicy", "AWS::IAM::Policy", PolicyName="extra", Roles=[{"Ref": "QueryRole"}],
+        PolicyDocument={"Statement": [{"Effect": "Allow", "Action": "dynamodb:Scan",
+                                       "Resource": {"Fn::GetAtt": ["IndexTable", "Arn"]}}]}),
+     "allows dynamodb:Scan"),
+    ("reader-sends-replays", _people_grant("OperatorReadOnlyPolicy", "sqs:SendMessage",
+                                           _REPLAY_QUEUE), "can send messages"),
+    ("reader-any-sqs", _people_grant("OperatorReadOnlyPolicy", "sqs:*", _REPLAY_QUEUE),
+     "can send messages"),
+    ("reader-posts", _people_grant("OperatorReadOnlyPolicy", "execute-api:Invoke", _POST_ANY),
+     "invokes more than GET routes"),
+    ("replayer-feeds-ingest", _people_grant("ReplayOperatorPolicy", "sqs:SendMessage",
+                                            {"Fn::GetAtt": ["IngestQueue", "Arn"]}),
+     "sends to ${IngestQueue.Arn}"),
+    ("operator-deletes", _people_grant("ReplayOperatorPolicy", "s3:DeleteObject", RAW_OBJECTS),
+     "ReplayOperatorPolicy: allows s3:DeleteObject"),
+    ("producer-reads-all", _people_grant("ProducerPolicy", "s3:GetObject", "*"),
+     'ProducerPolicy: s3:GetObject on Resource "*"'),
+    ("no-pitr", _set("IndexTable", "PointInTimeRecoverySpecification", _DELETE),
+     "point-in-time recovery"),
+    ("no-table-sse", _set("IndexTable", "SSESpecification.SSEEnabled", False), "SSESpecification"),
+    ("table-unprotected", _set("IndexTable", "DeletionProtectionEnabled", False),
+     "deletion protection"),
+    ("no-dlq", _set("IngestQueue", "RedrivePolicy", _DELETE), "IngestQueue: no dead-letter"),
+    ("queue-unencrypted", _set("ReplayQueue", "SqsManagedSseEnabled", False),
+     "ReplayQueue: not encrypted"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [pytest.param(m, e, id=i) for i, m, e in CFN_MUTATIONS],
+)
+def test_each_check_reports_its_violation(cfn: Template, mutation: Mutation, expected: str) -> None:
+    mutation(cfn)
+    assert any(expected in line for line in findings(cfn)), findings(cfn)
+
+
+def _unconditional_expiry(sam: Template) -> None:
+    rules = _props(sam, "RawBucket")["LifecycleConfiguration"]["Rules"]
+    rules[-1] = rules[-1]["Fn::If"][1]
+
+
+def _crud_policy_template(sam: Template) -> None:
+    """SAM's generated role with the common DynamoDBCrudPolicy policy template."""
+    props = _props(sam, "QueryFunction")
+    del props["Role"]
+    props["Policies"] = [{"DynamoDBCrudPolicy": {"TableName": {"Ref": "IndexTable"}}}]
+
+
+# Mutations of the SAM template, transformed again: what a plausible edit would generate.
+SAM_MUTATIONS: list[tuple[str, Mutation, str]] = [
+    ("route-auth-none", _set("QueryFunction", "Events.GetRates.Properties.Auth",
+                             {"Authorizer": "NONE"}), "GET /rates does not require IAM"),
+    ("no-default-authorizer", _set("Api", "Auth", _DELETE), "POST /events has no authorization"),
+    ("function-url", _set("IngestFunction", "FunctionUrlConfig", {"AuthType": "NONE"}),
+     "function URL without IAM"),
+    ("sam-generated-role", _set("IngestFunction", "Role", _DELETE),
+     "AWSLambdaBasicExecutionRole cannot be verified"),
+    ("sam-generated-sqs-role", _set("QueueIngestFunction", "Role", _DELETE),
+     "AWSLambdaSQSQueueExecutionRole cannot be verified"),
+    ("crud-policy-template", _crud_policy_template, "allows dynamodb:DeleteItem"),
+    ("expiry-unconditional", _unconditional_expiry, "raw data expires"),
+    ("retention-by-default", lambda t: t["Parameters"]["RetentionDays"].update(Default=30),
+     "raw data expires"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [pytest.param(m, e, id=i) for i, m, e in SAM_MUTATIONS],
+)
+def test_each_plausible_template_edit_is_reported(
+    sam: Template, mutation: Mutation, expected: str
+) -> None:
+    mutation(sam)
+    reported = findings(transform_template(sam))
+    assert any(expected in line for line in reported), reported
