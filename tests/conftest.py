@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,112 @@ def make_event() -> EventFactory:
         return encode(envelope(**fields))
 
     return build
+
+
+@pytest.fixture
+def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's in-process AWS, with fake credentials so nothing can reach a real account."""
+    from moto import mock_aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # moto's in-process backends are not thread-safe (concurrent transactions corrupt its
+    # dictionaries), while every real AWS request is applied atomically. Serialising the
+    # emulated requests restores that; our own code still runs fully concurrently.
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    emulate = BotocoreStubber.process_request
+    lock = threading.Lock()
+
+    def one_at_a_time(self: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return emulate(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", one_at_a_time)
+    patch_moto_transactions(monkeypatch)
+    with mock_aws():
+        yield
+
+
+def patch_moto_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto backs a table up before *each action* of a transaction (100 deep copies of the
+    whole table for one TransactWriteItems): one backup per table per transaction rolls
+    back the same, and keeps a 1,000-event batch from taking minutes."""
+    import copy
+    import types
+
+    from moto.dynamodb import models
+
+    transact = models.DynamoDBBackend.transact_write_items
+
+    def backed_up_once(self: Any, transact_items: Any) -> Any:
+        copies: dict[int, Any] = {}
+
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            if not isinstance(value, models.Table):
+                return copy.deepcopy(value, memo)
+            if id(value) not in copies:  # the table outlives the transaction: ids stay unique
+                copies[id(value)] = copy.deepcopy(value, memo)
+            return copies[id(value)]
+
+        monkeypatch.setattr(
+            models, "copy", types.SimpleNamespace(deepcopy=deepcopy, copy=copy.copy)
+        )
+        try:
+            return transact(self, transact_items)
+        finally:
+            monkeypatch.setattr(models, "copy", copy)
+
+    monkeypatch.setattr(models.DynamoDBBackend, "transact_write_items", backed_up_once)
+
+
+@pytest.fixture
+def aws_config(moto_aws: None) -> Any:
+    from pik.engines.aws import AwsConfig
+
+    table, bucket = _provision()
+    return AwsConfig(table, bucket, region="us-east-1")
+
+
+@pytest.fixture
+def aws_engine(aws_config: Any) -> Iterator[Any]:
+    from pik.engines.aws import AwsEngine
+
+    engine = AwsEngine(aws_config)
+    yield engine
+    engine.close()
+
+
+def _provision() -> tuple[str, str]:
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="pik-raw")
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    attributes = ["pk", "sk", "tl_pk", "tl_sk", "dir_pk", "dir_sk"]
+
+    def index(name: str, hash_key: str, range_key: str) -> dict[str, object]:
+        return {
+            "IndexName": name,
+            "KeySchema": [
+                {"AttributeName": hash_key, "KeyType": "HASH"},
+                {"AttributeName": range_key, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+
+    dynamodb.create_table(
+        TableName="pik-index",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            index("timeline", "tl_pk", "tl_sk"),
+            index("directory", "dir_pk", "dir_sk"),
+        ],
+    )
+    return "pik-index", "pik-raw"

@@ -1,0 +1,173 @@
+"""What only the AWS engine has to prove: AWS's limits, request counts, faults, raw objects.
+
+The behaviour both engines share is in tests/contract; these tests run on moto.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aws_requests import RequestLog
+from botocore.exceptions import ClientError
+
+from pik.domain.outcome import Status
+from pik.engines.aws import AwsConfig, AwsEngine
+from pik.engines.aws.shapes import MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ACTIONS
+from pik.services.ingest import ingest_batch
+from pik.storage_errors import StoreUnavailableError
+
+MakeEvent = Callable[..., bytes]
+
+
+@pytest.fixture
+def log() -> RequestLog:
+    return RequestLog()
+
+
+@pytest.fixture
+def engine(aws_config: AwsConfig, log: RequestLog) -> AwsEngine:
+    return AwsEngine(aws_config, session=log.session())
+
+
+def batch(make_event: MakeEvent, size: int, entities: int, tag: str = "") -> list[bytes]:
+    return [
+        make_event(
+            entity_id=f"entity-{i % entities}",
+            event_time=f"2026-11-01T{i % 24:02d}:{i % 60:02d}:00Z",
+            payload={"n": i, "tag": tag, "pad": "x" * 900},
+        )
+        for i in range(size)
+    ]
+
+
+def _check_limits(log: RequestLog) -> None:
+    for _, operation, params in log.calls:
+        if operation == "TransactWriteItems":
+            assert len(params["TransactItems"]) <= MAX_TRANSACTION_ACTIONS
+            targets = [next(iter(action.values())) for action in params["TransactItems"]]
+            keys = [
+                json.dumps(t.get("Key") or {k: t["Item"][k] for k in ("pk", "sk")}, sort_keys=True)
+                for t in targets
+            ]
+            assert len(keys) == len(set(keys)), "one item twice in a transaction"
+        if operation == "BatchGetItem":
+            keys = sum(len(t["Keys"]) for t in params["RequestItems"].values())
+            assert keys <= MAX_BATCH_GET_KEYS
+        if operation == "BatchWriteItem":
+            assert sum(len(t) for t in params["RequestItems"].values()) <= 25
+
+
+@pytest.mark.parametrize(("size", "entities"), [(100, 100), (1000, 1000), (1000, 10)])
+def test_requests_per_thousand_events_stay_within_budget(
+    engine: AwsEngine, log: RequestLog, make_event: MakeEvent, size: int, entities: int
+) -> None:
+    """Batches of 100 or more cost at most 50 requests per 1,000 events (cf. ~3,000 for an
+    object and an item per event). moto accepts what AWS refuses, so the limits are checked
+    on every request as sent."""
+    events = batch(make_event, 1000, entities)
+    for start in range(0, 1000, size):
+        outcomes = ingest_batch(engine, events[start : start + size], "bench")
+        assert {o.status for o in outcomes} == {Status.ACCEPTED}
+    _check_limits(log)
+    assert len(log.calls) <= 50, log.by_operation()
+    assert engine.counts()["events"] == 1000
+
+
+def test_aws_limits_hold_for_awkward_batches(
+    engine: AwsEngine, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """Many entities, duplicates of stored and in-batch events, conflicts, and rejections
+    from thousands of sources: every request still fits AWS's limits."""
+    first = batch(make_event, 300, 300, "a")
+    ingest_batch(engine, first, "one")
+    log.clear()
+    conflicting = [
+        make_event(entity_id=f"k{i}", idempotency_key=f"key-{i}", payload={"v": 1})
+        for i in range(120)
+    ]
+    ingest_batch(engine, conflicting, "one")
+    mixed = (
+        first[:300]
+        + batch(make_event, 250, 250, "b")
+        + [
+            make_event(entity_id=f"k{i}", idempotency_key=f"key-{i}", payload={"v": 2})
+            for i in range(120)
+        ]
+        + [b'{"source": "src-%d", "broken": ' % i for i in range(600)]
+        + first[:50]
+    )
+    outcomes = ingest_batch(engine, mixed, "two")
+    _check_limits(log)
+    statuses = [o.status for o in outcomes]
+    assert statuses.count(Status.DUPLICATE) == 350
+    assert statuses.count(Status.ACCEPTED) == 250
+    assert statuses.count(Status.REJECTED) == 120 + 600
+    counts = engine.counts()
+    assert (counts["events"], counts["duplicate"], counts["rejected"]) == (670, 350, 720)
+    assert sum(r[2] for r in engine.rejection_reasons(0, 2**62, None)) == 720
+    record = engine.event(outcomes[0].event_id or b"")
+    assert record is not None and record.duplicate_count == 2
+
+
+def test_raw_objects_are_written_once(engine: AwsEngine, make_event: MakeEvent) -> None:
+    outcome = ingest_batch(engine, [make_event()], "a")[0]
+    record = engine.event(outcome.event_id or b"")
+    assert record is not None
+    s3 = engine._clients.s3
+    original = s3.get_object(Bucket=engine.config.bucket, Key=record.segment)["Body"].read()
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(
+            Bucket=engine.config.bucket, Key=record.segment, Body=b"forged", IfNoneMatch="*"
+        )
+    assert refused.value.response["Error"]["Code"] == "PreconditionFailed"
+    again = s3.get_object(Bucket=engine.config.bucket, Key=record.segment)["Body"].read()
+    assert again == original
+    assert record.segment.startswith("raw/2") and ".." not in record.segment
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "InternalServerError", "SlowDown"])
+def test_a_failing_call_is_unavailable_unacknowledged_and_a_retry_stores_once(
+    engine: AwsEngine, log: RequestLog, make_event: MakeEvent, code: str
+) -> None:
+    events = [*batch(make_event, 120, 40, code), b"{bad"]
+    ingest_batch(engine, events[:10], "warm-up")  # some duplicates in what follows
+    log.clear()
+    ingest_batch(engine, events, "probe")
+    calls = len(log.calls)
+    for n in range(1, calls + 1):
+        log.clear()
+        log.fail = lambda number, _s, _o, n=n: code if number >= n else None  # type: ignore[misc]
+        with pytest.raises(StoreUnavailableError) as failed:
+            ingest_batch(engine, [*events, make_event(entity_id=f"new-{n}")], "faulty")
+        assert failed.value.retry_after_s >= 1
+        log.fail = None
+        outcomes = ingest_batch(engine, [*events, make_event(entity_id=f"new-{n}")], "retry")
+        assert outcomes[-1].status in {Status.ACCEPTED, Status.DUPLICATE}
+    report = engine.verify()
+    assert report.ok, [p for p in report.problems if p.severity == "error"]
+    counts = engine.counts()
+    assert counts["events"] == 120 + calls
+    assert len({e.event_id for e in engine.timeline("new-1", 0, 2**62, 10)}) == 1
+
+
+def test_verify_finds_altered_and_missing_objects(engine: AwsEngine, make_event: MakeEvent) -> None:
+    first = ingest_batch(engine, [make_event(entity_id="a")], "x")[0]
+    second = ingest_batch(engine, [make_event(entity_id="b")], "x")[0]
+    assert engine.verify().ok
+    s3: Any = engine._clients.s3
+    bucket = engine.config.bucket
+    altered = engine.event(first.event_id or b"")
+    missing = engine.event(second.event_id or b"")
+    assert altered is not None and missing is not None
+    data = s3.get_object(Bucket=bucket, Key=altered.segment)["Body"].read()
+    tampered = data.replace(b'"amount":1', b'"amount":9')
+    s3.put_object(Bucket=bucket, Key=altered.segment, Body=tampered)  # the test bucket has
+    s3.delete_object(Bucket=bucket, Key=missing.segment)  # no policy; the stack's denies this
+    report = engine.verify()
+    kinds = {p.kind for p in report.problems}
+    assert not report.ok
+    assert {"segment_missing"} <= kinds
+    assert kinds & {"frame_corrupt", "event_hash_mismatch"}
