@@ -132,12 +132,19 @@ def patch_moto_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models.DynamoDBBackend, "transact_write_items", backed_up_once)
 
 
+STACK_NAME = "pik-contract"
+
+
 @pytest.fixture
 def aws_config(moto_aws: None) -> Any:
-    from pik.engines.aws import AwsConfig
+    """The AWS engine's resources as the CLI finds them: template.yaml, transformed and
+    created in moto's CloudFormation, then discovered by the stack's name alone."""
+    from moto_stack import create_stack
 
-    table, bucket = _provision()
-    return AwsConfig(table, bucket, region="us-east-1")
+    from pik.engines.aws.discovery import discover
+
+    create_stack(STACK_NAME, "us-east-1")
+    return discover(STACK_NAME, region="us-east-1")
 
 
 @pytest.fixture
@@ -147,37 +154,3 @@ def aws_engine(aws_config: Any) -> Iterator[Any]:
     engine = AwsEngine(aws_config)
     yield engine
     engine.close()
-
-
-def _provision() -> tuple[str, str]:
-    import boto3
-
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket="pik-raw")
-    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    attributes = ["pk", "sk", "tl_pk", "tl_sk", "dir_pk", "dir_sk"]
-
-    def index(name: str, hash_key: str, range_key: str) -> dict[str, object]:
-        return {
-            "IndexName": name,
-            "KeySchema": [
-                {"AttributeName": hash_key, "KeyType": "HASH"},
-                {"AttributeName": range_key, "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
-        }
-
-    dynamodb.create_table(
-        TableName="pik-index",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        GlobalSecondaryIndexes=[
-            index("timeline", "tl_pk", "tl_sk"),
-            index("directory", "dir_pk", "dir_sk"),
-        ],
-    )
-    return "pik-index", "pik-raw"

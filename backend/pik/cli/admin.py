@@ -83,6 +83,10 @@ def verify(ctx: Context) -> None:
 @pass_context
 def reindex(ctx: Context) -> None:
     """Rebuild the index from the segment files alone (after loss or corruption)."""
+    ctx.local_only(
+        "reindex",
+        "a stack's index is restored with DynamoDB point-in-time recovery (docs/deploy.md)",
+    )
     try:
         with _progress(ctx, "reindexing") as progress:
             rebuild_index(ctx.store_path, progress=_callback(progress, "reindex"))

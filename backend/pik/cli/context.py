@@ -19,6 +19,8 @@ from pik.engines.local import LocalEngine
 from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import StoreError
 from pik.engines.local.segments import StorageFullError
+from pik.ports import EventStore
+from pik.storage_errors import StoreUnavailableError
 
 
 @dataclass
@@ -27,11 +29,30 @@ class Context:
     as_json: bool
     out: Console
     err: Console
+    stack: str | None = None
+    """A deployed AWS stack to use instead of the local store."""
+
+    @property
+    def store_label(self) -> str:
+        return f"stack {self.stack}" if self.stack else str(self.store_path)
+
+    def local_only(self, command: str, instead: str) -> None:
+        if self.stack:
+            raise click.UsageError(f"`pik {command}` works on a local store only; {instead}")
 
     @contextmanager
-    def engine(self, create: bool = False) -> Iterator[LocalEngine]:
+    def engine(self, create: bool = False) -> Iterator[EventStore]:
         """Open the store (read-only unless creating it), turning storage failures into
         messages that say what to do."""
+        if self.stack:
+            with _aws_engine(self.stack) as aws:
+                yield aws
+            return
+        with self.local_engine(create) as local:
+            yield local
+
+    @contextmanager
+    def local_engine(self, create: bool = False) -> Iterator[LocalEngine]:
         try:
             engine = LocalEngine(self.store_path, create=create, read_only=not create)
         except (StoreError, IndexCorruptError) as exc:
@@ -54,6 +75,36 @@ class Context:
     def emit(self, document: dict[str, Any]) -> None:
         """Print a JSON document on stdout (for --json)."""
         sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+
+
+@contextmanager
+def _aws_engine(stack: str) -> Iterator[EventStore]:
+    """The AWS engine of a deployed stack, found by its outputs."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from pik.engines.aws import AwsEngine
+    from pik.engines.aws.discovery import StackNotFoundError, discover
+
+    try:
+        engine = AwsEngine(discover(stack))
+        yield engine
+    except StackNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    except NoCredentialsError:
+        raise click.ClickException(
+            "no AWS credentials found: configure a profile (`aws configure`, AWS_PROFILE) "
+            "with the stack's OperatorReadOnlyPolicy attached"
+        ) from None
+    except StoreUnavailableError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise click.ClickException(
+            f"AWS refused the request ({error.get('Code')}: {error.get('Message')}); "
+            "check that your identity has the stack's OperatorReadOnlyPolicy"
+        ) from None
+    except BotoCoreError as exc:
+        raise click.ClickException(f"AWS could not be reached: {exc}") from None
 
 
 def time_option(value: str | None, name: str) -> int | None:

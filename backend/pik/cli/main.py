@@ -27,15 +27,23 @@ STORE_HELP = (
     show_default=False,
     help=STORE_HELP,
 )
+@click.option(
+    "--stack",
+    envvar="PIK_STACK",
+    default=None,
+    metavar="NAME",
+    help="Use a deployed AWS stack (found by its name, in your AWS region) instead of a "
+    "local store. Defaults to $PIK_STACK.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.")
 @click.version_option(__version__, prog_name="pik")
 @click.pass_context
-def cli(ctx: click.Context, store: Path, as_json: bool) -> None:
+def cli(ctx: click.Context, store: Path, stack: str | None, as_json: bool) -> None:
     """Investigate a data pipeline's events: capture once, look up by entity and time.
 
     Every query command takes --json (before or after the command name) for scripts.
     """
-    ctx.obj = Context(store, as_json, Console(), Console(stderr=True))
+    ctx.obj = Context(store, as_json, Console(), Console(stderr=True), stack)
 
 
 for module in (ingest, queries, admin, serve):

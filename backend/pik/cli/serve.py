@@ -34,7 +34,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
             raise click.ClickException(str(exc)) from None
         bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
         ctx.err.print(
-            f"serving {ctx.store_path} on http://{bound_host}:{bound_port} "
+            f"serving {ctx.store_label} on http://{bound_host}:{bound_port} "
             f"({'token required' if token else 'no token: loopback only'}); "
             "ctrl+c stops",
             highlight=False,

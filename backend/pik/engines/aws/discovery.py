@@ -1,0 +1,61 @@
+"""Find a deployed stack's resources by the stack's name alone (``pik --stack NAME``).
+
+The SAM template publishes everything a client needs as stack outputs; this reads them
+with ``cloudformation:DescribeStacks`` (in the operator policies) and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pik.engines.aws.clients import error_code, unavailable_on_failure
+from pik.engines.aws.engine import AwsConfig
+
+REQUIRED_OUTPUTS = ("IndexTableName", "RawBucketName")
+USABLE_STATES = frozenset(
+    {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
+)
+
+
+class StackNotFoundError(LookupError):
+    """No usable stack of that name (wrong name, region or account, or not deployed)."""
+
+
+def stack_outputs(
+    stack_name: str, session: Any = None, region: str | None = None
+) -> dict[str, str]:
+    """The outputs of a deployed stack, by output key."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    session = session or boto3.session.Session()
+    client = session.client("cloudformation", region_name=region)
+    where = region or client.meta.region_name
+    try:
+        with unavailable_on_failure("describing the stack"):
+            stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exc:
+        if error_code(exc) == "ValidationError":
+            raise StackNotFoundError(
+                f"no stack named {stack_name!r} in {where}; check the name, AWS_REGION and "
+                "the account your credentials belong to (`aws sts get-caller-identity`)"
+            ) from None
+        raise
+    stack = stacks[0]
+    if stack["StackStatus"] not in USABLE_STATES:
+        raise StackNotFoundError(
+            f"stack {stack_name!r} is {stack['StackStatus']}; wait for its deployment to finish"
+        )
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def discover(stack_name: str, session: Any = None, region: str | None = None) -> AwsConfig:
+    """The AWS engine's configuration for a stack deployed from template.yaml."""
+    outputs = stack_outputs(stack_name, session, region)
+    missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
+    if missing:
+        raise StackNotFoundError(
+            f"stack {stack_name!r} has no output {', '.join(missing)}: it was not deployed "
+            "from the Pipeline Investigation Kit template"
+        )
+    return AwsConfig(outputs["IndexTableName"], outputs["RawBucketName"], region=region)

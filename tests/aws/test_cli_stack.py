@@ -1,0 +1,94 @@
+"""`pik --stack NAME`: the CLI finds a stack created from template.yaml by its name alone,
+and every command gives the same answers as on a local store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from pik.cli.main import cli
+from pik.demo import demo_lines
+from pik.domain.instants import parse_instant
+from pik.engines.aws import AwsEngine
+
+END = parse_instant("2026-11-27T12:00:00Z")
+
+
+def pik(*args: str, code: int = 0, **env: str) -> Any:
+    result = CliRunner().invoke(cli, list(args), env=env or None)
+    assert result.exit_code == code, result.output
+    return json.loads(result.stdout) if "--json" in args else result.output
+
+
+def test_the_cli_on_a_stack_answers_as_on_a_local_store(
+    aws_engine: AwsEngine, tmp_path: Path
+) -> None:
+    data = tmp_path / "demo.ndjson"
+    lines = [*list(demo_lines(end_us=END))[:600], b"{not json"]
+    data.write_bytes(b"\n".join(lines) + b"\n")
+    local = str(tmp_path / "local")
+    answers = []
+    for where in (["--stack", "pik-contract"], ["--store", local]):
+        report = pik(*where, "--json", "ingest", str(data), code=1)
+        entities = pik(*where, "--json", "entities", "customer-000")
+        first = entities["entities"][0]["entity_id"]
+        timeline = pik(
+            *where, "--json", "timeline", first, "--from", "2026-11-01", "--to", "2026-11-28"
+        )
+        coverage = pik(
+            *where,
+            "--json",
+            "coverage",
+            "--from",
+            "2026-11-20",
+            "--to",
+            "2026-11-28",
+            "--by",
+            "day",
+        )
+        rates = pik(*where, "--json", "rates", "--since", "2026-01-01")
+        event = pik(*where, "--json", "event", timeline["events"][0]["event_id"])
+        verify = pik(*where, "--json", "verify")
+        answers.append((report, entities, timeline, coverage, rates, event, verify))
+    on_aws, on_disk = answers
+
+    def same(a: dict[str, Any], b: dict[str, Any], *ignore: str) -> None:
+        assert {k: v for k, v in a.items() if k not in ignore} == {
+            k: v for k, v in b.items() if k not in ignore
+        }
+
+    same(on_aws[0], on_disk[0])
+    assert on_aws[1] == on_disk[1]
+
+    def timeline_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
+        # Ingest times differ: each store took the events at its own moment.
+        return [
+            {k: v for k, v in e.items() if k not in {"ingest_time", "lag_ms"}}
+            for e in answer["events"]
+        ]
+
+    assert timeline_of(on_aws[2]) == timeline_of(on_disk[2])
+    assert on_aws[3] == on_disk[3]
+    totals = [{k: v for k, v in r.items() if k != "minute"} for r in on_aws[4]["rows"]]
+    assert sum(r["accepted"] for r in totals) == on_disk[0]["accepted"]
+    assert on_aws[5]["verified"] and on_disk[5]["verified"]
+    assert on_aws[5]["payload"] == on_disk[5]["payload"]
+    assert on_aws[6]["ok"] and on_disk[6]["ok"]
+
+
+def test_a_stack_that_does_not_exist_says_what_to_check(aws_engine: AwsEngine) -> None:
+    output = pik("--stack", "no-such-stack", "entities", code=1)
+    assert "no stack named 'no-such-stack'" in output and "AWS_REGION" in output
+
+
+def test_local_only_commands_refuse_a_stack(aws_engine: AwsEngine) -> None:
+    output = pik("--stack", "pik-contract", "reindex", code=2)
+    assert "point-in-time recovery" in output
+
+
+def test_the_stack_can_come_from_the_environment(aws_engine: AwsEngine) -> None:
+    listed = pik("--json", "entities", PIK_STACK="pik-contract")
+    assert listed["entities"] == []
