@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import settings
+from moto_patches import patch_moto_transactions, serialise_moto
 
 from pik.engines.local import LocalEngine
 
@@ -82,54 +82,10 @@ def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(name, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    # moto's in-process backends are not thread-safe (concurrent transactions corrupt its
-    # dictionaries), while every real AWS request is applied atomically. Serialising the
-    # emulated requests restores that; our own code still runs fully concurrently.
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    emulate = BotocoreStubber.process_request
-    lock = threading.Lock()
-
-    def one_at_a_time(self: BotocoreStubber, request: Any) -> Any:
-        with lock:
-            return emulate(self, request)
-
-    monkeypatch.setattr(BotocoreStubber, "process_request", one_at_a_time)
+    serialise_moto(monkeypatch)
     patch_moto_transactions(monkeypatch)
     with mock_aws():
         yield
-
-
-def patch_moto_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto backs a table up before *each action* of a transaction (100 deep copies of the
-    whole table for one TransactWriteItems): one backup per table per transaction rolls
-    back the same, and keeps a 1,000-event batch from taking minutes."""
-    import copy
-    import types
-
-    from moto.dynamodb import models
-
-    transact = models.DynamoDBBackend.transact_write_items
-
-    def backed_up_once(self: Any, transact_items: Any) -> Any:
-        copies: dict[int, Any] = {}
-
-        def deepcopy(value: Any, memo: Any = None) -> Any:
-            if not isinstance(value, models.Table):
-                return copy.deepcopy(value, memo)
-            if id(value) not in copies:  # the table outlives the transaction: ids stay unique
-                copies[id(value)] = copy.deepcopy(value, memo)
-            return copies[id(value)]
-
-        monkeypatch.setattr(
-            models, "copy", types.SimpleNamespace(deepcopy=deepcopy, copy=copy.copy)
-        )
-        try:
-            return transact(self, transact_items)
-        finally:
-            monkeypatch.setattr(models, "copy", copy)
-
-    monkeypatch.setattr(models.DynamoDBBackend, "transact_write_items", backed_up_once)
 
 
 STACK_NAME = "pik-contract"
