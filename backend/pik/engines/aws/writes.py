@@ -75,10 +75,11 @@ def new_events(
             coverage.clear()
             sources.clear()
 
-    for new in events:
+    # Events sharing a coverage item travel together, so the item is written once for all
+    # of them (a transaction is atomic, so their order within the batch does not matter).
+    for new in sorted(events, key=_coverage_of):
         event = new.event
-        day = event.event_time_us - event.event_time_us % US_PER_DAY
-        cover = (day, event.entity_id, event.source)
+        cover = _coverage_of(new)
         needed = 1 + (cover not in coverage) + (event.source not in sources)
         used = len(pending) + len(coverage) + len(sources) + TOTALS_ACTIONS
         if used + needed > shapes.MAX_TRANSACTION_ACTIONS:
@@ -88,6 +89,11 @@ def new_events(
         sources.add(event.source)
     close()
     return plans
+
+
+def _coverage_of(new: NewEvent) -> tuple[int, str, str]:
+    event = new.event
+    return (event.event_time_us - event.event_time_us % US_PER_DAY, event.entity_id, event.source)
 
 
 def _new_transaction(
