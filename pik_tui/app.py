@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from pik.demo import LiveFeed
 from pik.domain.instants import now_us as clock
 from pik.textsafe import inert
+from pik_tui.aws_backend import AwsBackend
 from pik_tui.backend import (
     Backend,
     LocalBackend,
@@ -227,27 +229,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "open it, and feed it a trickle of live events (not with --read-only)",
     )
     parser.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="browse a deployed AWS stack instead, found by its name in your AWS region "
+        "(default: $PIK_STACK unless --store or --demo is given); always read-only",
+    )
+    parser.add_argument(
         "--read-only",
         action="store_true",
         help="offer no action that changes the store (none exists yet)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.stack and (args.store or args.demo):
+        parser.error("--stack browses a deployed stack; it cannot go with --store or --demo")
+    if not (args.stack or args.store or args.demo):
+        args.stack = os.environ.get("PIK_STACK") or None
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     path: Path = args.store or (default_demo_path() if args.demo else default_store_path())
     try:
-        if args.demo and prepare_demo(path):
-            print(f"pik-tui: built the demo store at {path}", file=sys.stderr)
-        backend = LocalBackend.open(path)
+        if args.stack:
+            backend: Backend = AwsBackend.open(args.stack)
+        else:
+            if args.demo and prepare_demo(path):
+                print(f"pik-tui: built the demo store at {path}", file=sys.stderr)
+            backend = LocalBackend.open(path)
     except StoreUnavailable as exc:
         print(f"pik-tui: {inert(str(exc))}", file=sys.stderr)
         return 2
     # The demo comes alive: a trickle of new events, unless the store is to stay untouched.
     feed = LiveFeed(path).start() if args.demo and not args.read_only else None
     try:
-        PikApp(backend, read_only=args.read_only).run()
+        # The TUI never writes to a stack: it says so in the header.
+        PikApp(backend, read_only=args.read_only or bool(args.stack)).run()
     finally:
         if feed is not None:
             feed.stop()

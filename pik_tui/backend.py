@@ -1,8 +1,9 @@
 """The TUI's one door to a store.
 
-Panes talk to a :class:`Backend`; only this module knows which engine is behind it.
-Every method blocks, so panes call them from worker threads, never from the UI thread.
-The local engine shares one SQLite connection between threads, so calls are serialised.
+Panes talk to a :class:`Backend`; only this module (and ``aws_backend`` for a deployed
+stack) knows which engine is behind it. Every method blocks, so panes call them from
+worker threads, never from the UI thread. The local engine shares one SQLite connection
+between threads, so its calls are serialised.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -21,6 +23,7 @@ from pik.engines.local import LocalEngine
 from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import StoreError
 from pik.paths import default_store, demo_store
+from pik.ports import EventStore
 from pik.services import query
 from pik.services.query import CoverageReport, EventDetail, RatesReport, TimelinePage
 
@@ -58,7 +61,47 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-class LocalBackend:
+class ServiceBackend(ABC):
+    """A :class:`Backend` made of the query services over an ``EventStore``: subclasses
+    say how a call reaches their store (``_call``), so what the panes get is the same on
+    every engine."""
+
+    label: str
+    late_after_us: int
+
+    @abstractmethod
+    def _call(self, read: Callable[[EventStore], T]) -> T:
+        """Run ``read`` on the store; failures become :class:`StoreUnavailable`."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def entities(self, prefix: str, limit: int) -> list[EntityRecord]:
+        return self._call(lambda e: query.list_entities(e, prefix, None, limit))
+
+    def timeline(self, entity_id: str, cursor: str | None, limit: int) -> TimelinePage:
+        return self._call(
+            lambda e: query.timeline_page(
+                e, entity_id, 0, END_OF_TIME_US, limit, cursor, latest=cursor is None
+            )
+        )
+
+    def event(self, event_id: bytes) -> EventDetail | None:
+        return self._call(lambda e: query.event_detail(e, event_id))
+
+    def coverage(
+        self, entity_ids: Sequence[str], start_us: int, end_us: int, granularity: str
+    ) -> CoverageReport:
+        ids = list(entity_ids)
+        if not ids:
+            return CoverageReport(granularity, [], [])
+        return self._call(lambda e: query.coverage_report(e, start_us, end_us, granularity, ids))
+
+    def rates(self, start_us: int, end_us: int) -> RatesReport:
+        return self._call(lambda e: query.rates_report(e, start_us, end_us))
+
+
+class LocalBackend(ServiceBackend):
     """A :class:`Backend` over a store on this machine's disk."""
 
     def __init__(self, engine: LocalEngine, label: str) -> None:
@@ -90,30 +133,6 @@ class LocalBackend:
                 raise StoreUnavailable(
                     f"the index cannot be read ({exc}); rebuild it with `pik reindex`"
                 ) from None
-
-    def entities(self, prefix: str, limit: int) -> list[EntityRecord]:
-        return self._call(lambda e: query.list_entities(e, prefix, None, limit))
-
-    def timeline(self, entity_id: str, cursor: str | None, limit: int) -> TimelinePage:
-        return self._call(
-            lambda e: query.timeline_page(
-                e, entity_id, 0, END_OF_TIME_US, limit, cursor, latest=cursor is None
-            )
-        )
-
-    def event(self, event_id: bytes) -> EventDetail | None:
-        return self._call(lambda e: query.event_detail(e, event_id))
-
-    def coverage(
-        self, entity_ids: Sequence[str], start_us: int, end_us: int, granularity: str
-    ) -> CoverageReport:
-        ids = list(entity_ids)
-        if not ids:
-            return CoverageReport(granularity, [], [])
-        return self._call(lambda e: query.coverage_report(e, start_us, end_us, granularity, ids))
-
-    def rates(self, start_us: int, end_us: int) -> RatesReport:
-        return self._call(lambda e: query.rates_report(e, start_us, end_us))
 
     def close(self) -> None:
         with self._lock:

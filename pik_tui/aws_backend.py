@@ -1,0 +1,162 @@
+"""The TUI on a deployed stack (``pik-tui --stack NAME``), read through aiobotocore.
+
+The panes call the backend from Textual's worker threads, as on a local store, and the
+same query services answer them. Underneath, every read is the AWS engine's plan run by
+:class:`~pik.engines.aws.async_reads.AsyncAwsReader` on an event loop this backend owns:
+a coverage grid's hundreds of queries are in flight at once, and neither waiting on AWS
+nor parsing its answers ever takes time on the UI's loop. The loop also outlives any one
+screen, so clients and their pooled connections are made once and closed with the
+backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from pik.domain.arrivals import Arrival
+from pik.domain.limits import DEFAULT_LIMITS
+from pik.domain.outcome import Outcome
+from pik.domain.records import VerifyReport
+from pik.engines.aws import AwsConfig
+from pik.engines.aws.async_reads import AsyncAwsReader
+from pik.engines.aws.clients import error_code
+from pik.engines.aws.discovery import StackNotFoundError, discover
+from pik.engines.aws.plans import BlockingReads, Plan
+from pik.ports import EventStore, Progress
+from pik.storage_errors import StoreUnavailableError
+from pik_tui.backend import ServiceBackend, StoreUnavailable
+
+T = TypeVar("T")
+
+PROBE_EVENT = bytes(16)
+"""An id no event has: reading it proves credentials and table access with one GetItem."""
+
+
+class StackReads(BlockingReads):
+    """The async reader as a blocking, read-only ``EventStore`` for the query services:
+    the calling (worker) thread waits while the read runs on the backend's loop."""
+
+    limits = DEFAULT_LIMITS
+
+    def __init__(self, reader: AsyncAwsReader, loop: asyncio.AbstractEventLoop) -> None:
+        self.plans = reader.plans
+        self._reader = reader
+        self._loop = loop
+
+    def run(self, plan: Plan[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(self._reader.run(plan), self._loop).result()
+
+    def commit(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
+        raise StoreUnavailable("pik-tui only reads a stack; ingest with `pik --stack NAME`")
+
+    def verify(self, progress: Progress | None = None) -> VerifyReport:
+        raise StoreUnavailable("verify a stack with `pik --stack NAME verify`")
+
+    def close(self) -> None:
+        """The backend owns the reader and closes it."""
+
+
+class AwsBackend(ServiceBackend):
+    """A :class:`~pik_tui.backend.Backend` over a deployed stack, read-only."""
+
+    def __init__(self, config: AwsConfig, label: str, *, session: Any = None) -> None:
+        self.label = label
+        self.late_after_us = DEFAULT_LIMITS.late_after_us
+        self.reader = AsyncAwsReader(config, session=session)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="pik-tui-aws", daemon=True
+        )
+        self._thread.start()
+        self._store: StackReads | None = StackReads(self.reader, self._loop)
+
+    @classmethod
+    def open(cls, stack_name: str, *, region: str | None = None) -> AwsBackend:
+        """Find the stack by its outputs and check that it can be read; raises
+        :class:`StoreUnavailable` with what to do (no stack, credentials, access)."""
+        with explained():
+            config = discover(stack_name, region=region)
+        backend = cls(config, f"stack {stack_name}")
+        try:
+            backend._call(lambda store: store.event(PROBE_EVENT))
+        except StoreUnavailable:
+            backend.close()
+            raise
+        return backend
+
+    def _call(self, read: Callable[[EventStore], T]) -> T:
+        store = self._store
+        if store is None:
+            raise StoreUnavailable("the stack's reader is closed")
+        with explained():
+            return read(store)
+
+    def close(self) -> None:
+        if self._store is None:
+            return
+        self._store = None
+        asyncio.run_coroutine_threadsafe(self.reader.close(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+
+@contextmanager
+def explained() -> Iterator[None]:
+    """AWS failures become :class:`StoreUnavailable` saying what to do; others pass."""
+    try:
+        yield
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        text = explain(exc)
+        if text is None:
+            raise
+        raise StoreUnavailable(text) from None
+
+
+def explain(exc: BaseException) -> str | None:
+    """What an AWS failure means to the person at the keyboard and what to do about it;
+    ``None`` if it is no AWS failure (a bug, to be shown as one)."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+    )
+
+    if isinstance(exc, StackNotFoundError):
+        return str(exc)
+    causes: list[BaseException] = []  # the failure, and what it says it came from
+    cause: BaseException | None = exc
+    while cause is not None and cause not in causes:
+        causes.append(cause)
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    for cause in causes:
+        if isinstance(cause, NoCredentialsError | PartialCredentialsError):
+            return (
+                "no AWS credentials found: sign in (`aws sso login`, AWS_PROFILE, or "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) as an identity with the "
+                "stack's OperatorReadOnlyPolicy"
+            )
+        if isinstance(cause, NoRegionError):
+            return (
+                "no AWS region set: set AWS_DEFAULT_REGION (or `region` in your AWS "
+                "profile) to the stack's region"
+            )
+        if isinstance(cause, ClientError) and not isinstance(exc, StoreUnavailableError):
+            message = cause.response.get("Error", {}).get("Message", "")
+            return (
+                f"AWS refused the request ({error_code(cause)}: {message}); check that "
+                "your identity has the stack's OperatorReadOnlyPolicy"
+            )
+    if isinstance(exc, StoreUnavailableError):
+        return str(exc)
+    if isinstance(exc, BotoCoreError):
+        return f"AWS could not be reached: {exc}"
+    return None
