@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from pik.cli.main import cli
@@ -81,7 +82,19 @@ def test_the_cli_on_a_stack_answers_as_on_a_local_store(
 
 def test_a_stack_that_does_not_exist_says_what_to_check(aws_engine: AwsEngine) -> None:
     output = pik("--stack", "no-such-stack", "entities", code=1)
-    assert "no stack named 'no-such-stack'" in output and "AWS_REGION" in output
+    assert "no stack named 'no-such-stack'" in output and "AWS_DEFAULT_REGION" in output
+
+
+def test_missing_credentials_say_what_to_configure(
+    aws_engine: AwsEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    output = pik("--stack", "pik-contract", "entities", code=1)
+    assert "no AWS credentials found" in output and "OperatorReadOnlyPolicy" in output
 
 
 def test_local_only_commands_refuse_a_stack(aws_engine: AwsEngine) -> None:

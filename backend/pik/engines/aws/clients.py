@@ -83,8 +83,12 @@ def error_code(exc: BaseException) -> str:
 
 @contextmanager
 def unavailable_on_failure(what: str) -> Iterator[None]:
-    """Turn throttling, 5xx and network failures (after the SDK's retries) into 503s."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    """Turn throttling, 5xx and network failures (after the SDK's retries) into 503s.
+
+    Configuration errors (no credentials, no region) pass through: retrying cannot fix
+    them, and the caller names what to configure.
+    """
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
     try:
         yield
@@ -96,7 +100,7 @@ def unavailable_on_failure(what: str) -> Iterator[None]:
                 "retry the request"
             ) from exc
         raise
-    except BotoCoreError as exc:
+    except (ConnectionError, HTTPClientError) as exc:
         raise StoreUnavailableError(
             f"{what}: AWS could not be reached ({type(exc).__name__}); nothing was "
             "acknowledged, retry the request"

@@ -37,8 +37,9 @@ def stack_outputs(
     except ClientError as exc:
         if error_code(exc) == "ValidationError":
             raise StackNotFoundError(
-                f"no stack named {stack_name!r} in {where}; check the name, AWS_REGION and "
-                "the account your credentials belong to (`aws sts get-caller-identity`)"
+                f"no stack named {stack_name!r} in {where}; check the name, the region "
+                "(AWS_DEFAULT_REGION or your profile's) and the account your credentials "
+                "belong to (`aws sts get-caller-identity`)"
             ) from None
         raise
     stack = stacks[0]
