@@ -32,6 +32,7 @@ DEFAULT_PARAMETERS = {
     "ObjectLockDays": "365",
     "EnableProcessor": "false",
     "LogRetentionDays": "30",
+    "AlarmTopicArn": "",
 }
 
 _CODE_KEY = "pik-lambda.zip"
@@ -76,6 +77,9 @@ def moto_compatible(cfn: Template) -> Template:
     #    cannot evaluate its conditional Denys and refuses every request, conditional PUTs
     #    and GETs included. Its contents are checked statically (tests/template).
     _remove_types(cfn, {"AWS::S3::BucketPolicy"})
+    # 5. AWS::CloudWatch::Alarm: moto's CloudFormation cannot create alarms (it warns and
+    #    skips them). That every dead-letter queue has one is checked statically.
+    _remove_types(cfn, {"AWS::CloudWatch::Alarm"})
     return cfn
 
 

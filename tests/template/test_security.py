@@ -165,6 +165,21 @@ def test_the_processor_cannot_be_switched_on_before_it_ships(sam: Template) -> N
     assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "EnableProcessor"}, "false"]}
 
 
+def test_every_dead_letter_queue_has_an_alarm(cfn: Template) -> None:
+    """A message in a DLQ is ingest or replay that failed for good: someone must hear."""
+    queues = {
+        name for name, _ in resources(cfn, "AWS::SQS::Queue") if name.endswith("DeadLetterQueue")
+    }
+    watched = {
+        dimension["Value"]["Fn::GetAtt"][0]
+        for _, alarm in resources(cfn, "AWS::CloudWatch::Alarm")
+        for dimension in alarm["Dimensions"]
+        if dimension["Name"] == "QueueName"
+    }
+    assert queues == {"IngestDeadLetterQueue", "ReplayDeadLetterQueue"}
+    assert watched == queues
+
+
 def test_every_output_the_cli_reads_is_declared(cfn: Template) -> None:
     names = {
         "ApiUrl", "ApiId", "RawBucketName", "IndexTableName", "ReplayQueueUrl",
