@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -11,7 +12,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from pik.domain.instants import US_PER_DAY
+from pik.domain.instants import US_PER_DAY, US_PER_HOUR
 from pik.domain.lag import LAG_LABELS
 from pik.domain.records import (
     AttemptSummary,
@@ -37,6 +38,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 _CHUNK = 500
 _LAG_COLUMNS = [f"lag_{i}" for i in range(len(LAG_LABELS))]
+_HOUR_COLUMNS = [f"h{i}" for i in range(24)]
+_WINDOW_ORDER = operator.itemgetter(1, 0)
 
 
 class IndexCorruptError(StoreUnavailableError):
@@ -244,15 +247,30 @@ class SqliteIndex:
             "ON CONFLICT DO UPDATE SET count = count + excluded.count",
             ((m, s, code, n) for (m, s, code), n in tally.rejections.items()),
         )
+        # Hour windows go into their day's row, one statement per hour of the day; day
+        # windows of the tally are the sums of its hour windows, so only the all-sources
+        # day counts are taken from them.
         days: dict[tuple[int, str], int] = {}
-        for (entity, _source, granularity, window), n in tally.coverage.items():
+        hours: dict[int, list[tuple[int, str, str, int, int]]] = {}
+        for (entity, source, granularity, window), n in tally.coverage.items():
             if granularity == "day":
                 days[window, entity] = days.get((window, entity), 0) + n
-        db.executemany(
-            "INSERT INTO coverage VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT DO UPDATE SET count = count + excluded.count",
-            sorted((g, w, e, s, n) for (e, s, g, w), n in tally.coverage.items()),
-        )
+                continue
+            day = window - window % US_PER_DAY
+            hour = (window - day) // US_PER_HOUR
+            row = (day, entity, source, n, n)
+            if hour in hours:
+                hours[hour].append(row)
+            else:
+                hours[hour] = [row]
+        for hour, rows in sorted(hours.items()):
+            rows.sort()
+            db.executemany(
+                f"INSERT INTO coverage (day_start_us, entity_id, source, count, h{hour}) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+                f"count = count + excluded.count, h{hour} = h{hour} + excluded.h{hour}",
+                rows,
+            )
         db.executemany(
             "INSERT INTO coverage_all_sources VALUES (?, ?, ?) "
             "ON CONFLICT DO UPDATE SET count = count + excluded.count",
@@ -352,14 +370,11 @@ class SqliteIndex:
         source: str | None,
     ) -> list[WindowCount]:
         """Non-empty windows in key order: by window, then entity."""
-        table, window = "coverage", "window_start_us"
-        params: list[Any] = [start_us, end_us]
-        if source is None and granularity == "day":
-            table, window = "coverage_all_sources", "day_start_us"
-            where = f"WHERE {window} >= ? AND {window} < ?"
-        else:
-            params.insert(0, granularity)
-            where = f"WHERE granularity = ? AND {window} >= ? AND {window} < ?"
+        hourly = granularity != "day"
+        table = "coverage_all_sources" if source is None and not hourly else "coverage"
+        # An hour's row is its day's: read every day the range touches.
+        params: list[Any] = [start_us - start_us % US_PER_DAY if hourly else start_us, end_us]
+        where = "WHERE day_start_us >= ? AND day_start_us < ?"
         if source is not None:
             where += " AND source = ?"
             params.append(source)
@@ -367,18 +382,31 @@ class SqliteIndex:
         if wanted is not None and len(wanted) <= _CHUNK:
             where += f" AND entity_id IN ({','.join('?' * len(wanted))})"
             params.extend(wanted)
-        sql = f"SELECT entity_id, {window}, count FROM {table} {where}"
-        if source is None and granularity != "day":
-            # Hours over all sources: an entity's sources are adjacent in key order, so the
-            # sum streams without a sort.
-            sql = (
-                f"SELECT entity_id, {window}, sum(count) FROM {table} {where} "
-                f"GROUP BY {window}, entity_id ORDER BY {window}, entity_id"
+        if not hourly:
+            # Rows come in key order (time-major, no sort), and the C-level map builds the
+            # tuples without a Python call per row: 90,000 windows in well under 100 ms.
+            rows = self._db.execute(
+                f"SELECT entity_id, day_start_us, count FROM {table} {where}", params
             )
-        # Rows come in key order (time-major, no sort), and the C-level map builds the
-        # tuples without a Python call per row: 90,000 windows in well under 100 ms.
-        rows = self._db.execute(sql, params)
-        windows = list(map(tuple.__new__, repeat(WindowCount), rows))
+            windows = list(map(tuple.__new__, repeat(WindowCount), rows))
+        else:
+            if source is None:
+                # An entity's sources are adjacent in key order: the sum streams.
+                sums = ", ".join(f"sum({c})" for c in _HOUR_COLUMNS)
+                sql = (
+                    f"SELECT entity_id, day_start_us, {sums} FROM {table} {where} "
+                    "GROUP BY day_start_us, entity_id ORDER BY day_start_us, entity_id"
+                )
+            else:
+                columns = ", ".join(_HOUR_COLUMNS)
+                sql = f"SELECT entity_id, day_start_us, {columns} FROM {table} {where}"
+            windows = [
+                WindowCount(entity, window, n)
+                for entity, day, *counts in self._db.execute(sql, params)
+                for window, n in zip(range(day, day + US_PER_DAY, US_PER_HOUR), counts, strict=True)
+                if n and start_us <= window < end_us
+            ]
+            windows.sort(key=_WINDOW_ORDER)
         if wanted is not None and len(wanted) > _CHUNK:
             keep = set(wanted)
             windows = [w for w in windows if w.entity_id in keep]
