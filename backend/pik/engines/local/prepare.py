@@ -35,6 +35,7 @@ def prepare(arrivals: Sequence[Arrival], ingest_us: int, late_after_us: int) -> 
     index = IndexBatch(0, late_after_us)
     buffer = bytearray()
     outcomes: list[Outcome] = []
+    prefixes: dict[str, bytes] = {}
     for arrival in arrivals:
         event = arrival.event
         if event is None:
@@ -43,9 +44,12 @@ def prepare(arrivals: Sequence[Arrival], ingest_us: int, late_after_us: int) -> 
             index.rejection(arrival.source, arrival.rejection.code, ingest_us)
             outcomes.append(Outcome(Status.REJECTED, rejection=arrival.rejection))
             continue
-        frame, raw_at = frames.event_frame(ingest_us, arrival.origin, event.raw)
-        lag_ms = index.event(event, arrival.origin, ingest_us, len(buffer) + raw_at)
-        buffer += frame
+        origin = arrival.origin
+        prefix = prefixes.get(origin)
+        if prefix is None:
+            prefix = prefixes[origin] = frames.origin_prefix(origin)
+        raw_at = frames.append_event_frame(buffer, ingest_us, prefix, event.raw)
+        lag_ms = index.event(event, origin, ingest_us, raw_at)
         outcomes.append(Outcome(Status.ACCEPTED, event.event_id, lag_ms))
     return PreparedBatch(arrivals, buffer, index, outcomes, ingest_us)
 
