@@ -24,9 +24,9 @@ from pik.domain.records import (
 from pik.domain.tally import Tally
 from pik.engines.local.rows import (
     EVENT_COLUMNS,
-    INSERT_COLUMNS,
+    ROW_COLUMNS,
     Attempt,
-    EventRow,
+    EventValues,
     SegmentRow,
     event_record,
 )
@@ -158,7 +158,7 @@ class SqliteIndex:
     @_serialised
     def apply(
         self,
-        events: Iterable[EventRow],
+        events: Iterable[EventValues],
         attempts: Sequence[Attempt],
         tally: Tally,
         segment_id: int,
@@ -169,29 +169,7 @@ class SqliteIndex:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(
-                f"INSERT INTO events ({INSERT_COLUMNS}) VALUES ({','.join('?' * 17)})",
-                (
-                    (
-                        e.event_id,
-                        e.content_hash,
-                        e.entity_id,
-                        e.source,
-                        e.event_type,
-                        e.event_time_us,
-                        e.ingest_time_us,
-                        e.idempotency_key,
-                        e.origin,
-                        e.segment_id,
-                        e.offset,
-                        e.length,
-                        e.sha256,
-                        0,
-                        0,
-                        e.ingest_time_us,
-                        e.event_time_us // US_PER_DAY,
-                    )
-                    for e in events
-                ),
+                f"INSERT INTO events ({ROW_COLUMNS}) VALUES ({','.join('?' * 17)})", events
             )
             self._apply_attempts(attempts)
             self._apply_tally(tally)

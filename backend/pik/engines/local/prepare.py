@@ -17,6 +17,7 @@ from pik.domain.arrivals import Arrival
 from pik.domain.envelope import Event
 from pik.domain.outcome import Outcome, Status
 from pik.engines.local.batch import IndexBatch
+from pik.engines.local.rows import placed
 
 
 @dataclass(slots=True)
@@ -75,10 +76,8 @@ def combine(batches: Sequence[PreparedBatch]) -> PreparedBatch:
         return first
     for later in batches[1:]:
         shift = len(first.buffer)
-        for row in later.index.rows:
-            row.offset += shift
         first.buffer += later.buffer
-        first.index.rows.extend(later.index.rows)
+        first.index.rows.extend(placed(row, 0, shift) for row in later.index.rows)
         first.index.tally.merge(later.index.tally)
         first.outcomes.extend(later.outcomes)
     first.arrivals = [a for b in batches for a in b.arrivals]
