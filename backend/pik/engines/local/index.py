@@ -6,9 +6,9 @@ import functools
 import operator
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -37,9 +37,31 @@ SCHEMA_VERSION = "3"
 P = ParamSpec("P")
 R = TypeVar("R")
 _CHUNK = 500
+_ROWS_PER_STATEMENT = 100
 _LAG_COLUMNS = [f"lag_{i}" for i in range(len(LAG_LABELS))]
 _HOUR_COLUMNS = [f"h{i}" for i in range(24)]
 _WINDOW_ORDER = operator.itemgetter(1, 0)
+
+
+def _write_rows(
+    db: sqlite3.Connection, head: str, width: int, tail: str, rows: Sequence[Sequence[Any]]
+) -> None:
+    """``head (row), (row), ... tail`` for every row, several rows to a statement.
+
+    The same as one statement per row: rows are applied in order, so a later row sees an
+    earlier one's upsert. Binding a hundred rows at once halves SQLite's cost per row. A
+    statement binds at most 999 values (the oldest SQLite limit), and each table has two
+    statement shapes, so both stay in the statement cache.
+    """
+    one = "(" + ",".join("?" * width) + ")"
+    per = min(_ROWS_PER_STATEMENT, 999 // width)
+    whole = len(rows) - len(rows) % per
+    if whole:
+        sql = head + ",".join([one] * per) + tail
+        for start in range(0, whole, per):
+            db.execute(sql, list(chain.from_iterable(rows[start : start + per])))
+    if whole < len(rows):
+        db.executemany(head + one + tail, rows[whole:])
 
 
 class IndexCorruptError(StoreUnavailableError):
@@ -158,7 +180,7 @@ class SqliteIndex:
     @_serialised
     def apply(
         self,
-        events: Iterable[EventValues],
+        events: Sequence[EventValues],
         attempts: Sequence[Attempt],
         tally: Tally,
         segment_id: int,
@@ -168,9 +190,7 @@ class SqliteIndex:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(
-                f"INSERT INTO events ({ROW_COLUMNS}) VALUES ({','.join('?' * 17)})", events
-            )
+            _write_rows(db, f"INSERT INTO events ({ROW_COLUMNS}) VALUES ", 17, "", events)
             self._apply_attempts(attempts)
             self._apply_tally(tally)
             crash_point("in_index_transaction")
@@ -243,23 +263,30 @@ class SqliteIndex:
                 hours[hour] = [row]
         for hour, rows in sorted(hours.items()):
             rows.sort()
-            db.executemany(
-                f"INSERT INTO coverage (day_start_us, entity_id, source, count, h{hour}) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-                f"count = count + excluded.count, h{hour} = h{hour} + excluded.h{hour}",
+            _write_rows(
+                db,
+                f"INSERT INTO coverage (day_start_us, entity_id, source, count, h{hour}) VALUES ",
+                5,
+                f" ON CONFLICT DO UPDATE SET count = count + excluded.count, "
+                f"h{hour} = h{hour} + excluded.h{hour}",
                 rows,
             )
-        db.executemany(
-            "INSERT INTO coverage_all_sources VALUES (?, ?, ?) "
-            "ON CONFLICT DO UPDATE SET count = count + excluded.count",
+        _write_rows(
+            db,
+            "INSERT INTO coverage_all_sources VALUES ",
+            3,
+            " ON CONFLICT DO UPDATE SET count = count + excluded.count",
             sorted((w, e, n) for (w, e), n in days.items()),
         )
-        db.executemany(
-            "INSERT INTO entities VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+        _write_rows(
+            db,
+            "INSERT INTO entities VALUES ",
+            5,
+            " ON CONFLICT DO UPDATE SET "
             "first_event_us = min(first_event_us, excluded.first_event_us), "
             "last_event_us = max(last_event_us, excluded.last_event_us), "
             "count = count + excluded.count",
-            (
+            sorted(
                 (entity, source, row.first_event_us, row.last_event_us, row.count)
                 for (entity, source), row in tally.entities.items()
             ),
