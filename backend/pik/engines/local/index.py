@@ -33,7 +33,7 @@ from pik.engines.local.rows import (
 from pik.faults import crash_point
 from pik.storage_errors import StoreUnavailableError
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 P = ParamSpec("P")
 R = TypeVar("R")
 _CHUNK = 500
