@@ -76,6 +76,33 @@ def event_frame(ingest_time_us: int, origin: str, raw: bytes) -> tuple[bytes, in
     return _frame(EVENT, ingest_time_us, body), HEADER_SIZE + 1 + len(encoded)
 
 
+def append_event_frame(buffer: bytearray, ingest_time_us: int, origin: bytes, raw: bytes) -> int:
+    """Append an accepted event's frame to ``buffer``; returns where its raw bytes start.
+
+    ``origin`` is the frame's origin prefix, :func:`origin_prefix`. The same bytes as
+    :func:`event_frame`, without building the frame separately first.
+    """
+    header_at = len(buffer)
+    buffer += HEADER.pack(
+        FRAME_MAGIC,
+        EVENT,
+        0,
+        0,
+        len(origin) + len(raw),
+        zlib.crc32(raw, zlib.crc32(origin)),
+        ingest_time_us,
+    )
+    buffer += origin
+    buffer += raw
+    return header_at + HEADER_SIZE + len(origin)
+
+
+def origin_prefix(origin: str) -> bytes:
+    """The start of an E body: the origin's length (one byte) and the origin."""
+    encoded = origin.encode("utf-8")
+    return bytes((len(encoded),)) + encoded
+
+
 def record_frame(kind: int, ingest_time_us: int, record: dict[str, Any]) -> bytes:
     body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode("utf-8")
     return _frame(kind, ingest_time_us, body)

@@ -25,7 +25,7 @@ TABLES = (
     "rates",
     "rejections",
     "coverage",
-    "coverage_by_source",
+    "coverage_all_sources",
     "entities",
 )
 

@@ -56,8 +56,36 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+# The common form, UTC with ASCII digits, read without the general path's checks: a
+# calendar date is looked up once (or refused by the general path), an out-of-range
+# clock field or a leap second goes the general way. Same result, about a third the time.
+_UTC = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?[Zz]"
+)
+_DAYS: dict[str, int] = {}
+
+
 def parse_instant(text: str) -> int:
     """Parse an ISO-8601 time with a ``Z`` or numeric offset into epoch microseconds."""
+    match = _UTC.fullmatch(text)
+    if match is not None:
+        day, hour, minute, second, fraction = match.groups()
+        days = _DAYS.get(day)
+        if days is None and len(_DAYS) < 100_000:
+            try:
+                days = _DAYS[day] = (
+                    date(int(day[:4]), int(day[5:7]), int(day[8:])).toordinal() - _EPOCH_ORDINAL
+                )
+            except ValueError:
+                days = None
+        h, m, s = int(hour), int(minute), int(second)
+        if days is not None and h < 24 and m < 60 and s < 60:
+            micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
+            return (days * 86_400 + h * 3600 + m * 60 + s) * US_PER_SECOND + micros
+    return _parse_instant(text)
+
+
+def _parse_instant(text: str) -> int:
     match = _ISO.fullmatch(text)
     if match is None:
         raise TimeFormatError(

@@ -6,11 +6,12 @@ reasons, coverage per entity per hour and per day, and the entity directory.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from pik.domain.instants import US_PER_DAY, US_PER_HOUR, US_PER_MINUTE, floor_to
-from pik.domain.lag import LAG_LABELS, lag_bucket
+from pik.domain.lag import LAG_BOUNDS_MS, LAG_LABELS
 
 GRANULARITIES = {"hour": US_PER_HOUR, "day": US_PER_DAY}
 
@@ -55,21 +56,29 @@ class Tally:
     def accepted(self, source: str, entity_id: str, event_time_us: int, ingest_us: int) -> int:
         """Count an accepted event; returns its lag in milliseconds."""
         lag_us = ingest_us - event_time_us
-        row = self._rate(ingest_us, source)
+        lag_ms = lag_us // 1000
+        key = (ingest_us - ingest_us % US_PER_MINUTE, source)
+        row = self.rates.get(key)
+        if row is None:
+            row = self.rates[key] = RateRow()
         row.accepted += 1
-        row.lag[lag_bucket(lag_us // 1000)] += 1
+        row.lag[bisect_right(LAG_BOUNDS_MS, lag_ms)] += 1  # lag_bucket, inlined
         if lag_us > self.late_after_us:
             row.late += 1
         coverage = self.coverage
         coverage[(entity_id, source, "hour", event_time_us - event_time_us % US_PER_HOUR)] += 1
         coverage[(entity_id, source, "day", event_time_us - event_time_us % US_PER_DAY)] += 1
-        entity = self.entities.get((entity_id, source))
+        pair = (entity_id, source)
+        entity = self.entities.get(pair)
         if entity is None:
-            entity = self.entities[(entity_id, source)] = EntityRow(event_time_us, event_time_us)
-        entity.first_event_us = min(entity.first_event_us, event_time_us)
-        entity.last_event_us = max(entity.last_event_us, event_time_us)
-        entity.count += 1
-        return lag_us // 1000
+            self.entities[pair] = EntityRow(event_time_us, event_time_us, 1)
+        else:
+            if event_time_us < entity.first_event_us:
+                entity.first_event_us = event_time_us
+            elif event_time_us > entity.last_event_us:
+                entity.last_event_us = event_time_us
+            entity.count += 1
+        return lag_ms
 
     def duplicate(self, source: str, ingest_us: int) -> None:
         self._rate(ingest_us, source).duplicate += 1

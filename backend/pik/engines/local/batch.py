@@ -9,34 +9,40 @@ from __future__ import annotations
 import hashlib
 
 from pik.domain.envelope import Event
+from pik.domain.instants import US_PER_DAY
 from pik.domain.tally import Tally
-from pik.engines.local.rows import Attempt, EventRow
+from pik.engines.local.rows import Attempt, EventValues
 
 
 class IndexBatch:
     def __init__(self, segment_id: int, late_after_us: int) -> None:
         self.segment_id = segment_id
-        self.rows: list[EventRow] = []
+        self.rows: list[EventValues] = []
         self.attempts: list[Attempt] = []
         self.tally = Tally(late_after_us)
 
     def event(self, event: Event, origin: str, ingest_us: int, raw_offset: int) -> int:
         """Index a newly stored event; returns its lag in milliseconds."""
+        time_us = event.event_time_us
         self.rows.append(
-            EventRow(
+            (
                 event.event_id,
                 event.content_hash,
                 event.entity_id,
                 event.source,
                 event.event_type,
-                event.event_time_us,
+                time_us,
                 ingest_us,
                 event.idempotency_key,
                 origin,
-                self.segment_id,
-                raw_offset,
                 len(event.raw),
                 hashlib.sha256(event.raw).digest(),
+                0,
+                0,
+                ingest_us,
+                time_us // US_PER_DAY,
+                self.segment_id,
+                raw_offset,
             )
         )
         return self.tally.accepted(event.source, event.entity_id, event.event_time_us, ingest_us)

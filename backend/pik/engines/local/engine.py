@@ -32,7 +32,7 @@ from pik.engines.local.prepare import (
     prepare,
     rejection_frame,
 )
-from pik.engines.local.rows import SegmentRow
+from pik.engines.local.rows import SegmentRow, placed
 from pik.faults import crash_point
 from pik.ports import Progress
 
@@ -153,9 +153,7 @@ class LocalEngine:
             return self._commit_locked(prepared.arrivals, ingest_us, segment_id, end, known)
         index = prepared.index
         index.segment_id = segment_id
-        for row in index.rows:
-            row.segment_id = segment_id
-            row.offset += end
+        index.rows = [placed(row, segment_id, end) for row in index.rows]
         buffer = prepared.buffer
         buffer += frames.batch_end_frame(ingest_us)
         self._write(segment_id, end, bytes(buffer), index, ingest_us)

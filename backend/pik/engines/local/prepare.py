@@ -17,6 +17,7 @@ from pik.domain.arrivals import Arrival
 from pik.domain.envelope import Event
 from pik.domain.outcome import Outcome, Status
 from pik.engines.local.batch import IndexBatch
+from pik.engines.local.rows import placed
 
 
 @dataclass(slots=True)
@@ -35,6 +36,7 @@ def prepare(arrivals: Sequence[Arrival], ingest_us: int, late_after_us: int) -> 
     index = IndexBatch(0, late_after_us)
     buffer = bytearray()
     outcomes: list[Outcome] = []
+    prefixes: dict[str, bytes] = {}
     for arrival in arrivals:
         event = arrival.event
         if event is None:
@@ -43,9 +45,12 @@ def prepare(arrivals: Sequence[Arrival], ingest_us: int, late_after_us: int) -> 
             index.rejection(arrival.source, arrival.rejection.code, ingest_us)
             outcomes.append(Outcome(Status.REJECTED, rejection=arrival.rejection))
             continue
-        frame, raw_at = frames.event_frame(ingest_us, arrival.origin, event.raw)
-        lag_ms = index.event(event, arrival.origin, ingest_us, len(buffer) + raw_at)
-        buffer += frame
+        origin = arrival.origin
+        prefix = prefixes.get(origin)
+        if prefix is None:
+            prefix = prefixes[origin] = frames.origin_prefix(origin)
+        raw_at = frames.append_event_frame(buffer, ingest_us, prefix, event.raw)
+        lag_ms = index.event(event, origin, ingest_us, raw_at)
         outcomes.append(Outcome(Status.ACCEPTED, event.event_id, lag_ms))
     return PreparedBatch(arrivals, buffer, index, outcomes, ingest_us)
 
@@ -71,10 +76,8 @@ def combine(batches: Sequence[PreparedBatch]) -> PreparedBatch:
         return first
     for later in batches[1:]:
         shift = len(first.buffer)
-        for row in later.index.rows:
-            row.offset += shift
         first.buffer += later.buffer
-        first.index.rows.extend(later.index.rows)
+        first.index.rows.extend(placed(row, 0, shift) for row in later.index.rows)
         first.index.tally.merge(later.index.tally)
         first.outcomes.extend(later.outcomes)
     first.arrivals = [a for b in batches for a in b.arrivals]

@@ -49,9 +49,9 @@ def index_frames(
     def flush() -> None:
         nonlocal batch, pending
         if pending:
-            known = index.known([row.event_id for row in batch.rows])
+            known = index.known([row[0] for row in batch.rows])
             if known:  # never index one event twice, whatever the bytes say
-                batch.rows = [row for row in batch.rows if row.event_id not in known]
+                batch.rows = [row for row in batch.rows if row[0] not in known]
             index.apply(batch.rows, batch.attempts, batch.tally, segment_id, end)
         batch, pending = IndexBatch(segment_id, limits.late_after_us), 0
 

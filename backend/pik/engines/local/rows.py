@@ -7,33 +7,27 @@ from typing import Any
 
 from pik.domain.records import EventRecord
 
-
-@dataclass(slots=True)  # not frozen: built once per event on the hot path
-class EventRow:
-    event_id: bytes
-    content_hash: bytes
-    entity_id: str
-    source: str
-    event_type: str
-    event_time_us: int
-    ingest_time_us: int
-    idempotency_key: str | None
-    origin: str
-    segment_id: int
-    offset: int
-    length: int
-    sha256: bytes
-    duplicate_count: int = 0
-    conflict_count: int = 0
-    last_seen_us: int = 0
-
-
 EVENT_COLUMNS = (
     "event_id, content_hash, entity_id, source, event_type, event_time_us, ingest_time_us, "
     "idempotency_key, origin, segment_id, offset, length, sha256, duplicate_count, "
     "conflict_count, last_seen_us"
 )
-INSERT_COLUMNS = EVENT_COLUMNS + ", day"
+ROW_COLUMNS = (
+    "event_id, content_hash, entity_id, source, event_type, event_time_us, ingest_time_us, "
+    "idempotency_key, origin, length, sha256, duplicate_count, conflict_count, last_seen_us, "
+    "day, segment_id, offset"
+)
+EventValues = tuple[
+    bytes, bytes, str, str, str, int, int, str | None, str, int, bytes, int, int, int, int, int, int
+]
+"""A new event's row of ``events``, in :data:`ROW_COLUMNS` order: a plain tuple, built once
+per event on the hot path and bound as it is. ``segment_id`` and ``offset`` come last, so
+the write path can place a batch prepared before it knew where it would be written."""
+
+
+def placed(row: EventValues, segment_id: int, shift: int) -> EventValues:
+    """The row moved into ``segment_id``, its offset shifted by ``shift`` bytes."""
+    return (*row[:15], segment_id, row[16] + shift)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,25 +78,36 @@ CREATE TABLE IF NOT EXISTS rejections (
     PRIMARY KEY (minute_us, source, code)
 ) WITHOUT ROWID;
 
--- 4. coverage per entity per hour and per day, all sources and per source.
--- Keyed time first: a batch touches the few windows it falls in, so its counter updates
--- land on a handful of pages however many entities it spans. A query over a range reads
--- those windows for every entity and keeps the ones asked for.
+-- 4. coverage per entity per source per day, with the day's 24 hourly counts in the row
+-- (as the DynamoDB engine keeps them), and per day over all sources.
+-- Keyed time first: a batch touches the few days it falls in, so its counter updates land
+-- on a handful of pages however many entities it spans. A query over a range reads those
+-- days for every entity and keeps the ones asked for. An event moves one row per source
+-- and one over all sources; hours over all sources are summed at query time (an entity's
+-- sources are adjacent in key order, so the sum streams without a sort). Daily coverage
+-- over all sources is stored, because day ranges are long (90 days x 1,000 entities).
 CREATE TABLE IF NOT EXISTS coverage (
-    granularity     TEXT NOT NULL,           -- hour | day
-    window_start_us INTEGER NOT NULL,
-    entity_id       TEXT NOT NULL,
-    count           INTEGER NOT NULL,
-    PRIMARY KEY (granularity, window_start_us, entity_id)
+    day_start_us INTEGER NOT NULL,
+    entity_id    TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    count        INTEGER NOT NULL,           -- events in the day
+    -- events per hour of the day (UTC): h0 is [00:00, 01:00)
+    h0 INTEGER NOT NULL DEFAULT 0, h1 INTEGER NOT NULL DEFAULT 0, h2 INTEGER NOT NULL DEFAULT 0,
+    h3 INTEGER NOT NULL DEFAULT 0, h4 INTEGER NOT NULL DEFAULT 0, h5 INTEGER NOT NULL DEFAULT 0,
+    h6 INTEGER NOT NULL DEFAULT 0, h7 INTEGER NOT NULL DEFAULT 0, h8 INTEGER NOT NULL DEFAULT 0,
+    h9 INTEGER NOT NULL DEFAULT 0, h10 INTEGER NOT NULL DEFAULT 0, h11 INTEGER NOT NULL DEFAULT 0,
+    h12 INTEGER NOT NULL DEFAULT 0, h13 INTEGER NOT NULL DEFAULT 0, h14 INTEGER NOT NULL DEFAULT 0,
+    h15 INTEGER NOT NULL DEFAULT 0, h16 INTEGER NOT NULL DEFAULT 0, h17 INTEGER NOT NULL DEFAULT 0,
+    h18 INTEGER NOT NULL DEFAULT 0, h19 INTEGER NOT NULL DEFAULT 0, h20 INTEGER NOT NULL DEFAULT 0,
+    h21 INTEGER NOT NULL DEFAULT 0, h22 INTEGER NOT NULL DEFAULT 0, h23 INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day_start_us, entity_id, source)
 ) WITHOUT ROWID;
 
-CREATE TABLE IF NOT EXISTS coverage_by_source (
-    granularity     TEXT NOT NULL,
-    window_start_us INTEGER NOT NULL,
-    source          TEXT NOT NULL,
-    entity_id       TEXT NOT NULL,
-    count           INTEGER NOT NULL,
-    PRIMARY KEY (granularity, window_start_us, source, entity_id)
+CREATE TABLE IF NOT EXISTS coverage_all_sources (
+    day_start_us INTEGER NOT NULL,
+    entity_id    TEXT NOT NULL,
+    count        INTEGER NOT NULL,
+    PRIMARY KEY (day_start_us, entity_id)
 ) WITHOUT ROWID;
 
 -- 5. entity discovery: list and prefix search, per source
