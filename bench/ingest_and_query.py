@@ -217,6 +217,14 @@ def main() -> None:
         f"(SQLite ceiling {results['ceiling_sqlite_rows_per_s']:,} rows/s)",
         file=sys.stderr,
     )
+    results["ingest_empty_2_producers_events_per_s"] = round(
+        concurrent_rate(work_dir / "empty-2", 0, sample // 2, size, total, producers=2)
+    )
+    print(
+        f"two producers, empty store: {results['ingest_empty_2_producers_events_per_s']:,} "
+        "events/s",
+        file=sys.stderr,
+    )
     done, started = sample * size, time.perf_counter()
     while done < total - sample * size:
         step = min(20, (total - sample * size - done) // size) or 1
