@@ -12,6 +12,7 @@ backend.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -46,9 +47,28 @@ class StackReads(BlockingReads):
         self.plans = reader.plans
         self._reader = reader
         self._loop = loop
+        self._running: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
 
     def run(self, plan: Plan[T]) -> T:
-        return asyncio.run_coroutine_threadsafe(self._reader.run(plan), self._loop).result()
+        future = asyncio.run_coroutine_threadsafe(self._reader.run(plan), self._loop)
+        with self._lock:
+            self._running.add(future)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise StoreUnavailable("the stack's reader is closed") from None
+        finally:
+            with self._lock:
+                self._running.discard(future)
+
+    def cancel_running(self) -> None:
+        """Cancel the reads in flight, so no worker thread waits on a loop that is stopping
+        (a thread blocked for ever would keep the process from exiting)."""
+        with self._lock:
+            running = list(self._running)
+        for future in running:
+            future.cancel()
 
     def commit(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
         raise StoreUnavailable("pik-tui only reads a stack; ingest with `pik --stack NAME`")
@@ -96,9 +116,10 @@ class AwsBackend(ServiceBackend):
             return read(store)
 
     def close(self) -> None:
-        if self._store is None:
+        store, self._store = self._store, None
+        if store is None:
             return
-        self._store = None
+        store.cancel_running()
         asyncio.run_coroutine_threadsafe(self.reader.close(), self._loop).result()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()

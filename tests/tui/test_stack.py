@@ -216,3 +216,34 @@ def test_a_stack_that_cannot_be_read_is_a_message_and_exit_2(
     assert tui.main(["--stack", stack]) == 2
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err
+
+
+def test_closing_while_aws_does_not_answer_frees_the_waiting_reader() -> None:
+    """Quitting while a read is in flight must not leave a worker thread waiting for ever
+    (the process would never exit): an endpoint that accepts and never answers."""
+    import socket
+    import threading
+
+    from pik_tui.backend import StoreUnavailable
+
+    silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    config = AwsConfig("table", "bucket", region=REGION, endpoint_url=f"http://127.0.0.1:{port}")
+    backend = AwsBackend(config, "stack silent")
+    outcome: list[BaseException | None] = []
+
+    def read() -> None:
+        try:
+            backend._call(lambda store: store.event(bytes(16)))
+            outcome.append(None)
+        except BaseException as exc:  # what the waiting worker sees
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    silent.accept()  # the request is in flight, and will never be answered
+    backend.close()
+    reader.join(timeout=10)
+    silent.close()
+    assert not reader.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailable)
