@@ -32,12 +32,7 @@ from pik.domain.instants import now_us
 from pik.domain.limits import DEFAULT_LIMITS, Limits
 from pik.domain.outcome import Outcome, Status
 from pik.domain.records import (
-    AttemptSummary,
-    EntityRecord,
-    EventRecord,
-    RateRecord,
     VerifyReport,
-    WindowCount,
 )
 from pik.engines.aws import reads, shapes, writes
 from pik.engines.aws.clients import Clients, error_code, unavailable_on_failure
@@ -78,7 +73,7 @@ class AwsConfig:
         return cls(os.environ["PIK_TABLE"], os.environ["PIK_BUCKET"])
 
 
-class AwsEngine:
+class AwsEngine(reads.Reader):
     """An :class:`~pik.ports.EventStore` on S3 and DynamoDB."""
 
     def __init__(
@@ -92,9 +87,10 @@ class AwsEngine:
         self.config = config
         self.limits = limits
         self._clock = clock
-        self._clients = Clients(config.region, session, config.endpoint_url)
+        clients = Clients(config.region, session, config.endpoint_url)
+        super().__init__(clients, config)
+        self._clients = clients
         self._random = random.Random()
-        self._reads = reads.Reader(self._clients, config)
 
     @classmethod
     def from_env(cls) -> AwsEngine:
@@ -273,53 +269,7 @@ class AwsEngine:
     def _pause(self, tries: int = 0) -> None:
         time.sleep(min(0.05 * (2**tries), 1.0) * (0.5 + self._random.random()))
 
-    # --- reads ---------------------------------------------------------------------------
-
-    def event(self, event_id: bytes) -> EventRecord | None:
-        return self._reads.event(event_id)
-
-    def attempts(self, event_id: bytes) -> list[AttemptSummary]:
-        return self._reads.attempts(event_id)
-
-    def read_raw(self, record: EventRecord) -> bytes:
-        return self._reads.read_raw(record)
-
-    def timeline(
-        self,
-        entity_id: str,
-        start_us: int,
-        end_us: int,
-        limit: int,
-        after: tuple[int, bytes] | None = None,
-        before: tuple[int, bytes] | None = None,
-    ) -> list[EventRecord]:
-        return self._reads.timeline(entity_id, start_us, end_us, limit, after, before)
-
-    def coverage(
-        self,
-        granularity: str,
-        start_us: int,
-        end_us: int,
-        entity_ids: Sequence[str] | None,
-        source: str | None,
-    ) -> list[WindowCount]:
-        return self._reads.coverage(granularity, start_us, end_us, entity_ids, source)
-
-    def rates(self, start_us: int, end_us: int, source: str | None) -> list[RateRecord]:
-        return self._reads.rates(start_us, end_us, source)
-
-    def rejection_reasons(
-        self, start_us: int, end_us: int, source: str | None
-    ) -> list[tuple[str, str, int]]:
-        return self._reads.rejection_reasons(start_us, end_us, source)
-
-    def entities(
-        self, prefix: str, source: str | None, limit: int, after: str | None
-    ) -> list[EntityRecord]:
-        return self._reads.entities(prefix, source, limit, after)
-
-    def counts(self) -> dict[str, int]:
-        return self._reads.counts()
+    # --- integrity (every read of the port is inherited from reads.Reader) ------------
 
     def verify(self, progress: Progress | None = None) -> VerifyReport:
         from pik.engines.aws.verify import verify_store
