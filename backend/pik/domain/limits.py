@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from pik.domain.instants import US_PER_DAY, US_PER_MINUTE
 
 
+class BatchTooLargeError(ValueError):
+    """More events in one batch than the store takes at once; nothing was stored."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_event_bytes: int = 256 * 1024
@@ -25,6 +29,13 @@ class Limits:
     """How far past the engine's clock an event time may lie (clock skew, time zones)."""
     late_after_us: int = 5 * US_PER_MINUTE
     """An event is *late* when it arrives more than this after its event time."""
+
+    def check_batch(self, events: int) -> None:
+        """Refuse a batch over :attr:`max_batch_events` (every engine, before any write)."""
+        if events > self.max_batch_events:
+            raise BatchTooLargeError(
+                f"a batch holds at most {self.max_batch_events} events, got {events}; split it"
+            )
 
 
 DEFAULT_LIMITS = Limits()

@@ -48,10 +48,6 @@ from pik.storage_errors import StoreUnavailableError
 TRANSACTION_ATTEMPTS = 6
 
 
-class BatchTooLargeError(ValueError):
-    pass
-
-
 @dataclass(frozen=True, slots=True)
 class AwsConfig:
     """What the engine needs to find its resources (a stack's outputs name them)."""
@@ -105,11 +101,7 @@ class AwsEngine(reads.Reader):
     def commit(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
         if not arrivals:
             return []
-        if len(arrivals) > self.limits.max_batch_events:
-            raise BatchTooLargeError(
-                f"a batch holds at most {self.limits.max_batch_events} events, "
-                f"got {len(arrivals)}; split it"
-            )
+        self.limits.check_batch(len(arrivals))
         ingest_us = self._clock()
         events = [a.event for a in arrivals if a.event is not None]
         known = self._known({e.event_id for e in events})

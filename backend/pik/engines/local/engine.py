@@ -45,10 +45,6 @@ class SegmentPolicy:
     """...or once it has been open this long (checked when the next batch arrives)."""
 
 
-class BatchTooLargeError(ValueError):
-    pass
-
-
 class _Ticket:
     __slots__ = ("arrivals", "done", "error", "outcomes", "prepared")
 
@@ -112,11 +108,7 @@ class LocalEngine:
             raise StoreError("this store was opened read-only; nothing can be ingested")
         if not arrivals:
             return []
-        if len(arrivals) > self.limits.max_batch_events:
-            raise BatchTooLargeError(
-                f"a batch holds at most {self.limits.max_batch_events} events, "
-                f"got {len(arrivals)}; split it"
-            )
+        self.limits.check_batch(len(arrivals))
         # Built outside every lock, so it overlaps another batch's commit.
         ticket = _Ticket(arrivals, prepare(arrivals, self._clock(), self.limits.late_after_us))
         with self._queue_lock:
