@@ -1,4 +1,5 @@
-"""The storage port every engine implements and every service uses.
+"""The ports every engine implements and every service uses: the event store, and the
+replay ledger and sinks.
 
 A service never knows which engine it runs on; the contract tests run each engine
 against this protocol.
@@ -20,6 +21,7 @@ from pik.domain.records import (
     VerifyReport,
     WindowCount,
 )
+from pik.domain.replay import AuditRecord, Plan, ReplayRun
 
 Progress = Callable[[int, int], None]
 """Called with (done, total) as long work advances."""
@@ -76,5 +78,66 @@ class EventStore(Protocol):
         ...
 
     def verify(self, progress: Progress | None = None) -> VerifyReport: ...
+
+    def close(self) -> None: ...
+
+
+class ReplayLedger(Protocol):
+    """Where replay plans, runs and audit records are kept: never derived from raw, never
+    rebuilt, so an engine keeps them apart from its index.
+
+    Every write is durable before it returns, and raises (``StoreUnavailableError``) when
+    it cannot be made: a replay fails closed on a ledger it cannot write.
+    """
+
+    def save_plan(self, plan: Plan, audit: AuditRecord) -> None:
+        """Keep a plan and its audit record together (a plan id is never saved twice)."""
+        ...
+
+    def plan(self, plan_id: str) -> Plan | None: ...
+
+    def confirm(self, plan_id: str, run: ReplayRun, audit: AuditRecord) -> None:
+        """Record the plan as confirmed, start ``run`` and audit it, all at once, if the
+        plan was not confirmed before; else raise ``ReplayError`` with code
+        ``plan_already_confirmed`` and write nothing."""
+        ...
+
+    def run(self, replay_id: str) -> ReplayRun | None: ...
+
+    def runs(self, limit: int) -> list[ReplayRun]:
+        """The most recently started runs first."""
+        ...
+
+    def advance(self, replay_id: str, sent: int, now_us: int) -> None:
+        """Record that messages up to ``sent`` went out (never moves backwards)."""
+        ...
+
+    def finish(self, replay_id: str, status: str, now_us: int, audit: AuditRecord) -> None:
+        """End a running run with ``status`` and audit it, at once; a run that has ended
+        already is left as it is."""
+        ...
+
+    def request_cancel(self, replay_id: str, audit: AuditRecord) -> bool:
+        """Ask a running run to stop at its next message batch; False if it is not running."""
+        ...
+
+    def audit(self, record: AuditRecord) -> None: ...
+
+    def audit_log(self, since_us: int, limit: int) -> list[AuditRecord]:
+        """Audit records at or after ``since_us``, oldest first."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ReplaySink(Protocol):
+    """Where a run's messages go (a file, a queue). ``send`` returns once every message
+    is delivered durably, or raises and the run stops; messages may be delivered twice
+    after a crash, never lost."""
+
+    max_batch: int
+    """Messages one ``send`` takes at most."""
+
+    def send(self, messages: Sequence[bytes]) -> None: ...
 
     def close(self) -> None: ...
