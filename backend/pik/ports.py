@@ -22,6 +22,7 @@ from pik.domain.records import (
     WindowCount,
 )
 from pik.domain.replay import AuditRecord, Plan, ReplayRun
+from pik.domain.versions import Version
 
 Progress = Callable[[int, int], None]
 """Called with (done, total) as long work advances."""
@@ -139,5 +140,31 @@ class ReplaySink(Protocol):
     """Messages one ``send`` takes at most."""
 
     def send(self, messages: Sequence[bytes]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class VersionStore(Protocol):
+    """Where the processor keeps aggregate versions: written once each, never changed.
+    Like the ledger, not derived from raw alone (a version records when and why it was
+    computed), so an engine keeps it apart from its index."""
+
+    def latest(self, spec_id: str, entity_id: str, window_start_us: int) -> Version | None: ...
+
+    def add(self, version: Version) -> bool:
+        """Write a new version; False, writing nothing, when its number exists already
+        (another processor computed that window at the same time)."""
+        ...
+
+    def history(self, spec_id: str, entity_id: str, window_start_us: int) -> list[Version]:
+        """Every version of one window, oldest first."""
+        ...
+
+    def windows(
+        self, spec_id: str, entity_id: str, start_us: int, end_us: int
+    ) -> list[Version]:
+        """The latest version of each of an entity's windows starting in ``[start, end)``,
+        in window order."""
+        ...
 
     def close(self) -> None: ...
