@@ -138,3 +138,15 @@ def test_a_diff_lists_events_that_came_and_went_with_their_lateness() -> None:
     document = change.to_document()
     assert document["count_change"] == 0 and document["from_version"] == 1
     assert diff(v1, v2, {}).added[0].lag_ms is None  # an event no longer known still shows
+
+
+def test_a_processor_target_names_its_spec() -> None:
+    from pik.domain.versions import processor_target
+
+    assert processor_target("file:/tmp/x") is None
+    assert processor_target("processor:day") == AggregateSpec("day")
+    assert processor_target("processor:hour:/a:b") == AggregateSpec("hour", "/a:b")
+    for bad in ("processor:", "processor:week", "processor:day:amount"):
+        with pytest.raises(SpecError) as caught:
+            processor_target(bad)
+        assert caught.value.field == "target"

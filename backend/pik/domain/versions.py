@@ -314,3 +314,22 @@ def _instant(us: int | None) -> str | None:
 
 def _us(text: str | None) -> int | None:
     return None if text is None else parse_instant(text)
+
+
+PROCESSOR_TARGET = "processor"
+
+
+def processor_target(target: str) -> AggregateSpec | None:
+    """The spec a replay target ``processor:<hour|day>[:<pointer>]`` names, ``None`` for
+    any other target, or a :class:`SpecError` (field ``target``) when it is malformed."""
+    kind, _, rest = target.partition(":")
+    if kind != PROCESSOR_TARGET:
+        return None
+    granularity, _, pointer = rest.partition(":")
+    try:
+        return AggregateSpec(granularity, pointer or None)
+    except SpecError as exc:
+        raise SpecError(
+            "target",
+            f"{exc}; a processor target is written processor:day or processor:hour:/amount",
+        ) from None

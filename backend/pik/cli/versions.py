@@ -1,0 +1,194 @@
+"""`pik versions`: the processor's aggregate versions, and what changed between two."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from pik.cli.context import Context, pass_context, time_option
+from pik.cli.options import json_option
+from pik.domain.instants import END_OF_TIME_US, format_instant
+from pik.domain.tally import GRANULARITIES
+from pik.domain.versions import AggregateSpec, SpecError, Version, diff
+from pik.engines.local.versions import LocalVersionStore
+from pik.ports import VersionStore
+from pik.services.processor import window_events
+from pik.textsafe import inert
+
+
+def _spec(by: str, total: str | None) -> AggregateSpec:
+    try:
+        return AggregateSpec(by, total)
+    except SpecError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{exc.field}") from None
+
+
+@contextmanager
+def _versions(ctx: Context) -> Iterator[VersionStore]:
+    ctx.local_only("versions", "the processor keeps versions on the local engine for now")
+    if not ctx.store_path.is_dir():
+        raise click.ClickException(f"no store at {ctx.store_path}; create one with `pik ingest`")
+    store = LocalVersionStore(ctx.store_path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _spec_options(command: Any) -> Any:
+    command = click.option(
+        "--by",
+        type=click.Choice(list(GRANULARITIES)),
+        default="day",
+        show_default=True,
+        help="The window size the versions were computed for.",
+    )(command)
+    return click.option(
+        "--sum",
+        "total",
+        metavar="POINTER",
+        help="The payload number they sum (a JSON pointer such as /amount), if any.",
+    )(command)
+
+
+@click.group()
+def versions() -> None:
+    """Aggregate versions the processor computed: one per change of a window's events.
+
+    Replay a slice into the processor (`pik replay plan ... --target processor:day`) to
+    compute them; a version is never overwritten.
+    """
+
+
+def _row(v: Version) -> list[str | Text]:
+    a = v.aggregate
+    return [
+        format_instant(v.window_start_us),
+        str(v.version),
+        str(a.count),
+        str(a.late),
+        "" if a.total is None else str(a.total),
+        format_instant(v.computed_us),
+        v.replay_id or "",
+    ]
+
+
+def _table(title: str, rows: list[Version]) -> Table:
+    table = Table(title=Text(title))
+    for name in ("window", "version", "events", "late", "sum", "computed", "replay"):
+        table.add_column(name, justify="right" if name in ("version", "events", "late") else "left")
+    for v in rows:
+        table.add_row(*_row(v))
+    return table
+
+
+@versions.command("list")
+@click.argument("entity")
+@click.option("--from", "start", metavar="T", help="First window start, inclusive.")
+@click.option("--to", "end", metavar="T", help="Last window start, exclusive.")
+@_spec_options
+@json_option
+@pass_context
+def list_versions(
+    ctx: Context, entity: str, start: str | None, end: str | None, by: str, total: str | None
+) -> None:
+    """The latest version of each of ENTITY's windows."""
+    spec = _spec(by, total)
+    start_us = time_option(start, "--from") or 0
+    end_us = time_option(end, "--to") or END_OF_TIME_US
+    with _versions(ctx) as store:
+        found = store.windows(spec.spec_id, entity, start_us, end_us)
+    if ctx.as_json:
+        ctx.emit({"versions": [v.to_document() for v in found]})
+        return
+    ctx.out.print(_table(f"latest versions of {inert(entity, limit=80)} by {by}", found))
+    if not found:
+        ctx.out.print("no versions: replay a slice into the processor to compute some")
+
+
+@versions.command()
+@click.argument("entity")
+@click.argument("window")
+@_spec_options
+@json_option
+@pass_context
+def history(ctx: Context, entity: str, window: str, by: str, total: str | None) -> None:
+    """Every version of ENTITY's window that holds the time WINDOW, oldest first."""
+    spec = _spec(by, total)
+    window_us = spec.window_of(time_option(window, "WINDOW") or 0)
+    with _versions(ctx) as store:
+        found = store.history(spec.spec_id, entity, window_us)
+    if ctx.as_json:
+        ctx.emit({"versions": [v.to_document() for v in found]})
+        return
+    label = f"versions of {inert(entity, limit=80)} at {format_instant(window_us)}"
+    ctx.out.print(_table(label, found))
+
+
+@versions.command("diff")
+@click.argument("entity")
+@click.argument("window")
+@click.argument("old", type=int, required=False)
+@click.argument("new", type=int, required=False)
+@_spec_options
+@json_option
+@pass_context
+def diff_versions(
+    ctx: Context,
+    entity: str,
+    window: str,
+    old: int | None,
+    new: int | None,
+    by: str,
+    total: str | None,
+) -> None:
+    """What changed in ENTITY's window between versions OLD and NEW (default: the last
+    two): the events that came and went, and how late each arrived."""
+    spec = _spec(by, total)
+    window_us = spec.window_of(time_option(window, "WINDOW") or 0)
+    with _versions(ctx) as store:
+        found = {v.version: v for v in store.history(spec.spec_id, entity, window_us)}
+    if len(found) < 2 and (old is None or new is None):
+        raise click.ClickException(
+            f"{len(found)} version(s) of that window: a diff needs two; "
+            "`pik versions history` lists them"
+        )
+    newest = max(found, default=0)
+    old = newest - 1 if old is None else old
+    new = newest if new is None else new
+    for number in (old, new):
+        if number not in found:
+            raise click.ClickException(
+                f"no version {number} of that window; `pik versions history` lists them"
+            )
+    with ctx.engine() as engine:
+        records = window_events(engine, entity, window_us, window_us + spec.step_us)
+    change = diff(found[old], found[new], {r.event_id: r for r in records})
+    document = change.to_document()
+    if ctx.as_json:
+        ctx.emit(document)
+        return
+    ctx.out.print(
+        f"version {old} → {new}: {document['count_change']:+d} events"
+        + ("" if document["total_change"] is None else f", sum {document['total_change']}")
+    )
+    table = Table()
+    for name in ("change", "event id", "event time", "lag ms"):
+        table.add_column(name)
+    for kind, changes in (("added", change.added), ("removed", change.removed)):
+        for c in changes:
+            table.add_row(
+                kind,
+                c.event_id.hex(),
+                "" if c.event_time_us is None else format_instant(c.event_time_us),
+                "" if c.lag_ms is None else str(c.lag_ms),
+            )
+    ctx.out.print(table)
+
+
+COMMANDS = [versions]
