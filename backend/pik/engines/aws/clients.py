@@ -30,6 +30,7 @@ RETRYABLE = frozenset(
         "500",
     }
 )
+MISSING = frozenset({"NoSuchKey", "404"})
 
 
 class Clients:
@@ -85,7 +86,8 @@ def error_code(exc: BaseException) -> str:
 def unavailable_on_failure(what: str) -> Iterator[None]:
     """Turn throttling, 5xx and network failures (after the SDK's retries) into 503s.
 
-    Configuration errors (no credentials, no region) pass through: retrying cannot fix
+    A missing S3 object becomes ``FileNotFoundError``. Configuration errors (no
+    credentials, no region) pass through: retrying cannot fix
     them, and the caller names what to configure.
     """
     from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
@@ -94,6 +96,9 @@ def unavailable_on_failure(what: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         code = error_code(exc)
+        if code in MISSING:
+            # As the local engine's missing segment: callers handle one kind of absence.
+            raise FileNotFoundError(f"{what}: the object is missing ({code})") from exc
         if code in RETRYABLE:
             raise StoreUnavailableError(
                 f"{what}: AWS is throttling or failing ({code}); nothing was acknowledged, "

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pik import frames
 from pik.domain.records import EventRecord, Problem, VerifyReport
 from pik.engines.aws import shapes
-from pik.engines.aws.clients import Clients, error_code, unavailable_on_failure
+from pik.engines.aws.clients import Clients, unavailable_on_failure
 from pik.engines.aws.items import event_record
 from pik.ports import Progress
 
@@ -49,15 +49,11 @@ def _objects(clients: Clients, bucket: str) -> dict[str, int]:
 
 
 def _read(clients: Clients, bucket: str, key: str) -> bytes | None:
-    from botocore.exceptions import ClientError
-
     try:
         with unavailable_on_failure("reading a raw object"):
             body = clients.s3.get_object(Bucket=bucket, Key=key)["Body"]
-    except ClientError as exc:
-        if error_code(exc) in {"NoSuchKey", "404"}:
-            return None
-        raise
+    except FileNotFoundError:
+        return None
     try:
         data: bytes = body.read()
     finally:

@@ -1,0 +1,145 @@
+"""The processor function: replayed events in, new aggregate versions out.
+
+Deployed only when the stack's ``EnableProcessor`` parameter is ``true``; it is the
+consumer of the replay queue. Each record is one replay message. The windows an invocation
+touches are recomputed once each (several messages of one window cost one computation),
+then every record is reported on its own:
+
+* a window that could not be computed because its store was unavailable, or because an
+  input event's bytes are missing or altered, fails every record that touched it: SQS
+  delivers them again and, after ``maxReceiveCount`` tries, to the dead-letter queue, whose
+  alarm tells the operator;
+* a record that is not a replay message fails the same way (it can never succeed; the
+  dead-letter queue is where it is seen);
+* a window whose inputs did not change gets no new version, so redelivery is harmless.
+
+The spec comes from the function's environment: ``PIK_PROCESSOR_WINDOW`` (``hour`` or
+``day``) and ``PIK_PROCESSOR_SUM`` (a JSON pointer into payloads, or empty).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pik.domain.versions import AggregateSpec
+from pik.lambdas.observability import flush_metrics, log_failure, logger, record_count
+from pik.lambdas.store import Lazy
+from pik.ports import EventStore, VersionStore
+from pik.services.processor import MessageError, RawUnreadableError, recompute, touched
+from pik.storage_errors import StoreFullError, StoreUnavailableError
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+Parts = tuple[EventStore, VersionStore]
+FAILED_WINDOW = (StoreUnavailableError, StoreFullError, RawUnreadableError, ValueError)
+"""Failures that send a window's records back (ValueError: a window too large to list)."""
+
+
+class RetryLaterError(RuntimeError):
+    """The record's window was not computed; SQS is to deliver it again."""
+
+
+def spec_from_env() -> AggregateSpec:
+    return AggregateSpec(
+        os.environ.get("PIK_PROCESSOR_WINDOW") or "day",
+        os.environ.get("PIK_PROCESSOR_SUM") or None,
+    )
+
+
+def parts_from_env() -> Parts:
+    """The stack's event store and version store, named by PIK_TABLE and PIK_BUCKET."""
+    from pik.engines.aws import AwsEngine
+    from pik.engines.aws.clients import Clients
+    from pik.engines.aws.versions import AwsVersionStore
+
+    engine = AwsEngine.from_env()
+    clients = Clients(engine.config.region, None, engine.config.endpoint_url)
+    return engine, AwsVersionStore(clients, engine.config.table)
+
+
+def _process(
+    parts: Lazy[Parts], spec: AggregateSpec, records: list[dict[str, Any]]
+) -> tuple[set[str], int]:
+    """Recompute the windows the records touch; the message ids to retry, versions written."""
+    retry: set[str] = set()
+    windows: dict[tuple[str, int], tuple[str | None, set[str]]] = {}
+    for record in records:
+        message_id = str(record.get("messageId"))
+        try:
+            touches = touched([str(record.get("body") or "").encode()], spec)
+        except MessageError as exc:
+            log_failure("not a replay message; it goes back to the queue", exc)
+            retry.add(message_id)
+            continue
+        for touch in touches:
+            key = (touch.entity_id, touch.window_start_us)
+            windows.setdefault(key, (touch.replay_id, set()))[1].add(message_id)
+    try:
+        store, versions = parts.get()
+    except (StoreUnavailableError, StoreFullError) as exc:
+        log_failure("store unavailable; records go back to the queue", exc)
+        return {str(r.get("messageId")) for r in records}, 0
+    written = 0
+    for (entity_id, window_start_us), (replay_id, owners) in sorted(windows.items()):
+        try:
+            if recompute(store, versions, spec, entity_id, window_start_us, replay_id):
+                written += 1
+        except FAILED_WINDOW as exc:
+            log_failure("a window was not computed; its records go back to the queue", exc)
+            retry |= owners
+    return retry, written
+
+
+def make_handler(
+    parts_factory: Callable[[], Parts], spec_factory: Callable[[], AggregateSpec] = spec_from_env
+) -> Handler:
+    """An SQS handler computing versions in the stores ``parts_factory`` makes (once)."""
+    parts = Lazy(parts_factory)
+    batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+    @logger.inject_lambda_context(log_event=False, clear_state=True)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        logger.set_correlation_id(context.aws_request_id)
+        records: list[dict[str, Any]] = list(event.get("Records") or [])
+        if not records:
+            return {"batchItemFailures": []}
+        try:
+            retry, written = _process(parts, spec_factory(), records)
+            record_count("VersionsWritten", written)
+            record_count("RecordsRetried", len(retry))
+
+            def report(record: SQSRecord) -> None:
+                if record.message_id in retry:
+                    raise RetryLaterError("its window was not computed")
+
+            response: dict[str, Any] = dict(
+                process_partial_response(
+                    event=event, record_handler=report, processor=batch, context=context
+                )
+            )
+        except Exception as exc:
+            log_failure("unhandled error; the batch goes back to the queue", exc)
+            raise RuntimeError(
+                f"processing failed ({type(exc).__name__}); see the log line of this request id"
+            ) from None
+        finally:
+            flush_metrics()
+        logger.info(
+            "process",
+            extra={"records": len(records), "versions": written, "retried": sorted(retry)},
+        )
+        return response
+
+    return handler
+
+
+handler = make_handler(parts_from_env)

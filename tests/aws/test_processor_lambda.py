@@ -1,0 +1,97 @@
+"""The processor function's handler on the template's stack in moto: replay messages in,
+versions out; records whose window cannot be computed go back to the queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import orjson
+
+from pik.domain.instants import parse_instant
+from pik.domain.versions import AggregateSpec
+from pik.engines.aws import AwsConfig, AwsEngine
+from pik.engines.aws.clients import Clients
+from pik.engines.aws.versions import AwsVersionStore
+from pik.lambdas import processor
+from pik.services.ingest import ingest_batch
+from pik.services.processor import window_events
+
+MakeEvent = Callable[..., bytes]
+SPEC = AggregateSpec("day", "/amount")
+DAY = parse_instant("2026-11-01T00:00:00Z")
+
+
+@dataclass
+class Context:
+    function_name: str = "pik-processor"
+    aws_request_id: str = "req-1"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:pik-processor"
+
+
+def sqs_event(*bodies: bytes) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m{i}",
+                "receiptHandle": f"h{i}",
+                "body": body.decode(),
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:replay",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def touch(entity_id: str, time: str) -> bytes:
+    return orjson.dumps({"entity_id": entity_id, "event_time": time, "replay_id": "r1"})
+
+
+def test_windows_are_computed_and_unreadable_ones_retried(
+    aws_engine: AwsEngine, aws_config: AwsConfig, make_event: MakeEvent
+) -> None:
+    events = [
+        make_event(entity_id=e, event_time="2026-11-01T10:00:00Z", payload={"amount": a})
+        for e, a in (("good", 5), ("lost", 7))
+    ]
+    for event in events:  # one raw object each
+        ingest_batch(aws_engine, [event], "test")
+    [lost] = window_events(aws_engine, "lost", DAY, DAY + SPEC.step_us)
+    # Only a test can do this: the bucket policy denies deletes (moto's stack runs without it).
+    boto3.client("s3").delete_object(Bucket=aws_config.bucket, Key=lost.segment)
+
+    versions = AwsVersionStore(Clients(aws_config.region), aws_config.table)
+    handler = processor.make_handler(lambda: (aws_engine, versions), lambda: SPEC)
+    event = sqs_event(
+        touch("good", "2026-11-01T10:00:00Z"),
+        touch("good", "2026-11-01T11:00:00Z"),  # same window: computed once
+        touch("lost", "2026-11-01T10:00:00Z"),
+        b"not a replay message",
+    )
+    answer = handler(event, Context())  # type: ignore[arg-type]
+    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["m2", "m3"]
+    [v1] = versions.history(SPEC.spec_id, "good", DAY)
+    assert v1.aggregate.total == Decimal(5) and v1.replay_id == "r1"
+    assert versions.history(SPEC.spec_id, "lost", DAY) == []
+    # Delivered again: nothing changes for the window already computed.
+    again = handler(sqs_event(touch("good", "2026-11-01T10:00:00Z")), Context())  # type: ignore[arg-type]
+    assert again["batchItemFailures"] == []
+    assert versions.history(SPEC.spec_id, "good", DAY) == [v1]
+
+
+def test_the_spec_comes_from_the_function_environment(monkeypatch: Any) -> None:
+    monkeypatch.setenv("PIK_PROCESSOR_WINDOW", "hour")
+    monkeypatch.setenv("PIK_PROCESSOR_SUM", "/amount")
+    assert processor.spec_from_env() == AggregateSpec("hour", "/amount")
+    monkeypatch.setenv("PIK_PROCESSOR_SUM", "")
+    monkeypatch.delenv("PIK_PROCESSOR_WINDOW")
+    assert processor.spec_from_env() == AggregateSpec("day", None)
