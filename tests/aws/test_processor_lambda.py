@@ -95,3 +95,23 @@ def test_the_spec_comes_from_the_function_environment(monkeypatch: Any) -> None:
     monkeypatch.setenv("PIK_PROCESSOR_SUM", "")
     monkeypatch.delenv("PIK_PROCESSOR_WINDOW")
     assert processor.spec_from_env() == AggregateSpec("day", None)
+
+
+def test_pik_versions_reads_a_stacks_versions(
+    aws_engine: AwsEngine, aws_config: AwsConfig, make_event: MakeEvent
+) -> None:
+    from click.testing import CliRunner
+
+    from pik.cli.main import cli
+
+    event = make_event(entity_id="c1", event_time="2026-11-01T10:00:00Z", payload={"amount": 3})
+    ingest_batch(aws_engine, [event], "test")
+    versions = AwsVersionStore(Clients(aws_config.region), aws_config.table)
+    handler = processor.make_handler(lambda: (aws_engine, versions), lambda: SPEC)
+    handler(sqs_event(touch("c1", "2026-11-01T10:00:00Z")), Context())  # type: ignore[arg-type]
+    result = CliRunner().invoke(
+        cli, ["--stack", "pik-contract", "--json", "versions", "list", "c1", "--sum", "/amount"]
+    )
+    assert result.exit_code == 0, result.output
+    [only] = orjson.loads(result.stdout)["versions"]
+    assert only["version"] == 1 and only["aggregate"]["total"] == "3"

@@ -30,7 +30,16 @@ def _spec(by: str, total: str | None) -> AggregateSpec:
 
 @contextmanager
 def _versions(ctx: Context) -> Iterator[VersionStore]:
-    ctx.local_only("versions", "the processor keeps versions on the local engine for now")
+    store: VersionStore
+    if ctx.stack:
+        from pik.engines.aws.clients import Clients
+        from pik.engines.aws.versions import AwsVersionStore
+
+        with ctx.engine() as engine:  # finds the stack, or says why it cannot
+            config = engine.config  # type: ignore[attr-defined]
+            store = AwsVersionStore(Clients(config.region, None, config.endpoint_url), config.table)
+            yield store
+        return
     if not ctx.store_path.is_dir():
         raise click.ClickException(f"no store at {ctx.store_path}; create one with `pik ingest`")
     store = LocalVersionStore(ctx.store_path)
