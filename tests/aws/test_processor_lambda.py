@@ -4,12 +4,12 @@ versions out; records whose window cannot be computed go back to the queue."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import boto3
 import orjson
+from lambda_context import FakeContext as Context
 
 from pik.domain.instants import parse_instant
 from pik.domain.versions import AggregateSpec
@@ -21,16 +21,9 @@ from pik.services.ingest import ingest_batch
 from pik.services.processor import window_events
 
 MakeEvent = Callable[..., bytes]
+CONTEXT = Context(function_name="pik-processor")
 SPEC = AggregateSpec("day", "/amount")
 DAY = parse_instant("2026-11-01T00:00:00Z")
-
-
-@dataclass
-class Context:
-    function_name: str = "pik-processor"
-    aws_request_id: str = "req-1"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:pik-processor"
 
 
 def sqs_event(*bodies: bytes) -> dict[str, Any]:
@@ -77,13 +70,13 @@ def test_windows_are_computed_and_unreadable_ones_retried(
         touch("lost", "2026-11-01T10:00:00Z"),
         b"not a replay message",
     )
-    answer = handler(event, Context())  # type: ignore[arg-type]
+    answer = handler(event, CONTEXT)
     assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["m2", "m3"]
     [v1] = versions.history(SPEC.spec_id, "good", DAY)
     assert v1.aggregate.total == Decimal(5) and v1.replay_id == "r1"
     assert versions.history(SPEC.spec_id, "lost", DAY) == []
     # Delivered again: nothing changes for the window already computed.
-    again = handler(sqs_event(touch("good", "2026-11-01T10:00:00Z")), Context())  # type: ignore[arg-type]
+    again = handler(sqs_event(touch("good", "2026-11-01T10:00:00Z")), CONTEXT)  # type: ignore[arg-type]
     assert again["batchItemFailures"] == []
     assert versions.history(SPEC.spec_id, "good", DAY) == [v1]
 
@@ -108,7 +101,7 @@ def test_pik_versions_reads_a_stacks_versions(
     ingest_batch(aws_engine, [event], "test")
     versions = AwsVersionStore(Clients(aws_config.region), aws_config.table)
     handler = processor.make_handler(lambda: (aws_engine, versions), lambda: SPEC)
-    handler(sqs_event(touch("c1", "2026-11-01T10:00:00Z")), Context())  # type: ignore[arg-type]
+    handler(sqs_event(touch("c1", "2026-11-01T10:00:00Z")), CONTEXT)
     result = CliRunner().invoke(
         cli, ["--stack", "pik-contract", "--json", "versions", "list", "c1", "--sum", "/amount"]
     )

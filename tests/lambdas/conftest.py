@@ -9,11 +9,11 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from lambda_context import FakeContext
 
 from pik.domain.arrivals import Arrival
 from pik.domain.outcome import Outcome
@@ -22,16 +22,6 @@ from pik.lambdas.observability import logger
 from pik.storage_errors import StoreUnavailableError
 
 CANARY = "CANARY-5f1c-do-not-log"
-
-
-@dataclass
-class FakeContext:
-    """The four fields of a Lambda context the handlers and Powertools read."""
-
-    aws_request_id: str = "lambda-req-1"
-    function_name: str = "pik-api"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:pik-api"
 
 
 class FaultyStore:

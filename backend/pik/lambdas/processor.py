@@ -23,29 +23,17 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from pik.domain.versions import AggregateSpec
-from pik.lambdas.observability import flush_metrics, log_failure, logger, record_count
+from pik.lambdas.observability import log_failure, record_count
+from pik.lambdas.sqs import Handler, batch_handler
 from pik.lambdas.store import Lazy
 from pik.ports import EventStore, VersionStore
 from pik.services.processor import MessageError, RawUnreadableError, recompute, touched
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 Parts = tuple[EventStore, VersionStore]
 FAILED_WINDOW = (StoreUnavailableError, StoreFullError, RawUnreadableError, ValueError)
 """Failures that send a window's records back (ValueError: a window too large to list)."""
-
-
-class RetryLaterError(RuntimeError):
-    """The record's window was not computed; SQS is to deliver it again."""
 
 
 def spec_from_env() -> AggregateSpec:
@@ -104,42 +92,13 @@ def make_handler(
 ) -> Handler:
     """An SQS handler computing versions in the stores ``parts_factory`` makes (once)."""
     parts = Lazy(parts_factory)
-    batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-    @logger.inject_lambda_context(log_event=False, clear_state=True)
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        logger.set_correlation_id(context.aws_request_id)
-        records: list[dict[str, Any]] = list(event.get("Records") or [])
-        if not records:
-            return {"batchItemFailures": []}
-        try:
-            retry, written = _process(parts, spec_factory(), records)
-            record_count("VersionsWritten", written)
-            record_count("RecordsRetried", len(retry))
+    def work(records: list[dict[str, Any]]) -> tuple[set[str], dict[str, Any]]:
+        retry, written = _process(parts, spec_factory(), records)
+        record_count("VersionsWritten", written)
+        return retry, {"versions": written}
 
-            def report(record: SQSRecord) -> None:
-                if record.message_id in retry:
-                    raise RetryLaterError("its window was not computed")
-
-            response: dict[str, Any] = dict(
-                process_partial_response(
-                    event=event, record_handler=report, processor=batch, context=context
-                )
-            )
-        except Exception as exc:
-            log_failure("unhandled error; the batch goes back to the queue", exc)
-            raise RuntimeError(
-                f"processing failed ({type(exc).__name__}); see the log line of this request id"
-            ) from None
-        finally:
-            flush_metrics()
-        logger.info(
-            "process",
-            extra={"records": len(records), "versions": written, "retried": sorted(retry)},
-        )
-        return response
-
-    return handler
+    return batch_handler("process", work)
 
 
 handler = make_handler(parts_from_env)

@@ -35,35 +35,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from pik.lambdas.observability import (
-    IngestSummary,
-    flush_metrics,
-    log_failure,
-    logger,
-    record_count,
-    record_ingest,
-)
+from pik.lambdas.observability import IngestSummary, log_failure, record_ingest
+from pik.lambdas.sqs import Handler, batch_handler
 from pik.lambdas.store import Lazy, store_from_env
 from pik.ports import EventStore
 from pik.services.ingest import ingest_batch
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
-
 ORIGIN = "sqs"
 RETRYABLE = (StoreUnavailableError, StoreFullError)
-
-
-class RetryLaterError(RuntimeError):
-    """The record's events were not acknowledged; SQS is to deliver it again."""
 
 
 def record_items(body: object) -> list[bytes]:
@@ -138,49 +118,13 @@ def make_handler(store_factory: Callable[[], EventStore]) -> Handler:
     The factory runs on the first invocation; its store is reused by later ones.
     """
     store_of = Lazy(store_factory)
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-    @logger.inject_lambda_context(log_event=False, clear_state=True)
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        logger.set_correlation_id(context.aws_request_id)
-        records: list[dict[str, Any]] = list(event.get("Records") or [])
-        if not records:  # never sent by Lambda; the Batch utility would refuse it
-            return {"batchItemFailures": []}
-        try:
-            retry, summary = _ingest(store_of, records)
-            record_ingest(summary)
-            record_count("RecordsRetried", len(retry))
+    def work(records: list[dict[str, Any]]) -> tuple[set[str], dict[str, Any]]:
+        retry, summary = _ingest(store_of, records)
+        record_ingest(summary)
+        return retry, {"origin": ORIGIN, **summary.log_fields()}
 
-            def report(record: SQSRecord) -> None:
-                if record.message_id in retry:
-                    raise RetryLaterError("its events were not acknowledged")
-
-            response: dict[str, Any] = dict(
-                process_partial_response(
-                    event=event, record_handler=report, processor=processor, context=context
-                )
-            )
-        except Exception as exc:
-            # A bug. Fail the invocation so SQS delivers the batch again, but with a message
-            # of our own: the runtime logs it, and the original may quote the input.
-            log_failure("unhandled error; the batch goes back to the queue", exc)
-            raise RuntimeError(
-                f"ingest failed ({type(exc).__name__}); see the log line of this request id"
-            ) from None
-        finally:
-            flush_metrics()
-        logger.info(
-            "ingest",
-            extra={
-                "origin": ORIGIN,
-                "records": len(records),
-                "retried": sorted(retry),
-                **summary.log_fields(),
-            },
-        )
-        return response
-
-    return handler
+    return batch_handler("ingest", work)
 
 
 handler = make_handler(store_from_env)
