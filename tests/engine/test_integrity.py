@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tamper import alter_raw
 
 from pik.engines.local import LocalEngine
 from pik.engines.local.engine import SegmentPolicy, reindex
@@ -100,12 +100,7 @@ def test_verify_reports_tampered_raw_bytes(engine: LocalEngine, make_event: Make
     outcome = ingest_batch(engine, [make_event(payload={"amount": 100})], "a")[0]
     record = engine.event(outcome.event_id)  # type: ignore[arg-type]
     assert record is not None
-    path = engine.layout.segment(int(record.segment))
-    data = bytearray(path.read_bytes())
-    at = data.index(b"100", record.offset)
-    data[at : at + 3] = b"999"
-    os.chmod(path, 0o644)
-    path.write_bytes(bytes(data))
+    alter_raw(engine, record, b"100", b"999")
     report = engine.verify()
     kinds = {p.kind for p in report.problems}
     assert not report.ok and {"event_hash_mismatch", "frame_corrupt"} <= kinds

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tamper import alter_raw
 
 from pik.domain.instants import parse_instant
 from pik.domain.versions import AggregateSpec, diff
@@ -126,12 +126,7 @@ def test_altered_raw_bytes_stop_the_batch_and_write_no_version(
     ingest(engine, make_event, 100)
     window = parse_instant(f"{DAY}T00:00:00Z")
     [record] = window_events(engine, "c1", window, window + SPEC.step_us)
-    path = engine.layout.segment(int(record.segment))
-    data = bytearray(path.read_bytes())
-    at = data.index(b"100", record.offset)
-    data[at : at + 3] = b"999"
-    os.chmod(path, 0o644)
-    path.write_bytes(bytes(data))
+    alter_raw(engine, record, b"100", b"999")
     with pytest.raises(RawUnreadableError):
         process_messages(engine, versions, SPEC, [message("c1", f"{DAY}T10:00:00Z")])
     assert versions.history(SPEC.spec_id, "c1", window) == []
