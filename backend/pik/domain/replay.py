@@ -82,6 +82,9 @@ def _check_name(field_name: str, value: str, limit: int) -> str:
 
 
 def _names(field_name: str, values: Iterable[str], most: int, limit: int) -> tuple[str, ...]:
+    # A lone string is iterable too: taken as a list it would select one-letter names.
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise invalid(field_name, f"{field_name} must be a list of strings")
     names = tuple(sorted({_check_name(field_name, v, limit) for v in values}))
     if len(names) > most:
         raise invalid(field_name, f"at most {most} values of {field_name}, got {len(names)}")
