@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from pik.engines.local import LocalEngine
-from pik.ports import EventStore
+from pik.engines.local.ledger import LocalReplayLedger
+from pik.ports import EventStore, ReplayLedger
 
 ENGINES = ["local", "aws"]
 
@@ -34,3 +35,18 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore
         yield request.getfixturevalue("aws_engine")
         return
     raise AssertionError(f"no fixture for engine {request.param}")
+
+
+@pytest.fixture
+def ledger(request: pytest.FixtureRequest, store: EventStore) -> Iterator[ReplayLedger]:
+    """The replay ledger of the same engine as ``store``."""
+    if isinstance(store, LocalEngine):
+        local = LocalReplayLedger(store.layout.root)
+        yield local
+        local.close()
+        return
+    from pik.engines.aws.ledger import AwsReplayLedger
+
+    aws = AwsReplayLedger(request.getfixturevalue("aws_config"))
+    yield aws
+    aws.close()

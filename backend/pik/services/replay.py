@@ -161,7 +161,10 @@ def confirm_replay(
             at_us,
             plan_id,
         )
-    records = collect(store, plan.selection)
+    try:
+        records = collect(store, plan.selection)
+    except ReplayError as error:  # grown past the limit since the preview: audited too
+        raise _refuse(ledger, error, who, at_us, plan_id) from None
     if replay.set_digest(records) != plan.digest:
         raise _refuse(
             ledger,
