@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sqlite3
 import sys
@@ -18,8 +19,11 @@ from pik.domain.instants import TimeFormatError, parse_query_time
 from pik.engines.local import LocalEngine
 from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import StoreError
+from pik.engines.local.ledger import LocalReplayLedger
+from pik.engines.local.replay import LocalReplayBackend
 from pik.engines.local.segments import StorageFullError
 from pik.ports import EventStore
+from pik.services.replay import ReplayBackend
 from pik.storage_errors import StoreUnavailableError
 
 
@@ -71,6 +75,26 @@ class Context:
             ) from None
         finally:
             engine.close()
+
+    @contextmanager
+    def replay_backend(self) -> Iterator[ReplayBackend]:
+        """What `pik replay` works through: the store's events and replay ledger, who is
+        acting, and how a confirmed run is sent (at once into a file on a local store)."""
+        if self.stack:
+            # Imported only when a stack is named, as the AWS engine is.
+            module = importlib.import_module("pik.engines.aws.replay_backend")
+            aws: ReplayBackend = module.AwsReplayBackend.open(self.stack)
+            try:
+                yield aws
+            finally:
+                aws.close()
+            return
+        with self.local_engine() as engine:
+            local = LocalReplayBackend(engine, LocalReplayLedger(self.store_path))
+            try:
+                yield local
+            finally:
+                local.ledger.close()
 
     def emit(self, document: dict[str, Any]) -> None:
         """Print a JSON document on stdout (for --json)."""

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 
 from pik import __version__
-from pik.cli import admin, ingest, queries, serve, versions
+from pik.cli import admin, ingest, queries, replay, serve, versions
 from pik.cli.context import Context
 from pik.paths import default_store
 
@@ -46,7 +46,7 @@ def cli(ctx: click.Context, store: Path, stack: str | None, as_json: bool) -> No
     ctx.obj = Context(store, as_json, Console(), Console(stderr=True), stack)
 
 
-for module in (ingest, queries, admin, serve, versions):
+for module in (ingest, queries, admin, serve, versions, replay):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -1,0 +1,528 @@
+"""`pik replay`: preview a slice as a plan, confirm it once, send it; resume, cancel, status,
+audit. See docs/replay.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from pik.cli.context import Context, pass_context, time_option
+from pik.cli.options import json_option
+from pik.domain import replay as model
+from pik.domain.instants import format_instant, now_us
+from pik.domain.replay import AuditRecord, Plan, ReplayError, ReplayRun, Selection
+from pik.ports import Progress as ProgressCallback
+from pik.services.replay import (
+    ReplayBackend,
+    cancel_replay,
+    confirm_replay,
+    plan_replay,
+)
+from pik.storage_errors import StoreFullError, StoreUnavailableError
+from pik.textsafe import inert
+
+SHOWN_BREAKDOWN = 10
+EXIT_INTERRUPTED = 130
+
+
+def _text(value: str, limit: int = 120) -> Text:
+    return Text(inert(value, limit=limit))
+
+
+def _command(ctx: Context, *args: str) -> str:
+    """The exact `pik` command line for this store or stack."""
+    where = ["--stack", ctx.stack] if ctx.stack else ["--store", os.path.abspath(ctx.store_path)]
+    return shlex.join(["pik", *where, "replay", *args])
+
+
+@contextmanager
+def _replay_backend(ctx: Context) -> Iterator[ReplayBackend]:
+    """The backend, with refusals and storage failures turned into messages and exit 1."""
+    try:
+        with ctx.replay_backend() as backend:
+            yield backend
+    except ReplayError as exc:
+        raise click.ClickException(f"{inert(str(exc))} [{exc.code}]") from None
+    except StoreFullError as exc:
+        raise click.ClickException(f"{exc} [storage_full]") from None
+    except StoreUnavailableError as exc:
+        raise click.ClickException(f"{exc} [{exc.code}]") from None
+
+
+def _refused(backend: ReplayBackend, error: ReplayError, run: ReplayRun | None) -> ReplayError:
+    """Audit a refusal decided here, then hand it back to be raised."""
+    backend.ledger.audit(
+        AuditRecord(
+            now_us(),
+            backend.who,
+            model.REFUSED,
+            run.plan_id if run else None,
+            run.replay_id if run else None,
+            error.code,
+            {"message": str(error)},
+        )
+    )
+    return error
+
+
+# --- showing plans and runs ------------------------------------------------------------------
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _plan_table(plan: Plan) -> Table:
+    selection = plan.selection
+    table = Table(show_header=False, title=f"replay plan {plan.plan_id}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("events", f"{plan.events:,} ({_size(plan.bytes)})")
+    table.add_row(
+        "window",
+        f"[{format_instant(selection.start_us)}, {format_instant(selection.end_us)})",
+    )
+    if plan.first_event_us is not None and plan.last_event_us is not None:
+        table.add_row(
+            "span",
+            f"{format_instant(plan.first_event_us)} … {format_instant(plan.last_event_us)}",
+        )
+    table.add_row("entities", _text(", ".join(selection.entity_ids), limit=200))
+    table.add_row("sources", _text(", ".join(selection.sources) or "all"))
+    table.add_row("event types", _text(", ".join(selection.event_types) or "all"))
+    table.add_row("target", _text(selection.target, limit=400))
+    table.add_row("planned", _text(f"{format_instant(plan.created_us)} by {plan.created_by}"))
+    table.add_row("expires", format_instant(plan.expires_us))
+    return table
+
+
+def _breakdown_table(name: str, counts: tuple[tuple[str, int], ...]) -> Table:
+    table = Table(title=f"by {name}", title_justify="left")
+    table.add_column(name, overflow="fold")
+    table.add_column("events", justify="right")
+    ranked = sorted(counts, key=lambda item: (-item[1], item[0]))
+    for key, count in ranked[:SHOWN_BREAKDOWN]:
+        table.add_row(_text(key), f"{count:,}")
+    if len(ranked) > SHOWN_BREAKDOWN:
+        rest = sum(count for _, count in ranked[SHOWN_BREAKDOWN:])
+        table.add_row(Text(f"… {len(ranked) - SHOWN_BREAKDOWN} more"), f"{rest:,}")
+    return table
+
+
+def _show_plan(console: Console, plan: Plan) -> None:
+    console.print(_plan_table(plan))
+    if not plan.events:
+        return
+    for name, counts in (
+        ("entity", plan.by_entity),
+        ("source", plan.by_source),
+        ("event type", plan.by_event_type),
+    ):
+        console.print(_breakdown_table(name, counts))
+    console.print(Text("sample event ids: " + " ".join(plan.sample)), soft_wrap=True)
+
+
+def _run_table(run: ReplayRun) -> Table:
+    table = Table(show_header=False, title=f"replay {run.replay_id}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("status", _status(run))
+    table.add_row("sent", f"{run.sent:,} of {run.total:,}")
+    table.add_row("plan", run.plan_id)
+    table.add_row("target", _text(run.target, limit=400))
+    table.add_row("rate", f"{run.rate:,} events/s")
+    table.add_row("confirmed", _text(f"{format_instant(run.started_us)} by {run.confirmed_by}"))
+    table.add_row("updated", format_instant(run.updated_us))
+    return table
+
+
+def _status(run: ReplayRun) -> Text:
+    words = run.status
+    if run.status == model.RUNNING and run.cancel_requested:
+        words += " (cancel requested)"
+    if run.detail:
+        words += f" ({run.detail})"
+    return Text(words, style={"completed": "green", "running": "yellow"}.get(run.status, "red"))
+
+
+# --- sending -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(ctx: Context, run: ReplayRun) -> Iterator[ProgressCallback]:
+    columns = (
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(
+        *columns, console=ctx.err, transient=True, disable=ctx.as_json or not ctx.err.is_terminal
+    ) as progress:
+        task = progress.add_task("replay", total=run.total, completed=run.sent)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def _send(ctx: Context, backend: ReplayBackend, run: ReplayRun) -> ReplayRun:
+    """Start the run; a failure or Ctrl-C leaves it open, and the message says how to go on."""
+    resume = _command(ctx, "resume", run.replay_id)
+    try:
+        with _progress(ctx, run) as advance:
+            return backend.start(run, advance)
+    except KeyboardInterrupt:
+        sent = _sent(backend, run)
+        ctx.err.print(
+            Text(
+                f"interrupted: {sent:,} of {run.total:,} messages sent and recorded; replay "
+                f"{run.replay_id} is still open.\n"
+                f"  resume it: {resume}\n"
+                f"  or stop it: {_command(ctx, 'cancel', run.replay_id)}"
+            ),
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    except (StoreUnavailableError, StoreFullError) as exc:
+        raise click.ClickException(
+            f"{exc}. Replay {run.replay_id} stopped with its progress kept; once the ledger "
+            f"can be written again: {resume}"
+        ) from None
+    except OSError as exc:
+        raise click.ClickException(
+            f"sending to {inert(run.target)} failed ({exc}); replay {run.replay_id} stopped "
+            f"after {_sent(backend, run):,} of {run.total:,} messages. Fix the target, then: "
+            f"{resume}"
+        ) from None
+
+
+def _sent(backend: ReplayBackend, run: ReplayRun) -> int:
+    try:
+        current = backend.ledger.run(run.replay_id)
+    except (StoreUnavailableError, StoreFullError):
+        return run.sent
+    return current.sent if current else run.sent
+
+
+def _report(ctx: Context, run: ReplayRun) -> None:
+    """Print where a run stands after sending; exit 1 unless it completed or goes on."""
+    if ctx.as_json:
+        ctx.emit(run.to_document())
+    elif run.status == model.COMPLETED:
+        ctx.out.print(
+            Text(
+                f"sent {run.sent:,} of {run.total:,} message(s) to {inert(run.target)}; "
+                f"replay {run.replay_id} completed"
+            )
+        )
+    elif run.status == model.RUNNING:
+        ctx.out.print(
+            Text(
+                f"replay {run.replay_id} is running ({run.sent:,} of {run.total:,} sent); "
+                f"follow it with: {_command(ctx, 'status', run.replay_id)}"
+            ),
+            soft_wrap=True,
+        )
+    if run.status in (model.CANCELLED, model.FAILED):
+        ctx.err.print(
+            Text(
+                f"replay {run.replay_id} {run.status} after {run.sent:,} of {run.total:,} "
+                "message(s)" + (f" ({run.detail})" if run.detail else ""),
+                style="yellow",
+            )
+        )
+        sys.exit(1)
+
+
+def _confirmation(ctx: Context, plan: Plan, rate: int) -> None:
+    """Ask on a terminal (default No); anywhere else, refuse: a replay is never sent
+    without an explicit yes."""
+    question = (
+        f"Send {plan.events:,} event(s) to {inert(plan.selection.target)} "
+        f"at up to {rate:,}/s (about {_duration(plan.events / max(rate, 1))})?"
+    )
+    if not sys.stdin.isatty():
+        raise click.ClickException(
+            "not confirmed, nothing was sent: add --confirm to send it without being asked "
+            f"({_command(ctx, 'run', plan.plan_id, '--confirm')})"
+        )
+    if not click.confirm(question, default=False, err=True):
+        raise click.ClickException("not confirmed; nothing was sent")
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+@click.group()
+def replay() -> None:
+    """Send a slice of stored events again: a plan (the dry-run) first, then a run of it,
+    confirmed once. Runs are rate limited, resumable and audited (docs/replay.md)."""
+
+
+@replay.command()
+@click.argument("entities", nargs=-1, required=True, metavar="ENTITY...")
+@click.option("--from", "start", required=True, metavar="T", help="Start of event time, inclusive.")
+@click.option("--to", "end", required=True, metavar="T", help="End of event time, exclusive.")
+@click.option(
+    "--source", "sources", multiple=True, metavar="S", help="Only this source (repeatable)."
+)
+@click.option(
+    "--type", "event_types", multiple=True, metavar="T", help="Only this event type (repeatable)."
+)
+@click.option(
+    "--target",
+    required=True,
+    metavar="file:PATH",
+    help="Where a run of the plan sends its messages (NDJSON, appended).",
+)
+@json_option
+@pass_context
+def plan(
+    ctx: Context,
+    entities: tuple[str, ...],
+    start: str,
+    end: str,
+    sources: tuple[str, ...],
+    event_types: tuple[str, ...],
+    target: str,
+) -> None:
+    """Preview a replay: the exact events of ENTITY... in [--from, --to) it would send, as a
+    plan to run with `pik replay run PLAN_ID`. Nothing is sent."""
+    start_us = time_option(start, "--from")
+    end_us = time_option(end, "--to")
+    assert start_us is not None and end_us is not None
+    with _replay_backend(ctx) as backend:
+        selection = Selection.build(
+            entities, start_us, end_us, backend.check_target(target), sources, event_types
+        )
+        made = plan_replay(backend.store, backend.ledger, selection, backend.who)
+    if ctx.as_json:
+        ctx.emit(made.to_document())
+        return
+    _show_plan(ctx.out, made)
+    if not made.events:
+        ctx.out.print("the selection holds no events: there is nothing to replay")
+        return
+    ctx.out.print(
+        Text(f"to send it (asks first):  {_command(ctx, 'run', made.plan_id)}"), soft_wrap=True
+    )
+    ctx.out.print(
+        Text(
+            f"the plan expires {format_instant(made.expires_us)}; add --rate N to send "
+            f"faster or slower than {model.DEFAULT_RATE:,} events/s"
+        )
+    )
+
+
+@replay.command()
+@click.argument("plan_id")
+@click.option(
+    "--rate",
+    type=int,
+    default=model.DEFAULT_RATE,
+    show_default=True,
+    help=f"Events per second, {model.MIN_RATE} to {model.MAX_RATE:,}.",
+)
+@click.option("--confirm", "confirmed", is_flag=True, help="Send without asking (for scripts).")
+@json_option
+@pass_context
+def run(ctx: Context, plan_id: str, rate: int, confirmed: bool) -> None:
+    """Confirm plan PLAN_ID and send it now. Asks first on a terminal; elsewhere it needs
+    --confirm. A plan runs once; Ctrl-C leaves the run resumable."""
+    summary = ctx.err if ctx.as_json else ctx.out
+    with _replay_backend(ctx) as backend:
+        found = backend.ledger.plan(plan_id)
+        # An unknown or expired plan, or a bad rate, is refused (and audited) by the
+        # confirmation itself: there is nothing to ask about.
+        if found is not None and not found.expired(now_us()) and _rate_ok(rate):
+            _show_plan(summary, found)
+            if not confirmed:
+                _confirmation(ctx, found, rate)
+        started = confirm_replay(backend.store, backend.ledger, plan_id, backend.who, rate)
+        if not ctx.as_json:
+            ctx.err.print(Text(f"confirmed: replay {started.replay_id}"))
+        result = _send(ctx, backend, started)
+    _report(ctx, result)
+
+
+def _rate_ok(rate: int) -> bool:
+    try:
+        model.check_rate(rate)
+    except ReplayError:
+        return False
+    return True
+
+
+@replay.command()
+@click.argument("replay_id")
+@json_option
+@pass_context
+def resume(ctx: Context, replay_id: str) -> None:
+    """Send the rest of REPLAY_ID after a crash, an interruption or a failed target, from
+    where its ledger says it got to (the last batch may be sent again)."""
+    with _replay_backend(ctx) as backend:
+        current = backend.ledger.run(replay_id)
+        if current is None:
+            raise _refused(backend, _not_found(replay_id), None)
+        if current.status != model.RUNNING:
+            raise _refused(
+                backend,
+                ReplayError(
+                    "replay_ended",
+                    f"replay {replay_id} has {current.status}; plan and confirm a new one "
+                    "to send again",
+                    409,
+                    "replay_id",
+                ),
+                current,
+            )
+        if not ctx.as_json:
+            ctx.err.print(
+                Text(f"resuming replay {replay_id} after {current.sent:,} of {current.total:,}")
+            )
+        result = _send(ctx, backend, current)
+    _report(ctx, result)
+
+
+def _not_found(replay_id: str) -> ReplayError:
+    return ReplayError(
+        "replay_not_found",
+        f"no replay {replay_id!r}; `pik replay status` lists the recent ones",
+        404,
+        "replay_id",
+    )
+
+
+@replay.command()
+@click.argument("replay_id")
+@json_option
+@pass_context
+def cancel(ctx: Context, replay_id: str) -> None:
+    """Ask running replay REPLAY_ID to stop before its next batch."""
+    with _replay_backend(ctx) as backend:
+        cancel_replay(backend.ledger, replay_id, backend.who)
+        current = backend.ledger.run(replay_id)
+    assert current is not None
+    if ctx.as_json:
+        ctx.emit(current.to_document())
+        return
+    ctx.out.print(
+        Text(
+            f"cancel requested: replay {replay_id} stops before its next batch "
+            f"({current.sent:,} of {current.total:,} sent so far). A run no process is "
+            f"sending ends as cancelled when resumed: {_command(ctx, 'resume', replay_id)}"
+        ),
+        soft_wrap=True,
+    )
+
+
+@replay.command()
+@click.argument("replay_id", required=False)
+@click.option("--limit", type=click.IntRange(1, 1_000), default=20, show_default=True)
+@json_option
+@pass_context
+def status(ctx: Context, replay_id: str | None, limit: int) -> None:
+    """One replay's progress, or the most recent replays (newest first)."""
+    with _replay_backend(ctx) as backend:
+        if replay_id is not None:
+            found = backend.ledger.run(replay_id)
+            if found is None:
+                raise _not_found(replay_id)
+            runs = [found]
+        else:
+            runs = backend.ledger.runs(limit)
+    if ctx.as_json:
+        ctx.emit(runs[0].to_document() if replay_id else {"runs": [r.to_document() for r in runs]})
+        return
+    if replay_id:
+        ctx.out.print(_run_table(runs[0]))
+        return
+    table = Table(title=f"{len(runs)} recent replay(s)", title_justify="left")
+    table.add_column("replay", no_wrap=True, min_width=32)
+    for name in ("status", "sent", "confirmed", "target"):
+        table.add_column(name, justify="right" if name == "sent" else "left", overflow="fold")
+    for r in runs:
+        table.add_row(
+            r.replay_id,
+            _status(r),
+            f"{r.sent:,}/{r.total:,}",
+            format_instant(r.started_us)[:19] + "Z",
+            _text(r.target, limit=80),
+        )
+    ctx.out.print(table)
+    if not runs:
+        ctx.out.print("no replays yet: preview one with `pik replay plan`")
+
+
+@replay.command()
+@click.option("--since", "since", default="-7d", show_default=True, metavar="T")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@json_option
+@pass_context
+def audit(ctx: Context, since: str, limit: int) -> None:
+    """Who planned, confirmed, resumed, cancelled or was refused what, oldest first."""
+    since_us = time_option(since, "--since")
+    assert since_us is not None
+    with _replay_backend(ctx) as backend:
+        records = backend.ledger.audit_log(since_us, limit + 1)
+    more = len(records) > limit
+    records = records[:limit]
+    if ctx.as_json:
+        ctx.emit(
+            {
+                "since": format_instant(since_us),
+                "records": [r.to_document() for r in records],
+                "more": more,
+            }
+        )
+        return
+    ctx.out.print(f"replay audit since {format_instant(since_us)}: {len(records)} record(s)")
+    for r in records:
+        ctx.out.print(_audit_line(r), soft_wrap=True)
+    if more:
+        last = format_instant(records[-1].at_us)
+        ctx.out.print(Text(f"more records follow: pass --since {last} or a larger --limit"))
+
+
+def _audit_line(record: AuditRecord) -> Text:
+    """One record a line, so the log reads (and greps) at any terminal width."""
+    line = Text(format_instant(record.at_us)[:19] + "Z  ")
+    line.append(inert(record.who, limit=80) + "  ")
+    line.append(record.action, style="bold")
+    if record.outcome != "ok":
+        line.append(f"  {record.outcome}", style="red")
+    for name, value in (("plan", record.plan_id), ("replay", record.replay_id)):
+        if value:
+            line.append(f"  {name}={inert(value, limit=80)}")
+    for name, value in sorted(record.detail.items()):
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        line.append(f"  {name}={inert(shown, limit=400)}", style="dim")
+    return line
+
+
+COMMANDS = [replay]
