@@ -74,23 +74,33 @@ def versions() -> None:
     """
 
 
+def _window(v: Version) -> str:
+    """A window as people write it: the day, or the day and hour (UTC)."""
+    text = format_instant(v.window_start_us)
+    return text[:10] if v.spec.granularity == "day" else text[:13] + "Z"
+
+
 def _row(v: Version) -> list[str | Text]:
     a = v.aggregate
     return [
-        format_instant(v.window_start_us),
+        _window(v),
         str(v.version),
         str(a.count),
         str(a.late),
         "" if a.total is None else str(a.total),
-        format_instant(v.computed_us),
-        v.replay_id or "",
+        format_instant(v.computed_us)[:19] + "Z",
+        (v.replay_id or "")[:8],
     ]
 
 
 def _table(title: str, rows: list[Version]) -> Table:
     table = Table(title=Text(title))
     for name in ("window", "version", "events", "late", "sum", "computed", "replay"):
-        table.add_column(name, justify="right" if name in ("version", "events", "late") else "left")
+        table.add_column(
+            name,
+            justify="right" if name in ("version", "events", "late", "sum") else "left",
+            no_wrap=True,
+        )
     for v in rows:
         table.add_row(*_row(v))
     return table
@@ -117,7 +127,11 @@ def list_versions(
         return
     ctx.out.print(_table(f"latest versions of {inert(entity, limit=80)} by {by}", found))
     if not found:
-        ctx.out.print("no versions: replay a slice into the processor to compute some")
+        ctx.out.print(
+            f"no versions by {by}" + (f" summing {total}" if total else "") + ": versions are "
+            "kept per window size and sum (--by, --sum); replay a slice into the processor "
+            "(target processor:<by>[:<sum>]) to compute some"
+        )
 
 
 @versions.command()
