@@ -19,13 +19,13 @@ from pik.domain.replay import ReplayError, Selection
 from pik.domain.versions import AggregateSpec
 from pik.engines.local import LocalEngine
 from pik.engines.local.engine import reindex
-from pik.engines.local.ledger import LEDGER_NAME, LocalReplayLedger
+from pik.engines.local.ledger import LEDGER_NAME, LedgerFullError, LocalReplayLedger
 from pik.engines.local.replay import LOCKS, LocalReplayBackend, os_user
 from pik.engines.local.versions import LocalVersionStore
 from pik.services.ingest import ingest_batch
 from pik.services.replay import confirm_replay, plan_replay
 from pik.sinks import FileSink, file_target, target_path
-from pik.storage_errors import StoreUnavailableError
+from pik.storage_errors import StoreFullError, StoreUnavailableError
 
 MakeEvent = Callable[..., bytes]
 T0 = parse_instant("2026-11-01T00:00:00Z")
@@ -199,6 +199,26 @@ def test_a_ledger_that_is_not_a_database_is_unavailable(
         ledger.runs(1)
     with pytest.raises(StoreUnavailableError):
         plan_replay(filled, ledger, selection("file:/tmp/x"), "ana")
+
+
+def test_a_full_ledger_keeps_nothing_of_the_write_it_refused(
+    store_path: Path, filled: LocalEngine
+) -> None:
+    ledger = LocalReplayLedger(store_path)
+    try:
+        plan_replay(filled, ledger, selection("file:/tmp/x"), "ana")
+        db = ledger._connection(create=True)  # the only way to fill a file on purpose
+        assert db is not None
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk full"
+        wide = selection("file:/tmp/" + "y" * 1_000, tuple(f"c{n}-{'z' * 200}" for n in range(200)))
+        with pytest.raises(LedgerFullError, match="make room"):
+            plan_replay(filled, ledger, wide, "ana")
+        assert isinstance(LedgerFullError(28, "x"), StoreFullError)
+        assert [r.action for r in ledger.audit_log(0, 10)] == [replay.PLANNED]
+        assert len(ledger.runs(10)) == 0
+    finally:
+        ledger.close()
 
 
 # --- the backend -------------------------------------------------------------------------------

@@ -195,8 +195,9 @@ class LocalReplayLedger:
                 f"the replay ledger {self.path} cannot grow ({exc}): make room on its disk",
             )
         return StoreUnavailableError(
-            f"the replay ledger {self.path} cannot be used ({exc}); check that its file and "
-            "directory are writable and the disk is healthy, then try again"
+            f"the replay ledger {self.path} cannot be used ({exc}); check that it, its -wal "
+            "and -shm files and its directory are writable and the disk is healthy, then try "
+            "again"
         )
 
     @_guarded
