@@ -297,8 +297,9 @@ def replay() -> None:
 @click.option(
     "--target",
     required=True,
-    metavar="file:PATH",
-    help="Where a run of the plan sends its messages (NDJSON, appended).",
+    metavar="TARGET",
+    help="Where a run of the plan sends its messages: file:PATH (NDJSON, appended) or "
+    "processor:<hour|day>[:/pointer] on a local store; see docs/replay.md.",
 )
 @json_option
 @pass_context
