@@ -92,24 +92,33 @@ class FileSink:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd: int | None = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            # The file may be new: its directory entry must be as durable as its lines.
-            os.fsync(self._fd)
-            _fsync_dir(path.parent)
-        except BaseException:
-            self.close()
-            raise
+        self._fd: int | None = None
+        self._closed = False
+
+    def _open(self) -> int:
+        """The file, opened (and created) at the first send: a run refused before it sends
+        anything leaves no file behind."""
+        if self._fd is None:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                # The file may be new: its directory entry must be as durable as its lines.
+                os.fsync(fd)
+                _fsync_dir(self.path.parent)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+        return self._fd
 
     def send(self, messages: Sequence[bytes]) -> None:
-        if self._fd is None:
+        if self._closed:
             raise ValueError("the sink is closed")
         if not messages:
             return
         if any(b"\n" in m for m in messages):
             raise ValueError("a message must fit on one line")
         data = b"".join(m + b"\n" for m in messages)
-        fd = self._fd
+        fd = self._open()
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             size = os.fstat(fd).st_size
@@ -125,6 +134,7 @@ class FileSink:
         crash_point(AFTER_SEND)
 
     def close(self) -> None:
+        self._closed = True
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)

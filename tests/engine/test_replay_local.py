@@ -246,6 +246,20 @@ def test_the_backend_reads_a_read_only_store_and_sends_into_a_file(
     assert (store_path / LOCKS / f"{run.replay_id}.lock").exists()
 
 
+def test_a_run_refused_at_its_start_leaves_no_file(
+    backend: LocalReplayBackend, tmp_path: Path
+) -> None:
+    target = backend.check_target(f"file:{tmp_path}/out.ndjson")
+    plan = plan_replay(backend.store, backend.ledger, selection(target), backend.who)
+    run = confirm_replay(backend.store, backend.ledger, plan.plan_id, backend.who)
+    backend.start(run)
+    (tmp_path / "out.ndjson").unlink()
+    with pytest.raises(ReplayError) as caught:
+        backend.start(run)
+    assert caught.value.code == "replay_ended"
+    assert not (tmp_path / "out.ndjson").exists()
+
+
 def test_a_run_another_process_is_sending_is_refused(
     backend: LocalReplayBackend, tmp_path: Path, store_path: Path
 ) -> None:
