@@ -3,7 +3,6 @@ audit. See docs/replay.md."""
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -11,11 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
+from pik.cli import replay_show as show
 from pik.cli.context import Context, pass_context, time_option
 from pik.cli.options import json_option
 from pik.domain import replay as model
@@ -31,12 +30,7 @@ from pik.services.replay import (
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 from pik.textsafe import inert
 
-SHOWN_BREAKDOWN = 10
 EXIT_INTERRUPTED = 130
-
-
-def _text(value: str, limit: int = 120) -> Text:
-    return Text(inert(value, limit=limit))
 
 
 def _command(ctx: Context, *args: str) -> str:
@@ -73,99 +67,6 @@ def _refused(backend: ReplayBackend, error: ReplayError, run: ReplayRun | None) 
         )
     )
     return error
-
-
-# --- showing plans and runs ------------------------------------------------------------------
-
-
-def _size(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _plan_table(plan: Plan) -> Table:
-    selection = plan.selection
-    table = Table(show_header=False, title=f"replay plan {plan.plan_id}", title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("events", f"{plan.events:,} ({_size(plan.bytes)})")
-    table.add_row(
-        "window",
-        f"[{format_instant(selection.start_us)}, {format_instant(selection.end_us)})",
-    )
-    if plan.first_event_us is not None and plan.last_event_us is not None:
-        table.add_row(
-            "span",
-            f"{format_instant(plan.first_event_us)} … {format_instant(plan.last_event_us)}",
-        )
-    table.add_row("entities", _text(", ".join(selection.entity_ids), limit=200))
-    table.add_row("sources", _text(", ".join(selection.sources) or "all"))
-    table.add_row("event types", _text(", ".join(selection.event_types) or "all"))
-    table.add_row("target", _text(selection.target, limit=400))
-    table.add_row("planned", _text(f"{format_instant(plan.created_us)} by {plan.created_by}"))
-    table.add_row("expires", format_instant(plan.expires_us))
-    return table
-
-
-def _breakdown_table(name: str, counts: tuple[tuple[str, int], ...]) -> Table:
-    table = Table(title=f"by {name}", title_justify="left")
-    table.add_column(name, overflow="fold")
-    table.add_column("events", justify="right")
-    ranked = sorted(counts, key=lambda item: (-item[1], item[0]))
-    for key, count in ranked[:SHOWN_BREAKDOWN]:
-        table.add_row(_text(key), f"{count:,}")
-    if len(ranked) > SHOWN_BREAKDOWN:
-        rest = sum(count for _, count in ranked[SHOWN_BREAKDOWN:])
-        table.add_row(Text(f"… {len(ranked) - SHOWN_BREAKDOWN} more"), f"{rest:,}")
-    return table
-
-
-def _show_plan(console: Console, plan: Plan) -> None:
-    console.print(_plan_table(plan))
-    if not plan.events:
-        return
-    for name, counts in (
-        ("entity", plan.by_entity),
-        ("source", plan.by_source),
-        ("event type", plan.by_event_type),
-    ):
-        console.print(_breakdown_table(name, counts))
-    console.print(Text("sample event ids: " + " ".join(plan.sample)), soft_wrap=True)
-
-
-def _run_table(run: ReplayRun) -> Table:
-    table = Table(show_header=False, title=f"replay {run.replay_id}", title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("status", _status(run))
-    table.add_row("sent", f"{run.sent:,} of {run.total:,}")
-    table.add_row("plan", run.plan_id)
-    table.add_row("target", _text(run.target, limit=400))
-    table.add_row("rate", f"{run.rate:,} events/s")
-    table.add_row("confirmed", _text(f"{format_instant(run.started_us)} by {run.confirmed_by}"))
-    table.add_row("updated", format_instant(run.updated_us))
-    return table
-
-
-def _status(run: ReplayRun) -> Text:
-    words = run.status
-    if run.status == model.RUNNING and run.cancel_requested:
-        words += " (cancel requested)"
-    if run.detail:
-        words += f" ({run.detail})"
-    return Text(words, style={"completed": "green", "running": "yellow"}.get(run.status, "red"))
 
 
 # --- sending -----------------------------------------------------------------------------------
@@ -264,7 +165,7 @@ def _confirmation(ctx: Context, plan: Plan, rate: int) -> None:
     without an explicit yes."""
     question = (
         f"Send {plan.events:,} event(s) to {inert(plan.selection.target)} "
-        f"at up to {rate:,}/s (about {_duration(plan.events / max(rate, 1))})?"
+        f"at up to {rate:,}/s (about {show.duration(plan.events / max(rate, 1))})?"
     )
     if not sys.stdin.isatty():
         raise click.ClickException(
@@ -325,7 +226,7 @@ def plan(
     if ctx.as_json:
         ctx.emit(made.to_document())
         return
-    _show_plan(ctx.out, made)
+    show.show_plan(ctx.out, made)
     if not made.events:
         ctx.out.print("the selection holds no events: there is nothing to replay")
         return
@@ -361,7 +262,7 @@ def run(ctx: Context, plan_id: str, rate: int, confirmed: bool) -> None:
         # An unknown or expired plan, or a bad rate, is refused (and audited) by the
         # confirmation itself: there is nothing to ask about.
         if found is not None and not found.expired(now_us()) and _rate_ok(rate):
-            _show_plan(summary, found)
+            show.show_plan(summary, found)
             if not confirmed:
                 _confirmation(ctx, found, rate)
         started = confirm_replay(backend.store, backend.ledger, plan_id, backend.who, rate)
@@ -461,7 +362,7 @@ def status(ctx: Context, replay_id: str | None, limit: int) -> None:
         ctx.emit(runs[0].to_document() if replay_id else {"runs": [r.to_document() for r in runs]})
         return
     if replay_id:
-        ctx.out.print(_run_table(runs[0]))
+        ctx.out.print(show.run_table(runs[0]))
         return
     table = Table(title=f"{len(runs)} recent replay(s)", title_justify="left")
     table.add_column("replay", no_wrap=True, min_width=32)
@@ -470,10 +371,10 @@ def status(ctx: Context, replay_id: str | None, limit: int) -> None:
     for r in runs:
         table.add_row(
             r.replay_id,
-            _status(r),
+            show.status_text(r),
             f"{r.sent:,}/{r.total:,}",
             format_instant(r.started_us)[:19] + "Z",
-            _text(r.target, limit=80),
+            show.cell(r.target, limit=80),
         )
     ctx.out.print(table)
     if not runs:
@@ -504,26 +405,10 @@ def audit(ctx: Context, since: str, limit: int) -> None:
         return
     ctx.out.print(f"replay audit since {format_instant(since_us)}: {len(records)} record(s)")
     for r in records:
-        ctx.out.print(_audit_line(r), soft_wrap=True)
+        ctx.out.print(show.audit_line(r), soft_wrap=True)
     if more:
         last = format_instant(records[-1].at_us)
         ctx.out.print(Text(f"more records follow: pass --since {last} or a larger --limit"))
-
-
-def _audit_line(record: AuditRecord) -> Text:
-    """One record a line, so the log reads (and greps) at any terminal width."""
-    line = Text(format_instant(record.at_us)[:19] + "Z  ")
-    line.append(inert(record.who, limit=80) + "  ")
-    line.append(record.action, style="bold")
-    if record.outcome != "ok":
-        line.append(f"  {record.outcome}", style="red")
-    for name, value in (("plan", record.plan_id), ("replay", record.replay_id)):
-        if value:
-            line.append(f"  {name}={inert(value, limit=80)}")
-    for name, value in sorted(record.detail.items()):
-        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        line.append(f"  {name}={inert(shown, limit=400)}", style="dim")
-    return line
 
 
 COMMANDS = [replay]
