@@ -145,14 +145,17 @@ def _remove_store(layout: Layout) -> None:
     # Only the demo store is ever removed, and only files this engine names itself.
     for segment_id in layout.segment_ids():
         layout.segment(segment_id).unlink()
-    for path in (
-        layout.index,
-        Path(f"{layout.index}-wal"),
-        Path(f"{layout.index}-shm"),
-        layout.lock,
-        layout.meta,
-    ):
-        path.unlink(missing_ok=True)
+    databases = (layout.index, layout.ledger, layout.versions)
+    for database in databases:
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            path.unlink(missing_ok=True)
+    locks = layout.replay_locks
+    if locks.is_dir():
+        for lock in locks.glob("*.lock"):
+            lock.unlink()
+        locks.rmdir()
+    layout.lock.unlink(missing_ok=True)
+    layout.meta.unlink(missing_ok=True)
     layout.segments.rmdir()
     layout.root.rmdir()
 

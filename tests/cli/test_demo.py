@@ -58,3 +58,29 @@ def _counts(path: Path) -> dict[str, int]:
         return engine.counts()
     finally:
         engine.close()
+
+
+def test_a_replayed_demo_store_can_be_reset(tmp_path: Path) -> None:
+    from pik.domain.instants import parse_instant
+    from pik.domain.replay import Selection
+    from pik.engines.local.replay import LocalReplayBackend
+    from pik.services.replay import confirm_replay, plan_replay
+
+    path = tmp_path / "demo"
+    build_demo(path)
+    backend = LocalReplayBackend.open(path)
+    try:
+        selection = Selection.build(
+            ["customer-0001"],
+            0,
+            parse_instant("2100-01-01T00:00:00Z"),
+            backend.check_target("processor:day"),
+        )
+        plan = plan_replay(backend.store, backend.ledger, selection, "tester")
+        run = confirm_replay(backend.store, backend.ledger, plan.plan_id, "tester")
+        backend.start(run)
+    finally:
+        backend.close()
+    assert {"ledger.sqlite", "versions.sqlite", "replay-locks"} <= {p.name for p in path.iterdir()}
+    assert build_demo(path, reset=True) is True
+    assert not (path / "ledger.sqlite").exists() and not (path / "replay-locks").exists()

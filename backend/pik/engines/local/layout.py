@@ -6,8 +6,13 @@
       write.lock          advisory lock that serialises writers across processes
       segments/
         00000001.seg      append-only segment files, sealed read-only when full
+      ledger.sqlite       replay plans, runs and audit (not derived: never rebuilt)
+      versions.sqlite     the processor's aggregate versions (not derived either)
+      replay-locks/
+        <replay id>.lock  held by the one process sending a run
 
-No name under the store is ever built from input: segment names are integers.
+No name under the store is ever built from input: segment names are integers, and a lock's
+name is a replay id the ledger made (32 hexadecimal digits).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 FORMAT = "pik-local/1"
+LEDGER_NAME = "ledger.sqlite"
+VERSIONS_NAME = "versions.sqlite"
+REPLAY_LOCKS = "replay-locks"
 
 
 class StoreError(RuntimeError):
@@ -53,6 +61,9 @@ class Layout:
         self.index = root / "index.sqlite3"
         self.lock = root / "write.lock"
         self.segments = root / "segments"
+        self.ledger = root / LEDGER_NAME
+        self.versions = root / VERSIONS_NAME
+        self.replay_locks = root / REPLAY_LOCKS
 
     def segment(self, segment_id: int) -> Path:
         return self.segments / f"{segment_id:08d}.seg"

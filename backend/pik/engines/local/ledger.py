@@ -31,9 +31,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from pik.domain import replay
 from pik.domain.replay import AuditRecord, Plan, ReplayError, ReplayRun
+from pik.engines.local.layout import LEDGER_NAME
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 
-LEDGER_NAME = "ledger.sqlite"
 FORMAT = "pik-ledger/1"
 BUSY_TIMEOUT_S = 30
 

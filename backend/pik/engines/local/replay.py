@@ -22,6 +22,7 @@ from pik.domain import replay
 from pik.domain.replay import AuditRecord, ReplayError, ReplayRun
 from pik.domain.versions import SpecError, processor_target
 from pik.engines.local.engine import LocalEngine
+from pik.engines.local.layout import REPLAY_LOCKS as LOCKS
 from pik.engines.local.ledger import LocalReplayLedger
 from pik.engines.local.versions import LocalVersionStore
 from pik.ports import EventStore, Progress, ReplayLedger, ReplaySink
@@ -29,8 +30,6 @@ from pik.services.processor import ProcessorSink
 from pik.services.replay import SYSTEM_CLOCK, Clock, execute_replay
 from pik.sinks import FILE_SCHEME, FileSink, file_target, target_path
 
-LOCKS = "replay-locks"
-"""Directory under the store holding one lock file per run that was ever sent."""
 _REPLAY_ID = re.compile(r"[0-9a-f]{32}")
 
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import orjson
 
 from pik.domain.versions import Version
+from pik.engines.local.layout import VERSIONS_NAME
 from pik.storage_errors import StoreFullError, StoreUnavailableError
-
-FILE_NAME = "versions.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -35,7 +34,7 @@ class LocalVersionStore:
     """A :class:`~pik.ports.VersionStore` in one SQLite file of the store directory."""
 
     def __init__(self, store_dir: Path) -> None:
-        self.path = store_dir / FILE_NAME
+        self.path = store_dir / VERSIONS_NAME
         self._lock = threading.Lock()
         try:
             # One connection, shared by the threads of a process (TUI workers) under a lock.
