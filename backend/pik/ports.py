@@ -160,9 +160,7 @@ class VersionStore(Protocol):
         """Every version of one window, oldest first."""
         ...
 
-    def windows(
-        self, spec_id: str, entity_id: str, start_us: int, end_us: int
-    ) -> list[Version]:
+    def windows(self, spec_id: str, entity_id: str, start_us: int, end_us: int) -> list[Version]:
         """The latest version of each of an entity's windows starting in ``[start, end)``,
         in window order."""
         ...
