@@ -26,6 +26,8 @@ RETRYABLE = frozenset(
         "TransactionConflictException",
         "RequestTimeout",
         "RequestTimeoutException",
+        "RequestThrottled",  # SQS
+        "KmsThrottled",  # SQS, on an encrypted queue
         "503",
         "500",
     }
@@ -34,7 +36,7 @@ MISSING = frozenset({"NoSuchKey", "404"})
 
 
 class Clients:
-    """One boto3 session's S3 and DynamoDB clients (thread-safe once made)."""
+    """One boto3 session's clients, made on first use (thread-safe once made)."""
 
     def __init__(
         self, region: str | None = None, session: Any = None, endpoint_url: str | None = None
@@ -42,29 +44,30 @@ class Clients:
         self._region = region
         self._session = session
         self._endpoint_url = endpoint_url
-        self._made: dict[str, Any] = {}
+        self._made: dict[tuple[str, str | None], Any] = {}
         self._lock = threading.Lock()
 
-    def _client(self, service: str) -> Any:
-        client = self._made.get(service)
+    def _client(self, service: str, region: str | None = None) -> Any:
+        key = (service, region or self._region)
+        client = self._made.get(key)
         if client is not None:
             return client
         with self._lock:
-            if service not in self._made:
+            if key not in self._made:
                 import boto3
                 from botocore.config import Config
 
                 session = self._session or boto3.session.Session()
-                self._made[service] = session.client(
+                self._made[key] = session.client(
                     service,
-                    region_name=self._region,
+                    region_name=key[1],
                     endpoint_url=self._endpoint_url,
                     config=Config(
                         retries={"mode": "standard", "max_attempts": 3},
                         max_pool_connections=32,
                     ),
                 )
-            return self._made[service]
+            return self._made[key]
 
     @property
     def s3(self) -> Any:
@@ -73,6 +76,18 @@ class Clients:
     @property
     def dynamodb(self) -> Any:
         return self._client("dynamodb")
+
+    @property
+    def sqs(self) -> Any:
+        return self._client("sqs")
+
+    @property
+    def sts(self) -> Any:
+        return self._client("sts")
+
+    def sqs_in(self, region: str | None) -> Any:
+        """An SQS client for a queue of another region (a replay target's ARN names it)."""
+        return self._client("sqs", region)
 
 
 def error_code(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pik.engines.aws.clients import error_code, unavailable_on_failure
-from pik.engines.aws.engine import AwsConfig
+from pik.engines.aws.engine import AwsConfig, split_targets
 
 REQUIRED_OUTPUTS = ("IndexTableName", "RawBucketName")
 USABLE_STATES = frozenset(
@@ -59,4 +59,13 @@ def discover(stack_name: str, session: Any = None, region: str | None = None) ->
             f"stack {stack_name!r} has no output {', '.join(missing)}: it was not deployed "
             "from the Pipeline Investigation Kit template"
         )
-    return AwsConfig(outputs["IndexTableName"], outputs["RawBucketName"], region=region)
+    return AwsConfig(
+        outputs["IndexTableName"],
+        outputs["RawBucketName"],
+        region=region,
+        replay_queue_url=outputs.get("ReplayQueueUrl"),
+        replay_queue_arn=outputs.get("ReplayQueueArn"),
+        replay_work_queue_url=outputs.get("ReplayWorkQueueUrl"),
+        # Present only when the deployer listed queues (ReplayTargetQueueArns).
+        replay_targets=split_targets(outputs.get("ReplayTargetQueueArns", "")),
+    )

@@ -50,15 +50,25 @@ TRANSACTION_ATTEMPTS = 6
 
 @dataclass(frozen=True, slots=True)
 class AwsConfig:
-    """What the engine needs to find its resources (a stack's outputs name them)."""
+    """What the engine needs to find its resources (a stack's outputs name them).
+
+    The replay fields are for replays only: the stack's delivery queue, the work queue its
+    replay function reads, and the other queues the deployer allowed as targets.
+    """
 
     table: str
     bucket: str
     region: str | None = None
     endpoint_url: str | None = None
+    replay_queue_url: str | None = None
+    replay_queue_arn: str | None = None
+    replay_work_queue_url: str | None = None
+    replay_targets: tuple[str, ...] = ()
+    """ARNs of the queues besides the stack's replay queue that replays may be sent to."""
 
     @classmethod
     def from_env(cls) -> AwsConfig:
+        """The resources a Lambda function was given (template.yaml sets the variables)."""
         missing = [name for name in ("PIK_TABLE", "PIK_BUCKET") if not os.environ.get(name)]
         if missing:
             raise StoreUnavailableError(
@@ -66,7 +76,19 @@ class AwsConfig:
                 "the raw bucket (the stack's outputs IndexTableName and RawBucketName)",
                 retry_after_s=60,
             )
-        return cls(os.environ["PIK_TABLE"], os.environ["PIK_BUCKET"])
+        return cls(
+            os.environ["PIK_TABLE"],
+            os.environ["PIK_BUCKET"],
+            replay_queue_url=os.environ.get("PIK_REPLAY_QUEUE_URL") or None,
+            replay_queue_arn=os.environ.get("PIK_REPLAY_QUEUE_ARN") or None,
+            replay_work_queue_url=os.environ.get("PIK_REPLAY_WORK_QUEUE_URL") or None,
+            replay_targets=split_targets(os.environ.get("PIK_REPLAY_TARGETS", "")),
+        )
+
+
+def split_targets(text: str) -> tuple[str, ...]:
+    """Queue ARNs from a comma-separated list (a CommaDelimitedList parameter, joined)."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 class AwsEngine(reads.Reader):
