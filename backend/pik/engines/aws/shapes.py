@@ -13,6 +13,18 @@ One table, string keys ``pk``/``sk``::
     R#<day us>#<shard>      <minute us>!<source>    ingest rates, lag buckets, rejections
     T#<shard>               T                       store totals
 
+The replay ledger shares the table (it is not derived data: point-in-time recovery is its
+protection, not a rebuild from raw). Its partitions begin with ``P``, ``X`` or ``U`` and
+nothing else does, so IAM can grant writes to them alone (``dynamodb:LeadingKeys``)::
+
+    P#<plan id>             P, P#<part>             a plan document, in parts of < 300 KB
+    X#<replay id>           X                       a run: its document, status, progress
+    X                       <started us>!<replay>   the runs by start (newest: one Query)
+    U#<day us>              <at us>!<random>        one audit record
+    U                       <day us>                a day that has audit records
+
+The ledger's requests are built in ``ledger_shapes`` on these keys.
+
 Indexes: ``timeline`` (``tl_pk`` = entity, ``tl_sk`` = event time and id) over event
 items, and ``directory`` (``dir_pk`` = shard, ``dir_sk`` = entity!source!day) over coverage
 items, for entity listing and prefix search. ``!`` sorts below every character an entity
@@ -431,3 +443,47 @@ def versions_between(
         },
         "ConsistentRead": True,
     }
+
+
+# --- the replay ledger: keys (requests in ledger_shapes) --------------------------------
+
+LEDGER_PARTITIONS = ("P#*", "X", "X#*", "U", "U#*")
+"""The ledger's partition keys as IAM patterns (``dynamodb:LeadingKeys`` in template.yaml)."""
+RUNS_PARTITION = "X"
+AUDIT_DAYS_PARTITION = "U"
+PLAN_HEAD = "P"
+
+
+def plan_partition(plan_id: str) -> str:
+    return f"P#{plan_id}"
+
+
+def plan_part_key(plan_id: str, part: int) -> Item:
+    """Part 0 is the head (the item a confirmation updates); later parts follow it in
+    key order (``P`` sorts before ``P#001``)."""
+    return {"pk": s(plan_partition(plan_id)), "sk": s(PLAN_HEAD if part == 0 else f"P#{part:03d}")}
+
+
+def run_key(replay_id: str) -> Item:
+    return {"pk": s(f"X#{replay_id}"), "sk": s("X")}
+
+
+def run_listing_key(started_us: int, replay_id: str) -> Item:
+    return {"pk": s(RUNS_PARTITION), "sk": s(f"{pad(started_us)}{SEP}{replay_id}")}
+
+
+def audit_day(at_us: int) -> int:
+    return at_us - at_us % US_PER_DAY
+
+
+def audit_partition(day_us: int) -> str:
+    return f"U#{day_us}"
+
+
+def audit_key(at_us: int, unique: str) -> Item:
+    """An audit record: its day's partition, sorted by time (``unique`` breaks ties)."""
+    return {"pk": s(audit_partition(audit_day(at_us))), "sk": s(f"{pad(at_us)}{SEP}{unique}")}
+
+
+def audit_day_key(day_us: int) -> Item:
+    return {"pk": s(AUDIT_DAYS_PARTITION), "sk": s(pad(day_us))}
