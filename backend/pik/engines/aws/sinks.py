@@ -1,0 +1,160 @@
+"""A replay sink on AWS: a run's messages into an SQS queue.
+
+Messages go out with ``SendMessageBatch``, packed into as few requests as the limits
+allow: at most 10 messages and at most 256 KiB of bodies a request (the limits moto and
+SQS's long-standing documentation enforce; SQS now takes 1 MiB). In the usual case that is
+one request per 10 messages. A message larger than 256 KiB goes in a request of its own,
+so the queue's ``MaximumMessageSize`` decides: the stack's replay queue takes 1 MiB, the
+most SQS allows, and every replay message of a valid event fits in it (an event is at
+most 256 KiB of raw; quoting it inside the message at most doubles it). A message the
+queue refuses stops the run with a :class:`ReplayError` that says why; it is never
+dropped silently.
+
+Entries SQS reports as failed on its side are sent again, a few times with backoff, then
+the send raises ``StoreUnavailableError``: the run stops and resumes from its ledger, so
+the messages of the batch may arrive twice (consumers drop repeats by replay id and seq),
+never not at all.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from pik.domain.replay import ReplayError
+from pik.engines.aws.clients import Clients, error_code, unavailable_on_failure
+from pik.storage_errors import StoreUnavailableError
+
+MAX_ENTRIES = 10
+"""Messages one SendMessageBatch carries."""
+MAX_REQUEST_BYTES = 256 * 1024
+"""Bodies one request carries, unless a single message is larger."""
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""The largest message any SQS queue takes."""
+SEND_ATTEMPTS = 4
+REFUSALS = frozenset({"InvalidParameterValue", "InvalidMessageContents", "BatchRequestTooLong"})
+"""What SQS answers to a request it will never take as it is."""
+
+# SQS takes only these characters in a body (XML 1.0's): no U+FFFE, U+FFFF. A replay
+# message is JSON, where they can only stand inside a string, and the escape means the
+# same string to any JSON reader. Everything else below U+0020 is escaped by JSON already.
+_ESCAPES = str.maketrans({"\ufffe": "\\ufffe", "\uffff": "\\uffff"})
+
+
+def body_of(message: bytes) -> str:
+    """A replay message as an SQS message body."""
+    return message.decode("utf-8").translate(_ESCAPES)
+
+
+def pack(bodies: Sequence[str]) -> Iterator[list[str]]:
+    """The bodies in order, in requests of at most 10 messages and 256 KiB (a larger
+    message alone)."""
+    request: list[str] = []
+    size = 0
+    for body in bodies:
+        length = len(body.encode("utf-8"))
+        if request and (len(request) == MAX_ENTRIES or size + length > MAX_REQUEST_BYTES):
+            yield request
+            request, size = [], 0
+        request.append(body)
+        size += length
+    if request:
+        yield request
+
+
+class QueueSink:
+    """A :class:`~pik.ports.ReplaySink` sending to one SQS queue."""
+
+    max_batch = MAX_ENTRIES
+
+    def __init__(
+        self,
+        queue_url: str,
+        clients: Clients,
+        *,
+        region: str | None = None,
+        pause: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.queue_url = queue_url
+        self._sqs = clients.sqs_in(region) if region else clients.sqs
+        self._pause = pause
+        self._random = random.Random()
+
+    def close(self) -> None:
+        """Nothing to release: clients hold pooled connections only."""
+
+    def send(self, messages: Sequence[bytes]) -> None:
+        bodies = [body_of(m) for m in messages]
+        for body in bodies:
+            size = len(body.encode("utf-8"))
+            if size > MAX_MESSAGE_BYTES:
+                raise _too_large(size, f"more than SQS's {MAX_MESSAGE_BYTES:,}")
+        for request in pack(bodies):
+            self._send_request(request)
+
+    def _send_request(self, bodies: list[str]) -> None:
+        """Send one request's bodies; resend the entries SQS failed on its side."""
+        from botocore.exceptions import ClientError
+
+        pending = {str(i): body for i, body in enumerate(bodies)}
+        for attempt in range(SEND_ATTEMPTS):
+            if attempt:
+                self._pause(0.1 * 2**attempt * (0.5 + self._random.random()))
+            entries = [{"Id": key, "MessageBody": body} for key, body in pending.items()]
+            try:
+                with unavailable_on_failure("sending replay messages to SQS"):
+                    answer: dict[str, Any] = self._sqs.send_message_batch(
+                        QueueUrl=self.queue_url, Entries=entries
+                    )
+            except ClientError as exc:
+                if error_code(exc) in REFUSALS:
+                    raise _refused(exc, list(pending.values())) from None
+                raise
+            failed = answer.get("Failed") or []
+            for failure in failed:
+                if failure.get("SenderFault"):
+                    raise _refused_entry(failure, pending.get(str(failure.get("Id")), ""))
+            pending = {str(f["Id"]): pending[str(f["Id"])] for f in failed}
+            if not pending:
+                return
+        raise StoreUnavailableError(
+            f"SQS kept failing {len(pending)} replay message(s) after {SEND_ATTEMPTS} tries; "
+            "the run stops here and resumes from its ledger"
+        )
+
+
+def _too_large(size: int, limit: str) -> ReplayError:
+    return ReplayError(
+        "message_too_large",
+        f"a replay message of {size:,} bytes is {limit} bytes the queue takes; the run "
+        "stopped before it (messages before it were sent). Raise the queue's "
+        "MaximumMessageSize (at most 1 MiB) or leave the event out of the selection",
+        413,
+    )
+
+
+def _refused(exc: Exception, bodies: list[str]) -> ReplayError:
+    error = getattr(exc, "response", {}).get("Error", {})
+    sizes = [len(body.encode("utf-8")) for body in bodies]
+    if len(bodies) == 1 and sizes[0] > MAX_REQUEST_BYTES:
+        return _too_large(sizes[0], "more than")
+    return ReplayError(
+        "message_refused",
+        f"the queue refused {len(bodies)} replay message(s) "
+        f"({error.get('Code')}: {error.get('Message')}); the run stopped there",
+        422,
+    )
+
+
+def _refused_entry(failure: dict[str, Any], body: str) -> ReplayError:
+    size = len(body.encode("utf-8"))
+    if size > MAX_REQUEST_BYTES:
+        return _too_large(size, "more than")
+    return ReplayError(
+        "message_refused",
+        f"the queue refused a replay message ({failure.get('Code')}: "
+        f"{failure.get('Message')}); the run stopped there",
+        422,
+    )
