@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sqlite3
 import sys
@@ -82,12 +81,14 @@ class Context:
         acting, and how a confirmed run is sent (at once into a file on a local store)."""
         if self.stack:
             # Imported only when a stack is named, as the AWS engine is.
-            module = importlib.import_module("pik.engines.aws.replay_backend")
-            aws: ReplayBackend = module.AwsReplayBackend.open(self.stack)
-            try:
-                yield aws
-            finally:
-                aws.close()
+            from pik.engines.aws.replay_backend import AwsReplayBackend
+
+            with aws_errors("ReplayOperatorPolicy"):
+                aws = AwsReplayBackend.open(self.stack)
+                try:
+                    yield aws
+                finally:
+                    aws.close()
             return
         with self.local_engine() as engine:
             local = LocalReplayBackend(engine, LocalReplayLedger(self.store_path))
@@ -104,20 +105,29 @@ class Context:
 @contextmanager
 def _aws_engine(stack: str) -> Iterator[EventStore]:
     """The AWS engine of a deployed stack, found by its outputs."""
+    from pik.engines.aws import AwsEngine
+    from pik.engines.aws.discovery import discover
+
+    with aws_errors("OperatorReadOnlyPolicy"):
+        yield AwsEngine(discover(stack))
+
+
+@contextmanager
+def aws_errors(policy: str) -> Iterator[None]:
+    """AWS failures as messages that say what to do, naming the stack's managed ``policy``
+    the command needs."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-    from pik.engines.aws import AwsEngine
-    from pik.engines.aws.discovery import StackNotFoundError, discover
+    from pik.engines.aws.discovery import StackNotFoundError
 
     try:
-        engine = AwsEngine(discover(stack))
-        yield engine
+        yield
     except StackNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     except NoCredentialsError:
         raise click.ClickException(
             "no AWS credentials found: configure a profile (`aws configure`, AWS_PROFILE) "
-            "with the stack's OperatorReadOnlyPolicy attached"
+            f"with the stack's {policy} attached"
         ) from None
     except StoreUnavailableError as exc:
         raise click.ClickException(str(exc)) from None
@@ -125,7 +135,7 @@ def _aws_engine(stack: str) -> Iterator[EventStore]:
         error = exc.response.get("Error", {})
         raise click.ClickException(
             f"AWS refused the request ({error.get('Code')}: {error.get('Message')}); "
-            "check that your identity has the stack's OperatorReadOnlyPolicy"
+            f"check that your identity has the stack's {policy}"
         ) from None
     except BotoCoreError as exc:
         raise click.ClickException(f"AWS could not be reached: {exc}") from None

@@ -25,7 +25,7 @@ from pik.engines.aws.clients import Clients, unavailable_on_failure
 from pik.engines.aws.engine import AwsConfig, AwsEngine
 from pik.engines.aws.ledger import AwsReplayLedger
 from pik.engines.aws.sinks import QueueSink
-from pik.ports import Progress
+from pik.ports import EventStore, Progress, ReplayLedger
 
 QUEUE_TARGET = "queue"
 SQS_PREFIX = "sqs:"
@@ -51,8 +51,8 @@ class AwsReplayBackend:
     def __init__(self, config: AwsConfig, *, session: Any = None, who: str | None = None) -> None:
         self.config = config
         self._clients = Clients(config.region, session, config.endpoint_url)
-        self.store = AwsEngine(config, session=session)
-        self.ledger = AwsReplayLedger(config, clients=self._clients)
+        self.store: EventStore = AwsEngine(config, session=session)
+        self.ledger: ReplayLedger = AwsReplayLedger(config, clients=self._clients)
         self._who = who
 
     @classmethod
