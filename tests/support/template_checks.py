@@ -28,6 +28,17 @@ FORBIDDEN_ROLE_ACTIONS = (
 # Never granted to the people's policies either (an operator investigates, never deletes).
 FORBIDDEN_PEOPLE_ACTIONS = tuple(a for a in FORBIDDEN_ROLE_ACTIONS if a != "dynamodb:scan")
 PEOPLE_POLICIES = ("OperatorReadOnlyPolicy", "ReplayOperatorPolicy", "ProducerPolicy")
+# The replay ledger's partitions (pik.engines.aws.shapes.LEDGER_PARTITIONS): the only items
+# the replay function and a replay operator may write.
+LEDGER_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*", "X", "X#*", "U", "U#*"]}}
+ITEM_WRITES = ("dynamodb:putitem", "dynamodb:updateitem", "dynamodb:*")
+REPLAY_QUEUES = ("${ReplayQueue.Arn}", "${ReplayWorkQueue.Arn}")
+# Who may send where: the replay function delivers replays and continues itself; a replay
+# operator starts runs (the work queue), never sends replays themselves.
+REPLAY_SENDERS = {
+    "${ReplayQueue.Arn}": {"ReplayRole"},
+    "${ReplayWorkQueue.Arn}": {"ReplayRole", "ReplayOperatorPolicy"},
+}
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -40,6 +51,8 @@ def findings(cfn: Template) -> list[str]:
         people_policy_findings,
         table_findings,
         queue_findings,
+        event_source_findings,
+        replay_findings,
         retention_findings,
     )
     return [line for check in checks for line in check(cfn)]
@@ -84,7 +97,15 @@ def render(value: Any) -> str:
 
 
 def statements(document: Any) -> list[dict[str, Any]]:
-    return [s for s in as_list((document or {}).get("Statement", [])) if isinstance(s, dict)]
+    """A policy's statements; a conditional one (Fn::If) counts with both its branches."""
+    found: list[dict[str, Any]] = []
+    for stmt in as_list((document or {}).get("Statement", [])):
+        if isinstance(stmt, dict) and set(stmt) == {"Fn::If"}:
+            branches = stmt["Fn::If"][1:]
+            found += [b for b in branches if isinstance(b, dict) and b != {"Ref": "AWS::NoValue"}]
+        elif isinstance(stmt, dict):
+            found.append(stmt)
+    return found
 
 
 def actions(statement: dict[str, Any]) -> list[str]:
@@ -288,8 +309,8 @@ def people_policy_findings(cfn: Template) -> Iterator[str]:
     for stmt in replay:
         if allows(stmt, "sqs:SendMessage"):
             for resource in map(render, as_list(stmt.get("Resource", []))):
-                if resource != "${ReplayQueue.Arn}":
-                    yield f"ReplayOperatorPolicy: sends to {resource}, not the replay queue"
+                if resource != "${ReplayWorkQueue.Arn}":
+                    yield f"ReplayOperatorPolicy: sends to {resource}, not the work queue"
 
 
 # ------------------------------------------------------------------ table and queues
@@ -357,6 +378,11 @@ def resolve(cfn: Template, node: Any, parameters: dict[str, Any] | None = None) 
     def value(expr: Any) -> str:
         if isinstance(expr, dict) and "Ref" in expr:
             return values[expr["Ref"]]
+        if isinstance(expr, dict) and "Fn::Join" in expr:
+            separator, parts = expr["Fn::Join"]
+            if isinstance(parts, dict):  # a list parameter, as its comma-separated value
+                parts = value(parts).split(",")
+            return str(separator).join(value(part) for part in parts)
         return str(expr)
 
     no_value = {"Ref": "AWS::NoValue"}
@@ -398,3 +424,57 @@ def expiring_rules(cfn: Template, parameters: dict[str, Any] | None = None) -> l
 def retention_findings(cfn: Template) -> Iterator[str]:
     for rule in expiring_rules(cfn):
         yield f"{rule}: raw data expires with the default parameters"
+
+
+# ------------------------------------------------------------------ SQS-triggered functions
+
+
+def event_source_findings(cfn: Template) -> Iterator[str]:
+    """Every queue consumer reports partial batch failures (else one failed message fails
+    its whole batch, and a poisoned message retries healthy ones), and its queue keeps a
+    message hidden at least six times the function's timeout (Lambda's advice: a message
+    is not handed out twice while a retried invocation still works on it)."""
+    queues = dict(resources(cfn, "AWS::SQS::Queue"))
+    functions = dict(resources(cfn, "AWS::Lambda::Function"))
+    for name, props in resources(cfn, "AWS::Lambda::EventSourceMapping"):
+        queue = render(props.get("EventSourceArn")).removeprefix("${").removesuffix(".Arn}")
+        if queue not in queues:
+            continue  # not one of this stack's queues
+        if "ReportBatchItemFailures" not in as_list(props.get("FunctionResponseTypes", [])):
+            yield f"{name}: {queue} is consumed without ReportBatchItemFailures"
+        function = render(props.get("FunctionName")).removeprefix("${").removesuffix("}")
+        timeout = functions.get(function, {}).get("Timeout", 3)
+        visibility = queues[queue].get("VisibilityTimeout", 30)
+        if isinstance(timeout, int) and isinstance(visibility, int) and visibility < 6 * timeout:
+            yield f"{queue}: visibility timeout {visibility} s < 6 x {function}'s {timeout} s"
+
+
+# ------------------------------------------------------------------ replay
+
+
+def _policy_documents(cfn: Template) -> Iterator[tuple[str, Any]]:
+    """(owner, document) for every role's inline policies and every managed policy."""
+    for name, props in resources(cfn, "AWS::IAM::Role"):
+        for policy in props.get("Policies", []):
+            yield name, policy.get("PolicyDocument")
+    for type_ in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for name, props in resources(cfn, type_):
+            yield name, props.get("PolicyDocument")
+
+
+def replay_findings(cfn: Template) -> Iterator[str]:
+    """Only the replay function sends to the replay queues; whoever writes the replay
+    ledger (the function, a replay operator) writes its items and no event or counter."""
+    for owner, document in _policy_documents(cfn):
+        for stmt in statements(document):
+            if stmt.get("Effect") != "Allow":
+                continue
+            targets = [render(r) for r in as_list(stmt.get("Resource", []))]
+            if allows(stmt, "sqs:SendMessage"):
+                for queue in REPLAY_QUEUES:
+                    if (queue in targets or "*" in targets) and owner not in REPLAY_SENDERS[queue]:
+                        yield f"{owner}: may send to {queue}"
+            if owner in ("ReplayRole", "ReplayOperatorPolicy"):
+                writes = [a for a in actions(stmt) if a.lower() in ITEM_WRITES]
+                if writes and stmt.get("Condition") != LEDGER_KEYS:
+                    yield f"{owner}: {', '.join(writes)} beyond the replay ledger's partitions"

@@ -19,12 +19,16 @@ OUTPUTS = {
     "RawBucketName",
     "IndexTableName",
     "ReplayQueueUrl",
+    "ReplayQueueArn",
     "ReplayDeadLetterQueueUrl",
+    "ReplayWorkQueueUrl",
+    "ReplayWorkDeadLetterQueueUrl",
     "IngestQueueUrl",
     "IngestDeadLetterQueueUrl",
     "IngestFunctionName",
     "QueryFunctionName",
     "QueueIngestFunctionName",
+    "ReplayFunctionName",
     "OperatorReadOnlyPolicyArn",
     "ReplayOperatorPolicyArn",
     "ProducerPolicyArn",
@@ -74,7 +78,7 @@ def test_the_table_has_the_key_schema_and_both_indexes(template_stack: dict[str,
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
 
 
-@pytest.mark.parametrize("queue", ["Ingest", "Replay"])
+@pytest.mark.parametrize("queue", ["Ingest", "Replay", "ReplayWork"])
 def test_each_queue_hands_failures_to_its_dead_letter_queue(
     template_stack: dict[str, Any], queue: str
 ) -> None:
@@ -90,6 +94,8 @@ def test_each_queue_hands_failures_to_its_dead_letter_queue(
     redrive = json.loads(main["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == dead["QueueArn"]
     assert int(redrive["maxReceiveCount"]) == 5
+    if queue == "Replay":  # a message quoting a 256 KiB event fits
+        assert main["MaximumMessageSize"] == "1048576"
     assert dead["MessageRetentionPeriod"] == "1209600"
     assert "RedrivePolicy" not in dead
 
@@ -100,6 +106,7 @@ def test_each_queue_hands_failures_to_its_dead_letter_queue(
         ("IngestFunctionName", "pik.lambdas.api.handler"),
         ("QueryFunctionName", "pik.lambdas.api.handler"),
         ("QueueIngestFunctionName", "pik.lambdas.queue.handler"),
+        ("ReplayFunctionName", "pik.lambdas.replay.handler"),
     ],
 )
 def test_functions_point_at_the_created_resources(
@@ -141,3 +148,31 @@ def test_create_stack_in_us_east_1_with_parameters(monkeypatch: pytest.MonkeyPat
         parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
         assert parameters["RetentionDays"] == "400"
         assert parameters["EnableObjectLock"] == "false"
+
+
+def test_listed_replay_targets_reach_the_function_and_the_outputs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Queues the deployer lists are published (clients check targets against them) and
+    given to the replay function; with none listed there is no output at all."""
+    from moto import mock_aws
+    from moto_stack import create_stack
+
+    from pik.engines.aws.discovery import discover
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    targets = "arn:aws:sqs:us-east-1:123456789012:billing,arn:aws:sqs:eu-west-1:123456789012:audit"
+    with mock_aws():
+        outputs = create_stack("Pik-Targets", "us-east-1", {"ReplayTargetQueueArns": targets})
+        assert set(outputs) == OUTPUTS | {"ReplayTargetQueueArns"}
+        assert outputs["ReplayTargetQueueArns"] == targets
+        config = boto3.client("lambda", region_name="us-east-1").get_function_configuration(
+            FunctionName=outputs["ReplayFunctionName"]
+        )
+        assert config["Environment"]["Variables"]["PIK_REPLAY_TARGETS"] == targets
+        assert config["Timeout"] == 300
+        found = discover("Pik-Targets", region="us-east-1")
+        assert found.replay_targets == tuple(targets.split(","))
+        assert found.replay_work_queue_url == outputs["ReplayWorkQueueUrl"]
+        assert found.replay_queue_arn == outputs["ReplayQueueArn"]

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from sam_template import Template, transform_template
 from template_checks import (
+    LEDGER_KEYS,
     actions,
+    allows,
     as_list,
     expiring_rules,
     findings,
@@ -96,13 +98,62 @@ def test_function_roles_grant_exactly_what_each_function_needs(cfn: Template) ->
         assert "ManagedPolicyArns" not in cfn["Resources"][role]["Properties"]
 
 
+def test_the_replay_function_reads_events_writes_the_ledger_and_sends_replays(
+    cfn: Template,
+) -> None:
+    """No Scan, no delete, no wildcard, nothing on "*" but X-Ray; item writes only under
+    the ledger's partitions; sends to the replay queue, its own work queue and, when the
+    deployer lists any, the target queues (an empty list grants nothing)."""
+    document = cfn["Resources"]["ReplayRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    grants = {
+        (
+            tuple(actions(s)),
+            tuple(render(r) for r in as_list(s["Resource"])),
+            str(s.get("Condition")),
+        )
+        for s in statements(document)
+    }
+    assert grants == {
+        (("logs:CreateLogStream", "logs:PutLogEvents"), ("${ReplayLogGroup.Arn}",), "None"),
+        (("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",), "None"),
+        (("s3:GetObject",), (RAW_OBJECTS,), "None"),
+        (
+            ("dynamodb:GetItem", "dynamodb:Query"),
+            ("${IndexTable.Arn}", "${IndexTable.Arn}/index/timeline"),
+            "None",
+        ),
+        (("dynamodb:PutItem", "dynamodb:UpdateItem"), ("${IndexTable.Arn}",), str(LEDGER_KEYS)),
+        (("sqs:SendMessage",), ("${ReplayQueue.Arn}", "${ReplayWorkQueue.Arn}"), "None"),
+        (("sqs:SendMessage",), ("${ReplayTargetQueueArns}",), "None"),
+        (
+            (
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility",
+            ),
+            ("${ReplayWorkQueue.Arn}",),
+            "None",
+        ),
+    }
+    (targets,) = (s for s in document["Statement"] if "Fn::If" in s)
+    condition, granted, nothing = targets["Fn::If"]
+    assert (condition, nothing) == ("ReplayTargetsGiven", {"Ref": "AWS::NoValue"})
+    by_default = resolve(cfn, document["Statement"])  # no queues listed: left out
+    given = {"ReplayTargetQueueArns": "arn:aws:sqs:eu-west-1:123456789012:downstream"}
+    listed = resolve(cfn, document["Statement"], given)
+    assert granted not in by_default and listed == [*by_default[:6], granted, by_default[6]]
+    assert "ManagedPolicyArns" not in cfn["Resources"]["ReplayRole"]["Properties"]
+
+
 def test_functions_run_the_handlers_with_the_resource_names(cfn: Template) -> None:
     handlers = {
-        "IngestFunction": ("pik.lambdas.api.handler", "IngestRole"),
-        "QueryFunction": ("pik.lambdas.api.handler", "QueryRole"),
-        "QueueIngestFunction": ("pik.lambdas.queue.handler", "QueueIngestRole"),
+        "IngestFunction": ("pik.lambdas.api.handler", "IngestRole", 30),
+        "QueryFunction": ("pik.lambdas.api.handler", "QueryRole", 30),
+        "QueueIngestFunction": ("pik.lambdas.queue.handler", "QueueIngestRole", 30),
+        "ReplayFunction": ("pik.lambdas.replay.handler", "ReplayRole", 300),
     }
-    for name, (handler, role) in handlers.items():
+    for name, (handler, role, timeout) in handlers.items():
         props = cfn["Resources"][name]["Properties"]
         assert props["Handler"] == handler
         assert props["Role"] == {"Fn::GetAtt": [role, "Arn"]}
@@ -110,12 +161,26 @@ def test_functions_run_the_handlers_with_the_resource_names(cfn: Template) -> No
         assert variables["PIK_TABLE"] == {"Ref": "IndexTable"}
         assert variables["PIK_BUCKET"] == {"Ref": "RawBucket"}
         assert variables["POWERTOOLS_SERVICE_NAME"] == "pik"
-        assert (props["MemorySize"], props["Timeout"]) == (512, 30)
-    (mapping,) = (p for _, p in resources(cfn, "AWS::Lambda::EventSourceMapping"))
-    assert mapping["FunctionName"] == {"Ref": "QueueIngestFunction"}
-    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (100, 5)
+        assert (props["MemorySize"], props["Timeout"]) == (512, timeout)
+    mappings = {
+        render(p["FunctionName"]): p for _, p in resources(cfn, "AWS::Lambda::EventSourceMapping")
+    }
+    assert set(mappings) == {"${QueueIngestFunction}", "${ReplayFunction}"}
+    ingest = mappings["${QueueIngestFunction}"]
+    assert ingest["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert ingest["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert (ingest["BatchSize"], ingest["MaximumBatchingWindowInSeconds"]) == (100, 5)
+    work = mappings["${ReplayFunction}"]
+    assert work["EventSourceArn"] == {"Fn::GetAtt": ["ReplayWorkQueue", "Arn"]}
+    assert work["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert work["BatchSize"] == 1  # one run per invocation
+    assert work["ScalingConfig"] == {"MaximumConcurrency": 2}  # replays never starve ingest
+    replay_variables = cfn["Resources"]["ReplayFunction"]["Properties"]["Environment"]["Variables"]
+    assert replay_variables["PIK_REPLAY_QUEUE_URL"] == {"Ref": "ReplayQueue"}
+    assert replay_variables["PIK_REPLAY_WORK_QUEUE_URL"] == {"Ref": "ReplayWorkQueue"}
+    assert replay_variables["PIK_REPLAY_TARGETS"] == {
+        "Fn::Join": [",", {"Ref": "ReplayTargetQueueArns"}]
+    }
 
 
 def test_overwrites_are_refused_by_the_exact_conditional_write_keys(cfn: Template) -> None:
@@ -176,19 +241,49 @@ def test_every_dead_letter_queue_has_an_alarm(cfn: Template) -> None:
         for dimension in alarm["Dimensions"]
         if dimension["Name"] == "QueueName"
     }
-    assert queues == {"IngestDeadLetterQueue", "ReplayDeadLetterQueue"}
+    assert queues == {
+        "IngestDeadLetterQueue",
+        "ReplayDeadLetterQueue",
+        "ReplayWorkDeadLetterQueue",
+    }
     assert watched == queues
 
 
 def test_every_output_the_cli_reads_is_declared(cfn: Template) -> None:
     names = {
         "ApiUrl", "ApiId", "RawBucketName", "IndexTableName", "ReplayQueueUrl",
-        "ReplayDeadLetterQueueUrl", "IngestQueueUrl", "IngestDeadLetterQueueUrl",
-        "IngestFunctionName", "QueryFunctionName", "QueueIngestFunctionName",
-        "OperatorReadOnlyPolicyArn", "ReplayOperatorPolicyArn", "ProducerPolicyArn",
+        "ReplayQueueArn", "ReplayDeadLetterQueueUrl", "ReplayWorkQueueUrl",
+        "ReplayWorkDeadLetterQueueUrl", "ReplayTargetQueueArns", "IngestQueueUrl",
+        "IngestDeadLetterQueueUrl", "IngestFunctionName", "QueryFunctionName",
+        "QueueIngestFunctionName", "ReplayFunctionName", "OperatorReadOnlyPolicyArn",
+        "ReplayOperatorPolicyArn", "ProducerPolicyArn",
     }  # fmt: skip
     assert set(cfn["Outputs"]) == names
     assert all(output.get("Description") for output in cfn["Outputs"].values())
+    # Only when the deployer listed queues: a client finds no output, so no targets.
+    assert cfn["Outputs"]["ReplayTargetQueueArns"]["Condition"] == "ReplayTargetsGiven"
+
+
+def test_a_replay_operator_writes_the_ledger_and_starts_runs_only(cfn: Template) -> None:
+    """Plans, runs and audit records (dynamodb:LeadingKeys), a work item for the replay
+    function; never an event item, never the replay queue itself. The reader does none
+    of it."""
+    replay = {
+        s["Sid"]: s
+        for s in statements(
+            cfn["Resources"]["ReplayOperatorPolicy"]["Properties"]["PolicyDocument"]
+        )
+    }
+    assert replay["WriteReplayLedger"]["Action"] == ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert replay["WriteReplayLedger"]["Condition"] == LEDGER_KEYS
+    assert render(replay["WriteReplayLedger"]["Resource"]) == "${IndexTable.Arn}"
+    assert replay["StartReplays"]["Action"] == "sqs:SendMessage"
+    assert render(replay["StartReplays"]["Resource"]) == "${ReplayWorkQueue.Arn}"
+    sends = [s for s in replay.values() if allows(s, "sqs:SendMessage")]
+    assert sends == [replay["StartReplays"]]
+    reader = statements(cfn["Resources"]["OperatorReadOnlyPolicy"]["Properties"]["PolicyDocument"])
+    for action in ("sqs:SendMessage", "dynamodb:PutItem", "dynamodb:UpdateItem"):
+        assert not any(allows(s, action) for s in reader), action
 
 
 # ------------------------------------------------------------------ mutations
@@ -254,6 +349,7 @@ def _set(resource: str, path: str, value: Any) -> Mutation:
 
 _DELETE = object()
 _REPLAY_QUEUE = {"Fn::GetAtt": ["ReplayQueue", "Arn"]}
+_WORK_QUEUE = {"Fn::GetAtt": ["ReplayWorkQueue", "Arn"]}
 _POST_ANY = {"Fn::Sub": "arn:aws:execute-api:eu-west-1:123456789012:${Api}/v1/POST/*"}
 
 # Mutations of the generated CloudFormation: (id, mutation, expected finding).
@@ -334,6 +430,37 @@ CFN_MUTATIONS: list[tuple[str, Mutation, str]] = [
     ("table-unprotected", _set("IndexTable", "DeletionProtectionEnabled", False),
      "deletion protection"),
     ("no-dlq", _set("IngestQueue", "RedrivePolicy", _DELETE), "IngestQueue: no dead-letter"),
+    ("no-work-dlq", _set("ReplayWorkQueue", "RedrivePolicy", _DELETE),
+     "ReplayWorkQueue: no dead-letter"),
+    ("work-without-partial-failures", _set("ReplayFunctionReplayWork", "FunctionResponseTypes",
+                                          _DELETE), "consumed without ReportBatchItemFailures"),
+    ("work-visibility-short", _set("ReplayWorkQueue", "VisibilityTimeout", 900),
+     "visibility timeout 900 s < 6 x ReplayFunction's 300 s"),
+    ("replay-role-scans", _grant("ReplayRole", "dynamodb:Scan", TABLE), "allows dynamodb:Scan"),
+    ("replay-role-deletes", _grant("ReplayRole", "dynamodb:DeleteItem", TABLE),
+     "allows dynamodb:DeleteItem"),
+    ("replay-role-wildcard", _grant("ReplayRole", "sqs:*", _REPLAY_QUEUE), "wildcard action sqs:*"),
+    ("replay-role-any-queue", _grant("ReplayRole", "sqs:SendMessage", "*"),
+     'sqs:SendMessage on Resource "*"'),
+    ("replay-role-reads-everything", _grant("ReplayRole", "s3:GetObject", "*"),
+     's3:GetObject on Resource "*"'),
+    ("replay-role-writes-events", lambda t: _props(t, "ReplayRole")["Policies"][0]
+     ["PolicyDocument"]["Statement"][4].pop("Condition"),
+     "ReplayRole: dynamodb:PutItem, dynamodb:UpdateItem beyond the replay ledger"),
+    ("replay-role-targets-anything", lambda t: _props(t, "ReplayRole")["Policies"][0]
+     ["PolicyDocument"]["Statement"][6]["Fn::If"][1].update(Resource="*"),
+     'sqs:SendMessage on Resource "*"'),
+    ("ingest-sends-replays", _grant("IngestRole", "sqs:SendMessage", _REPLAY_QUEUE),
+     "IngestRole: may send to ${ReplayQueue.Arn}"),
+    ("reader-starts-replays", _people_grant("OperatorReadOnlyPolicy", "sqs:SendMessage",
+                                            _WORK_QUEUE), "can send messages"),
+    ("replayer-sends-replays", _people_grant("ReplayOperatorPolicy", "sqs:SendMessage",
+                                             _REPLAY_QUEUE), "sends to ${ReplayQueue.Arn}"),
+    ("replayer-writes-events", lambda t: _stmt(t, "ReplayOperatorPolicy", "WriteReplayLedger")
+     .pop("Condition"), "ReplayOperatorPolicy: dynamodb:PutItem, dynamodb:UpdateItem beyond"),
+    ("replayer-ledger-widened", lambda t: _stmt(t, "ReplayOperatorPolicy", "WriteReplayLedger")
+     ["Condition"]["ForAllValues:StringLike"].update({"dynamodb:LeadingKeys": ["*"]}),
+     "ReplayOperatorPolicy: dynamodb:PutItem, dynamodb:UpdateItem beyond"),
     ("queue-unencrypted", _set("ReplayQueue", "SqsManagedSseEnabled", False),
      "ReplayQueue: not encrypted"),
 ]  # fmt: skip
@@ -371,6 +498,11 @@ SAM_MUTATIONS: list[tuple[str, Mutation, str]] = [
      "AWSLambdaBasicExecutionRole cannot be verified"),
     ("sam-generated-sqs-role", _set("QueueIngestFunction", "Role", _DELETE),
      "AWSLambdaSQSQueueExecutionRole cannot be verified"),
+    ("replay-work-without-partial-failures",
+     _set("ReplayFunction", "Events.ReplayWork.Properties.FunctionResponseTypes", _DELETE),
+     "ReplayWorkQueue is consumed without ReportBatchItemFailures"),
+    ("replay-timeout-raised", _set("ReplayFunction", "Timeout", 900),
+     "visibility timeout 1800 s < 6 x ReplayFunction's 900 s"),
     ("crud-policy-template", _crud_policy_template, "allows dynamodb:DeleteItem"),
     ("expiry-unconditional", _unconditional_expiry, "raw data expires"),
     ("retention-by-default", lambda t: t["Parameters"]["RetentionDays"].update(Default=30),
