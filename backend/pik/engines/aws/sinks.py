@@ -90,7 +90,7 @@ class QueueSink:
         for body in bodies:
             size = len(body.encode("utf-8"))
             if size > MAX_MESSAGE_BYTES:
-                raise _too_large(size, f"more than SQS's {MAX_MESSAGE_BYTES:,}")
+                raise _too_large(size, f"SQS takes ({MAX_MESSAGE_BYTES:,} bytes)")
         for request in pack(bodies):
             self._send_request(request)
 
@@ -128,9 +128,9 @@ class QueueSink:
 def _too_large(size: int, limit: str) -> ReplayError:
     return ReplayError(
         "message_too_large",
-        f"a replay message of {size:,} bytes is {limit} bytes the queue takes; the run "
-        "stopped before it (messages before it were sent). Raise the queue's "
-        "MaximumMessageSize (at most 1 MiB) or leave the event out of the selection",
+        f"a replay message of {size:,} bytes is larger than {limit}; the run stopped before "
+        "it (the messages before it were sent). Raise the queue's MaximumMessageSize (SQS "
+        "allows 1 MiB) or leave the event out of the selection",
         413,
     )
 
@@ -139,7 +139,7 @@ def _refused(exc: Exception, bodies: list[str]) -> ReplayError:
     error = getattr(exc, "response", {}).get("Error", {})
     sizes = [len(body.encode("utf-8")) for body in bodies]
     if len(bodies) == 1 and sizes[0] > MAX_REQUEST_BYTES:
-        return _too_large(sizes[0], "more than")
+        return _too_large(sizes[0], "the queue takes (its MaximumMessageSize)")
     return ReplayError(
         "message_refused",
         f"the queue refused {len(bodies)} replay message(s) "
@@ -151,7 +151,7 @@ def _refused(exc: Exception, bodies: list[str]) -> ReplayError:
 def _refused_entry(failure: dict[str, Any], body: str) -> ReplayError:
     size = len(body.encode("utf-8"))
     if size > MAX_REQUEST_BYTES:
-        return _too_large(size, "more than")
+        return _too_large(size, "the queue takes (its MaximumMessageSize)")
     return ReplayError(
         "message_refused",
         f"the queue refused a replay message ({failure.get('Code')}: "
