@@ -662,3 +662,37 @@ def test_the_sink_packs_messages_into_few_requests_within_the_limits(stack: AwsC
     with pytest.raises(ReplayError) as refused:
         sink.send([message(300, 10), message(301, 1_100_000)])
     assert refused.value.code == "message_too_large" and log.calls == []  # nothing sent
+
+
+def test_pik_replay_on_a_stack_hands_the_run_to_the_function(
+    operator: AwsReplayBackend,
+    store: AwsEngine,
+    stack: AwsConfig,
+    make_event: MakeEvent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`pik --stack NAME replay`: planned and confirmed from the operator's machine, sent by
+    the function, followed in the ledger."""
+    from click.testing import CliRunner
+
+    from pik.cli.main import cli
+
+    def pik(*args: str) -> Any:
+        result = CliRunner().invoke(cli, ["--stack", STACK, "--json", "replay", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    ingest(store, [make_event(entity_id="cli-1", event_time="2026-11-01T03:00:00.25Z")])
+    window = ["--from", "2026-11-01T00:00:00Z", "--to", "2026-11-02T00:00:00Z"]
+    plan = pik("plan", "cli-1", *window, "--target", "queue")
+    assert (plan["events"], plan["selection"]["target"]) == (1, "queue")
+    run = pik("run", plan["plan_id"], "--confirm")
+    assert (run["status"], run["sent"], run["total"]) == ("running", 0, 1)
+    (item,) = work_items(stack)  # handed over; nothing sent from the operator's machine
+    assert delivered(stack, run["replay_id"]) == {}
+    context = as_replay_function(monkeypatch)
+    assert function_handler()(work_event([item]), context) == {"batchItemFailures": []}
+    done = pik("status", run["replay_id"])
+    assert (done["status"], done["sent"]) == ("completed", 1)
+    assert done["confirmed_by"] == operator.who
+    check_complete(store, delivered(stack, run["replay_id"]), 1)
