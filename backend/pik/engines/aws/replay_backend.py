@@ -67,7 +67,7 @@ class AwsReplayBackend:
             raise StackNotFoundError(
                 f"stack {stack_name!r} has no replay function (outputs ReplayQueueUrl and "
                 "ReplayWorkQueueUrl): update it to this version of the template "
-                "(docs/deploy.md, phase replay)"
+                "(docs/deploy.md, Phase 2: replay)"
             )
         return cls(config, session=session)
 
