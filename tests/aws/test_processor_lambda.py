@@ -108,3 +108,35 @@ def test_pik_versions_reads_a_stacks_versions(
     assert result.exit_code == 0, result.output
     [only] = orjson.loads(result.stdout)["versions"]
     assert only["version"] == 1 and only["aggregate"]["total"] == "3"
+
+
+def test_a_stack_deployed_with_the_processor_runs_it_with_its_own_environment(
+    moto_aws: None, make_event: MakeEvent, monkeypatch: Any
+) -> None:
+    from moto_stack import create_stack
+
+    outputs = create_stack(
+        "pik-processing",
+        "us-east-1",
+        {"EnableProcessor": "true", "ProcessorWindow": "hour", "ProcessorSum": "/amount"},
+    )
+    configuration = boto3.client("lambda").get_function_configuration(
+        FunctionName=outputs["ProcessorFunctionName"]
+    )
+    for key, value in configuration["Environment"]["Variables"].items():
+        monkeypatch.setenv(key, value)
+    engine, versions = processor.parts_from_env()
+    event = make_event(entity_id="c9", event_time="2026-11-01T10:20:00Z", payload={"amount": 4})
+    ingest_batch(engine, [event], "test")
+    handler = processor.make_handler(lambda: (engine, versions))  # the spec from the environment
+    answer = handler(sqs_event(touch("c9", "2026-11-01T10:20:00Z")), CONTEXT)
+    assert answer["batchItemFailures"] == []
+    hourly = AggregateSpec("hour", "/amount")
+    [v1] = versions.history(hourly.spec_id, "c9", parse_instant("2026-11-01T10:00:00Z"))
+    assert v1.aggregate.total == Decimal(4)
+
+
+def test_a_stack_without_the_processor_has_no_processor_function(aws_config: AwsConfig) -> None:
+    from pik.engines.aws.discovery import stack_outputs
+
+    assert "ProcessorFunctionName" not in stack_outputs("pik-contract")

@@ -32,6 +32,10 @@ PEOPLE_POLICIES = ("OperatorReadOnlyPolicy", "ReplayOperatorPolicy", "ProducerPo
 # the replay function and a replay operator may write.
 LEDGER_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*", "X", "X#*", "U", "U#*"]}}
 ITEM_WRITES = ("dynamodb:putitem", "dynamodb:updateitem", "dynamodb:*")
+# The processor's versions (pik.engines.aws.shapes.version_partition): all it may write.
+VERSION_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["V#*"]}}
+# Resources that exist only with the processor (EnableProcessor=true).
+PROCESSOR_RESOURCES = ("ProcessorRole", "ProcessorFunction", "ProcessorLogGroup")
 REPLAY_QUEUES = ("${ReplayQueue.Arn}", "${ReplayWorkQueue.Arn}")
 # Who may send where: the replay function delivers replays and continues itself; a replay
 # operator starts runs (the work queue), never sends replays themselves.
@@ -53,6 +57,7 @@ def findings(cfn: Template) -> list[str]:
         queue_findings,
         event_source_findings,
         replay_findings,
+        processor_findings,
         retention_findings,
     )
     return [line for check in checks for line in check(cfn)]
@@ -478,3 +483,23 @@ def replay_findings(cfn: Template) -> Iterator[str]:
                 writes = [a for a in actions(stmt) if a.lower() in ITEM_WRITES]
                 if writes and stmt.get("Condition") != LEDGER_KEYS:
                     yield f"{owner}: {', '.join(writes)} beyond the replay ledger's partitions"
+
+
+# ------------------------------------------------------------------ processor
+
+
+def processor_findings(cfn: Template) -> Iterator[str]:
+    """The processor exists only when switched on, and writes versions and nothing else."""
+    for name in PROCESSOR_RESOURCES:
+        resource = cfn["Resources"].get(name)
+        if resource is None:
+            yield f"{name}: missing"
+        elif resource.get("Condition") != "ProcessorEnabled":
+            yield f"{name}: deployed without EnableProcessor"
+    for owner, document in _policy_documents(cfn):
+        if owner != "ProcessorRole":
+            continue
+        for stmt in statements(document):
+            writes = [a for a in actions(stmt) if a.lower() in ITEM_WRITES]
+            if stmt.get("Effect") == "Allow" and writes and stmt.get("Condition") != VERSION_KEYS:
+                yield f"{owner}: {', '.join(writes)} beyond the version items"

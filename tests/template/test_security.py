@@ -13,6 +13,7 @@ import pytest
 from sam_template import Template, transform_template
 from template_checks import (
     LEDGER_KEYS,
+    VERSION_KEYS,
     actions,
     allows,
     as_list,
@@ -152,6 +153,7 @@ def test_functions_run_the_handlers_with_the_resource_names(cfn: Template) -> No
         "QueryFunction": ("pik.lambdas.api.handler", "QueryRole", 30),
         "QueueIngestFunction": ("pik.lambdas.queue.handler", "QueueIngestRole", 30),
         "ReplayFunction": ("pik.lambdas.replay.handler", "ReplayRole", 300),
+        "ProcessorFunction": ("pik.lambdas.processor.handler", "ProcessorRole", 30),
     }
     for name, (handler, role, timeout) in handlers.items():
         props = cfn["Resources"][name]["Properties"]
@@ -165,7 +167,11 @@ def test_functions_run_the_handlers_with_the_resource_names(cfn: Template) -> No
     mappings = {
         render(p["FunctionName"]): p for _, p in resources(cfn, "AWS::Lambda::EventSourceMapping")
     }
-    assert set(mappings) == {"${QueueIngestFunction}", "${ReplayFunction}"}
+    assert set(mappings) == {
+        "${QueueIngestFunction}",
+        "${ReplayFunction}",
+        "${ProcessorFunction}",
+    }
     ingest = mappings["${QueueIngestFunction}"]
     assert ingest["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     assert ingest["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -181,6 +187,9 @@ def test_functions_run_the_handlers_with_the_resource_names(cfn: Template) -> No
     assert replay_variables["PIK_REPLAY_TARGETS"] == {
         "Fn::Join": [",", {"Ref": "ReplayTargetQueueArns"}]
     }
+    processor = cfn["Resources"]["ProcessorFunction"]["Properties"]["Environment"]["Variables"]
+    assert processor["PIK_PROCESSOR_WINDOW"] == {"Ref": "ProcessorWindow"}
+    assert processor["PIK_PROCESSOR_SUM"] == {"Ref": "ProcessorSum"}
 
 
 def test_overwrites_are_refused_by_the_exact_conditional_write_keys(cfn: Template) -> None:
@@ -225,9 +234,43 @@ def test_the_replay_operator_can_do_all_the_reader_can(cfn: Template) -> None:
     assert producer["SendToIngestQueue"]["Resource"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
 
 
-def test_the_processor_cannot_be_switched_on_before_it_ships(sam: Template) -> None:
-    (assertion,) = sam["Rules"]["ProcessorNotYetShipped"]["Assertions"]
-    assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "EnableProcessor"}, "false"]}
+def test_the_processor_reads_events_writes_versions_and_consumes_the_replay_queue(
+    cfn: Template,
+) -> None:
+    """Only with EnableProcessor; no Scan, no delete, no wildcard; item writes only under
+    the versions' partitions (V#); polls the replay queue and sends nowhere."""
+    document = cfn["Resources"]["ProcessorRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    grants = {
+        (
+            tuple(as_list(s["Action"])),
+            tuple(render(r) for r in as_list(s["Resource"])),
+            str(s.get("Condition")),
+        )
+        for s in statements(document)
+    }
+    assert grants == {
+        (("logs:CreateLogStream", "logs:PutLogEvents"), ("${ProcessorLogGroup.Arn}",), "None"),
+        (("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",), "None"),
+        (("s3:GetObject",), (RAW_OBJECTS,), "None"),
+        (
+            ("dynamodb:GetItem", "dynamodb:Query"),
+            ("${IndexTable.Arn}", "${IndexTable.Arn}/index/timeline"),
+            "None",
+        ),
+        (("dynamodb:PutItem",), ("${IndexTable.Arn}",), str(VERSION_KEYS)),
+        (
+            ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
+            ("${ReplayQueue.Arn}",),
+            "None",
+        ),
+    }
+    for name in ("ProcessorRole", "ProcessorFunction", "ProcessorLogGroup"):
+        assert cfn["Resources"][name]["Condition"] == "ProcessorEnabled"
+    trigger = cfn["Resources"]["ProcessorFunctionReplayed"]
+    assert trigger["Condition"] == "ProcessorEnabled"
+    assert render(trigger["Properties"]["EventSourceArn"]) == "${ReplayQueue.Arn}"
+    assert trigger["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert cfn["Outputs"]["ProcessorFunctionName"]["Condition"] == "ProcessorEnabled"
 
 
 def test_every_dead_letter_queue_has_an_alarm(cfn: Template) -> None:
@@ -256,7 +299,7 @@ def test_every_output_the_cli_reads_is_declared(cfn: Template) -> None:
         "ReplayWorkDeadLetterQueueUrl", "ReplayTargetQueueArns", "IngestQueueUrl",
         "IngestDeadLetterQueueUrl", "IngestFunctionName", "QueryFunctionName",
         "QueueIngestFunctionName", "ReplayFunctionName", "OperatorReadOnlyPolicyArn",
-        "ReplayOperatorPolicyArn", "ProducerPolicyArn",
+        "ReplayOperatorPolicyArn", "ProducerPolicyArn", "ProcessorFunctionName",
     }  # fmt: skip
     assert set(cfn["Outputs"]) == names
     assert all(output.get("Description") for output in cfn["Outputs"].values())
@@ -461,6 +504,19 @@ CFN_MUTATIONS: list[tuple[str, Mutation, str]] = [
     ("replayer-ledger-widened", lambda t: _stmt(t, "ReplayOperatorPolicy", "WriteReplayLedger")
      ["Condition"]["ForAllValues:StringLike"].update({"dynamodb:LeadingKeys": ["*"]}),
      "ReplayOperatorPolicy: dynamodb:PutItem, dynamodb:UpdateItem beyond"),
+    ("processor-always-on", lambda t: t["Resources"]["ProcessorFunction"].pop("Condition"),
+     "ProcessorFunction: deployed without EnableProcessor"),
+    ("processor-writes-events", lambda t: _props(t, "ProcessorRole")["Policies"][0]
+     ["PolicyDocument"]["Statement"][4].pop("Condition"),
+     "ProcessorRole: dynamodb:PutItem beyond the version items"),
+    ("processor-updates", _grant("ProcessorRole", "dynamodb:UpdateItem", TABLE),
+     "ProcessorRole: dynamodb:UpdateItem beyond the version items"),
+    ("processor-scans", _grant("ProcessorRole", "dynamodb:Scan", TABLE), "allows dynamodb:Scan"),
+    ("processor-sends-replays", _grant("ProcessorRole", "sqs:SendMessage", _REPLAY_QUEUE),
+     "ProcessorRole: may send to ${ReplayQueue.Arn}"),
+    ("processor-without-partial-failures", _set("ProcessorFunctionReplayed",
+                                               "FunctionResponseTypes", _DELETE),
+     "consumed without ReportBatchItemFailures"),
     ("queue-unencrypted", _set("ReplayQueue", "SqsManagedSseEnabled", False),
      "ReplayQueue: not encrypted"),
 ]  # fmt: skip
