@@ -199,8 +199,9 @@ def replay() -> None:
     "--target",
     required=True,
     metavar="TARGET",
-    help="Where a run of the plan sends its messages: file:PATH (NDJSON, appended) or "
-    "processor:<hour|day>[:/pointer] on a local store; see docs/replay.md.",
+    help="Where a run of the plan sends its messages. On a local store: file:PATH (NDJSON, "
+    "appended) or processor:<hour|day>[:/pointer]. On a stack (--stack): queue (the stack's "
+    "ReplayQueue) or sqs:<queue ARN> for a queue the stack lists. See docs/replay.md.",
 )
 @json_option
 @pass_context
