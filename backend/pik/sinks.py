@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pik.domain.replay import ReplayError, invalid
+from pik.engines.local.layout import fsync_dir
 from pik.faults import armed, crash_point
 
 FILE_SCHEME = "file:"
@@ -71,14 +72,6 @@ def target_path(target: str) -> Path:
     return path
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -103,7 +96,7 @@ class FileSink:
             try:
                 # The file may be new: its directory entry must be as durable as its lines.
                 os.fsync(fd)
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
             except BaseException:
                 os.close(fd)
                 raise

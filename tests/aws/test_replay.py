@@ -191,6 +191,21 @@ def check_complete(store: AwsEngine, messages: dict[int, dict[str, Any]], total:
         assert message["raw"].encode() == store.read_raw(record)
 
 
+def started(
+    operator: AwsReplayBackend, store: AwsEngine, make_event: MakeEvent, entity: str, count: int
+) -> ReplayRun:
+    """A run of ``count`` events of one entity, a second apart: stored, planned, confirmed
+    and handed to the replay function (its work item waits in the work queue)."""
+    events = [
+        make_event(entity_id=entity, event_time=event_time(START + i * 1_000_000))
+        for i in range(count)
+    ]
+    ingest(store, events)
+    run = confirmed(operator, [entity])
+    operator.start(run)
+    return run
+
+
 # --- the whole path ---------------------------------------------------------------------
 
 
@@ -285,13 +300,7 @@ def test_a_run_pauses_before_the_deadline_and_continues_itself(
     make_event: MakeEvent,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    events = [
-        make_event(entity_id="pause", event_time=event_time(START + i * 1_000_000))
-        for i in range(45)
-    ]
-    ingest(store, events)
-    run = confirmed(operator, ["pause"])
-    operator.start(run)
+    run = started(operator, store, make_event, "pause", 45)
     context = as_replay_function(monkeypatch)
     asked = 0
 
@@ -328,13 +337,7 @@ def test_a_failing_send_is_retried_and_the_retry_completes_the_run(
     make_event: MakeEvent,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    events = [
-        make_event(entity_id="faulty", event_time=event_time(START + i * 1_000_000))
-        for i in range(35)
-    ]
-    ingest(store, events)
-    run = confirmed(operator, ["faulty"])
-    operator.start(run)
+    run = started(operator, store, make_event, "faulty", 35)
     (item,) = work_items(stack)
     context = as_replay_function(monkeypatch)
     log = RequestLog()

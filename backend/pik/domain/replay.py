@@ -71,6 +71,25 @@ def invalid(field_name: str, message: str) -> ReplayError:
     return ReplayError("invalid_selection", message, 422, field_name)
 
 
+def plan_not_found(plan_id: str) -> ReplayError:
+    return ReplayError(
+        "plan_not_found",
+        f"no plan {plan_id!r}; preview the replay first (`pik replay plan`)",
+        404,
+        "plan_id",
+    )
+
+
+def plan_already_confirmed(plan_id: str) -> ReplayError:
+    return ReplayError(
+        "plan_already_confirmed",
+        f"plan {plan_id} was confirmed already (a plan runs once); see `pik replay status`, "
+        "or preview the replay again for a new plan",
+        409,
+        "plan_id",
+    )
+
+
 def _check_name(field_name: str, value: str, limit: int) -> str:
     if not isinstance(value, str) or not value:
         raise invalid(field_name, f"{field_name} must be a non-empty string")

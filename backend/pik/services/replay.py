@@ -138,12 +138,7 @@ def confirm_replay(
     if plan is None:
         raise _refuse(
             ledger,
-            ReplayError(
-                "plan_not_found",
-                f"no plan {plan_id!r}; preview the replay first (`pik replay plan`)",
-                404,
-                "plan_id",
-            ),
+            replay.plan_not_found(plan_id),
             who,
             at_us,
             plan_id,

@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from pik.domain import replay
 from pik.domain.instants import format_instant
 from pik.domain.replay import AuditRecord, Plan, ReplayError, ReplayRun
 from pik.engines.aws import ledger_shapes, shapes
@@ -146,19 +147,8 @@ class AwsReplayLedger:
         if refused[0] != CONDITION_FAILED:
             raise RuntimeError(f"replay id {run.replay_id} is taken ({refused})")
         if self.plan(plan_id) is None:
-            raise ReplayError(
-                "plan_not_found",
-                f"no plan {plan_id!r}; preview the replay first (`pik replay plan`)",
-                404,
-                "plan_id",
-            )
-        raise ReplayError(
-            "plan_already_confirmed",
-            f"plan {plan_id} was confirmed already (a plan runs once); see `pik replay "
-            "status`, or preview the replay again for a new plan",
-            409,
-            "plan_id",
-        )
+            raise replay.plan_not_found(plan_id)
+        raise replay.plan_already_confirmed(plan_id)
 
     def run(self, replay_id: str) -> ReplayRun | None:
         if not _ours(replay_id):

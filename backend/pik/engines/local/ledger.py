@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from pik.domain import replay
-from pik.domain.replay import AuditRecord, Plan, ReplayError, ReplayRun
+from pik.domain.replay import AuditRecord, Plan, ReplayRun
 from pik.engines.local.layout import LEDGER_NAME
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 
@@ -236,19 +236,8 @@ class LocalReplayLedger:
             if not claimed:
                 known = db.execute("SELECT 1 FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()
                 if not known:
-                    raise ReplayError(
-                        "plan_not_found",
-                        f"no plan {plan_id!r}; preview the replay first (`pik replay plan`)",
-                        404,
-                        "plan_id",
-                    )
-                raise ReplayError(
-                    "plan_already_confirmed",
-                    f"plan {plan_id} was confirmed already (a plan runs once); "
-                    "see `pik replay status`, or preview the replay again for a new plan",
-                    409,
-                    "plan_id",
-                )
+                    raise replay.plan_not_found(plan_id)
+                raise replay.plan_already_confirmed(plan_id)
             db.execute(
                 f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
