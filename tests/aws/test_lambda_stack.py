@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from aws_requests import RequestLog
+from sqs_events import sqs_event
 
 from pik.engines.aws import AwsConfig, AwsEngine
 from pik.engines.aws.discovery import stack_outputs
@@ -103,22 +104,7 @@ def test_the_queue_function_retries_what_aws_refused_and_stores_it_once(
     for body in bodies:
         sqs.send_message(QueueUrl=url, MessageBody=body)
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
-    event = {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ingest",
-                "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
-    }
+    event = sqs_event(messages, "ingest")
     log = RequestLog()
     log.fail = lambda _n, service, operation: "SlowDown" if operation == "PutObject" else None
     handler = queue.make_handler(lambda: AwsEngine(AwsConfig.from_env(), session=log.session()))

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import orjson
 from lambda_context import FakeContext as Context
+from sqs_events import bodies_event
 
 from pik.domain.instants import parse_instant
 from pik.domain.versions import AggregateSpec
@@ -24,25 +25,6 @@ MakeEvent = Callable[..., bytes]
 CONTEXT = Context(function_name="pik-processor")
 SPEC = AggregateSpec("day", "/amount")
 DAY = parse_instant("2026-11-01T00:00:00Z")
-
-
-def sqs_event(*bodies: bytes) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{i}",
-                "receiptHandle": f"h{i}",
-                "body": body.decode(),
-                "attributes": {},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:replay",
-                "awsRegion": "us-east-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
 
 
 def touch(entity_id: str, time: str) -> bytes:
@@ -64,19 +46,19 @@ def test_windows_are_computed_and_unreadable_ones_retried(
 
     versions = AwsVersionStore(Clients(aws_config.region), aws_config.table)
     handler = processor.make_handler(lambda: (aws_engine, versions), lambda: SPEC)
-    event = sqs_event(
+    event = bodies_event(
         touch("good", "2026-11-01T10:00:00Z"),
         touch("good", "2026-11-01T11:00:00Z"),  # same window: computed once
         touch("lost", "2026-11-01T10:00:00Z"),
         b"not a replay message",
     )
     answer = handler(event, CONTEXT)
-    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["m2", "m3"]
+    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["msg-2", "msg-3"]
     [v1] = versions.history(SPEC.spec_id, "good", DAY)
     assert v1.aggregate.total == Decimal(5) and v1.replay_id == "r1"
     assert versions.history(SPEC.spec_id, "lost", DAY) == []
     # Delivered again: nothing changes for the window already computed.
-    again = handler(sqs_event(touch("good", "2026-11-01T10:00:00Z")), CONTEXT)  # type: ignore[arg-type]
+    again = handler(bodies_event(touch("good", "2026-11-01T10:00:00Z")), CONTEXT)  # type: ignore[arg-type]
     assert again["batchItemFailures"] == []
     assert versions.history(SPEC.spec_id, "good", DAY) == [v1]
 
@@ -101,7 +83,7 @@ def test_pik_versions_reads_a_stacks_versions(
     ingest_batch(aws_engine, [event], "test")
     versions = AwsVersionStore(Clients(aws_config.region), aws_config.table)
     handler = processor.make_handler(lambda: (aws_engine, versions), lambda: SPEC)
-    handler(sqs_event(touch("c1", "2026-11-01T10:00:00Z")), CONTEXT)
+    handler(bodies_event(touch("c1", "2026-11-01T10:00:00Z")), CONTEXT)
     result = CliRunner().invoke(
         cli, ["--stack", "pik-contract", "--json", "versions", "list", "c1", "--sum", "/amount"]
     )
@@ -129,7 +111,7 @@ def test_a_stack_deployed_with_the_processor_runs_it_with_its_own_environment(
     event = make_event(entity_id="c9", event_time="2026-11-01T10:20:00Z", payload={"amount": 4})
     ingest_batch(engine, [event], "test")
     handler = processor.make_handler(lambda: (engine, versions))  # the spec from the environment
-    answer = handler(sqs_event(touch("c9", "2026-11-01T10:20:00Z")), CONTEXT)
+    answer = handler(bodies_event(touch("c9", "2026-11-01T10:20:00Z")), CONTEXT)
     assert answer["batchItemFailures"] == []
     hourly = AggregateSpec("hour", "/amount")
     [v1] = versions.history(hourly.spec_id, "c9", parse_instant("2026-11-01T10:00:00Z"))

@@ -21,6 +21,7 @@ from aws_requests import RequestLog
 from lambda_context import FakeContext
 from moto_patches import patch_moto_transactions, serialise_moto
 from moto_stack import create_stack
+from sqs_events import sqs_event
 
 from pik.domain import replay
 from pik.domain.instants import format_instant as event_time
@@ -142,22 +143,7 @@ def receive_all(url: str, delete: bool = True) -> list[dict[str, Any]]:
 
 def work_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """Work queue messages as the event source mapping hands them to the function."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
+    return sqs_event(messages, "work")
 
 
 def work_items(config: AwsConfig) -> list[dict[str, Any]]:

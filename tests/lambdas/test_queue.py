@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqs_events import bodies_event
 
 from pik.domain.limits import Limits
 from pik.engines.local import LocalEngine
@@ -19,26 +20,6 @@ Envelope = Callable[..., dict[str, Any]]
 
 def compact(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"))
-
-
-def sqs_event(bodies: Sequence[str], prefix: str = "msg") -> dict[str, Any]:
-    """An SQS event source batch, as Lambda delivers it."""
-    return {
-        "Records": [
-            {
-                "messageId": f"{prefix}-{i}",
-                "receiptHandle": f"handle-{i}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:pik-ingest",
-                "awsRegion": "eu-west-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
 
 
 def failures(response: dict[str, Any]) -> list[str]:
@@ -61,7 +42,7 @@ def bodies(make_envelope: Envelope) -> list[str]:
 def test_good_records_are_stored_and_bad_ones_rejected_not_retried(
     engine: LocalEngine, context: Any, emf: Any, bodies: list[str]
 ) -> None:
-    response = make_handler(lambda: engine)(sqs_event(bodies), context)
+    response = make_handler(lambda: engine)(bodies_event(*bodies), context)
     assert response == {"batchItemFailures": []}
     counts = engine.counts()
     assert (counts["accepted"], counts["rejected"]) == (5, 3)
@@ -76,14 +57,14 @@ def test_one_commit_per_invocation(
     engine: LocalEngine, context: Any, faulty: Any, bodies: list[str]
 ) -> None:
     store = faulty(engine, fail=lambda _: False)
-    make_handler(lambda: store)(sqs_event(bodies), context)
+    make_handler(lambda: store)(bodies_event(*bodies), context)
     assert store.commits == 1
 
 
 def test_an_unavailable_store_sends_every_record_back_then_redelivery_stores_once(
     engine: LocalEngine, context: Any, faulty: Any, emf: Any, logs: Any, bodies: list[str]
 ) -> None:
-    event = sqs_event(bodies)
+    event = bodies_event(*bodies)
     response = make_handler(lambda: faulty(engine))(event, context)
     assert failures(response) == [f"msg-{i}" for i in range(len(bodies))]
     assert engine.counts()["events"] == 0
@@ -104,7 +85,7 @@ def test_a_full_store_is_retried_too(
     engine: LocalEngine, context: Any, faulty: Any, make_envelope: Envelope
 ) -> None:
     store = faulty(engine, error=StoreFullError(28, "No space left on device"))
-    response = make_handler(lambda: store)(sqs_event([compact(make_envelope())]), context)
+    response = make_handler(lambda: store)(bodies_event(compact(make_envelope())), context)
     assert failures(response) == ["msg-0"]
 
 
@@ -117,7 +98,7 @@ def test_past_the_batch_limit_only_the_failed_commit_goes_back(
     big = "\n".join(compact(make_envelope(entity_id=f"big-{i}")) for i in range(4))
     bodies = [ndjson, compact(make_envelope(entity_id="c-9")), ndjson, big]
     # Commits: [msg-0 (2), msg-1 (1)], [msg-2 (2)] fails, then msg-3 is not tried.
-    response = make_handler(lambda: store)(sqs_event(bodies), context)
+    response = make_handler(lambda: store)(bodies_event(*bodies), context)
     assert failures(response) == ["msg-2", "msg-3"]
     assert store.commits == 2 and engine.counts()["accepted"] == 3
     engine.close()
@@ -128,7 +109,7 @@ def test_a_bug_fails_the_invocation_without_quoting_the_input(
 ) -> None:
     store = faulty(engine, error=KeyError(canary))
     with pytest.raises(RuntimeError) as raised:
-        make_handler(lambda: store)(sqs_event([compact({"x": canary})]), context)
+        make_handler(lambda: store)(bodies_event(compact({"x": canary})), context)
     assert canary not in str(raised.value) and raised.value.__suppress_context__
     assert "KeyError" in str(raised.value)
     [failure] = [line for line in logs.lines() if line["level"] == "ERROR"]
@@ -139,7 +120,7 @@ def test_logs_carry_the_invocation_id_and_never_the_bodies(
     engine: LocalEngine, context: Any, logs: Any, canary: str, make_envelope: Envelope
 ) -> None:
     bodies = [compact(make_envelope(payload={"token": canary})), f'{{"{canary}": 1']
-    make_handler(lambda: engine)(sqs_event(bodies), context)
+    make_handler(lambda: engine)(bodies_event(*bodies), context)
     [line] = logs.lines()
     assert line["message"] == "ingest" and line["correlation_id"] == context.aws_request_id
     assert (line["origin"], line["records"], line["accepted"], line["rejected"]) == (
