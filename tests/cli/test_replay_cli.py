@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import shlex
 import signal
 import subprocess
@@ -17,6 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from pty_session import run_in_pty
 
 from pik.cli.main import cli
 from pik.domain import replay
@@ -331,36 +330,9 @@ def test_ctrl_c_leaves_the_run_resumable(tmp_path: Path) -> None:
 def answer_in_a_terminal(argv: list[str], answer: bytes) -> tuple[int, str]:
     """Run ``argv`` on a pseudo-terminal, type ``answer`` at its question; exit code and
     everything it wrote."""
-    leader, follower = pty.openpty()
-    env = {**os.environ, "COLUMNS": "200", "TERM": "dumb"}
-    process = subprocess.Popen(argv, stdin=follower, stdout=follower, stderr=follower, env=env)
-    os.close(follower)
-    output = b""
-    answered = False
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            if not answered and b"[y/N]" in output:
-                os.write(leader, answer)
-                answered = True
-            ready, _, _ = select.select([leader], [], [], 0.05)
-            if ready:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            elif process.poll() is not None:
-                break
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        os.close(leader)
-    assert answered, output
-    return process.returncode, output.decode(errors="replace")
+    session = run_in_pty(argv, [(b"[y/N]", 0.0, answer)], timeout=60, term="dumb", columns=200)
+    assert session.typed == 1, session.output
+    return session.returncode, session.output.decode(errors="replace")
 
 
 def test_on_a_terminal_run_asks_and_no_is_the_default(store: Path, tmp_path: Path) -> None:
