@@ -4,7 +4,7 @@ A segment file is an 8-byte magic followed by frames. A frame is a 24-byte heade
 
     magic  b"PKF1"   4
     kind   u8        1   E accepted event, D duplicate arrival, C idempotency conflict,
-                         R rejection, B end of a batch
+                         R rejection, B end of a batch, V void
     flags  u8        1   0
     pad    u16       2   0
     length u32       4   body length
@@ -15,7 +15,9 @@ An E body is ``u8 origin length, origin, raw event bytes``; the raw bytes are wh
 points at and what the event's sha256 covers. D, C and R bodies are small JSON documents that
 record the attempt (never the refused bytes). Every batch ends with a B frame (empty
 body): a batch counts only once its B frame is complete, so a batch is in the log whole or
-not at all. A torn tail — a crash or a full disk mid-append — fails the length or CRC check,
+not at all. A V frame holds no data (its body is zeros): it stands where an event frame was
+planned and then not written (on S3, an event another request claimed first), so the
+frames after it keep their offsets; readers and verify skip it. A torn tail — a crash or a full disk mid-append — fails the length or CRC check,
 or lacks its B frame, and is never indexed.
 """
 
@@ -35,7 +37,8 @@ HEADER_SIZE = HEADER.size
 
 EVENT, DUPLICATE, CONFLICT, REJECTION = ord("E"), ord("D"), ord("C"), ord("R")
 BATCH_END = ord("B")
-KINDS = frozenset({EVENT, DUPLICATE, CONFLICT, REJECTION, BATCH_END})
+VOID = ord("V")
+KINDS = frozenset({EVENT, DUPLICATE, CONFLICT, REJECTION, BATCH_END, VOID})
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -106,6 +109,16 @@ def origin_prefix(origin: str) -> bytes:
 def record_frame(kind: int, ingest_time_us: int, record: dict[str, Any]) -> bytes:
     body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode("utf-8")
     return _frame(kind, ingest_time_us, body)
+
+
+def void_frame(ingest_time_us: int, size: int) -> bytes:
+    """A frame of exactly ``size`` bytes (header included) that holds no data.
+
+    It replaces a planned frame of the same size, so every other frame keeps its offset.
+    """
+    if size < HEADER_SIZE:
+        raise ValueError(f"a frame is at least {HEADER_SIZE} bytes, asked for {size}")
+    return _frame(VOID, ingest_time_us, bytes(size - HEADER_SIZE))
 
 
 def batch_end_frame(ingest_time_us: int) -> bytes:

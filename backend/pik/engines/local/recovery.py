@@ -76,6 +76,8 @@ def index_frames(
 
 def _index_frame(batch: IndexBatch, frame: frames.Frame, limits: Limits, seen: set[bytes]) -> None:
     ingest = frame.ingest_time_us
+    if frame.kind == frames.VOID:
+        return  # holds no data
     if frame.kind == frames.EVENT:
         origin, raw = frame.event_parts()
         try:
