@@ -17,8 +17,9 @@ record the attempt (never the refused bytes). Every batch ends with a B frame (e
 body): a batch counts only once its B frame is complete, so a batch is in the log whole or
 not at all. A V frame holds no data (its body is zeros): it stands where an event frame was
 planned and then not written (on S3, an event another request claimed first), so the
-frames after it keep their offsets; readers and verify skip it. A torn tail — a crash or a full disk mid-append — fails the length or CRC check,
-or lacks its B frame, and is never indexed.
+frames after it keep their offsets; readers and verify skip it. A torn tail — a crash or a
+full disk mid-append — fails the length or CRC check, or lacks its B frame, and is never
+indexed.
 """
 
 from __future__ import annotations
