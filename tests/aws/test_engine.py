@@ -13,8 +13,10 @@ import pytest
 from aws_requests import RequestLog
 from botocore.exceptions import ClientError
 
+from pik.domain.instants import now_us
 from pik.domain.outcome import Status
 from pik.engines.aws import AwsConfig, AwsEngine
+from pik.engines.aws.engine import LEASE_US
 from pik.engines.aws.shapes import MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ACTIONS
 from pik.services.ingest import ingest_batch
 from pik.storage_errors import StoreUnavailableError
@@ -130,8 +132,12 @@ def test_raw_objects_are_written_once(engine: AwsEngine, make_event: MakeEvent) 
 
 @pytest.mark.parametrize("code", ["ThrottlingException", "InternalServerError", "SlowDown"])
 def test_a_failing_call_is_unavailable_unacknowledged_and_a_retry_stores_once(
-    engine: AwsEngine, log: RequestLog, make_event: MakeEvent, code: str
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent, code: str
 ) -> None:
+    """A request that fails after claiming its events leaves claims nobody commits: a retry
+    takes them over once their lease has run out (the clock jumps past it here)."""
+    now = [now_us()]
+    engine = AwsEngine(aws_config, session=log.session(), clock=lambda: now[0])
     events = [*batch(make_event, 120, 40, code), b"{bad"]
     ingest_batch(engine, events[:10], "warm-up")  # some duplicates in what follows
     log.clear()
@@ -144,6 +150,7 @@ def test_a_failing_call_is_unavailable_unacknowledged_and_a_retry_stores_once(
             ingest_batch(engine, [*events, make_event(entity_id=f"new-{n}")], "faulty")
         assert failed.value.retry_after_s >= 1
         log.fail = None
+        now[0] += LEASE_US + 1
         outcomes = ingest_batch(engine, [*events, make_event(entity_id=f"new-{n}")], "retry")
         assert outcomes[-1].status in {Status.ACCEPTED, Status.DUPLICATE}
     report = engine.verify()

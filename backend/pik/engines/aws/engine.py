@@ -2,16 +2,20 @@
 
 A batch is stored in this order, so nothing is acknowledged before it is durable:
 
-1. read which of the batch's ids are stored (one strongly consistent read per 100 ids);
-2. put the new events' bytes as one S3 object, written once (``If-None-Match: *``);
-3. index them in transactions of at most 100 actions, each event with the counters it
-   moves, on the condition that its id is not stored yet;
-4. count later arrivals (duplicates, conflicts) and rejections, then answer.
+1. read which of the batch's ids are claimed (one strongly consistent read per 100 ids),
+   and whether their groups are committed (one more read per 100 groups, only for ids
+   found); a claim still in flight is waited for briefly, then the request is unavailable;
+2. claim the new events: write their items, which name the object and the commit group
+   they will be in, on the condition that nobody holds them (transactions of claims only);
+   a claim never committed is taken over after a lease, its old group marked abandoned;
+3. put the object, written once (``If-None-Match: *``); an event another request claimed
+   first has a void frame of the same length there, so no event's bytes are stored twice;
+4. commit each group: its commit item with the counters its events move, one transaction;
+5. count later arrivals (duplicates, conflicts) and rejections, then answer.
 
-Two requests racing with one event both write their bytes; only one event item is
-written, and the loser answers DUPLICATE — after the winner's bytes are durable, because
-the winner wrote S3 before its item. The loser's copy stays in its object, unindexed;
-``verify`` reports such copies as warnings.
+An event is stored once its group's commit item exists; readers check it. A request that
+lost a claim answers DUPLICATE once the holder's group is committed, after a short wait,
+or is unavailable (503) — never DUPLICATE before the original is durable.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +46,16 @@ from pik.engines.aws.items import (
     event_id_of,
     event_item,
 )
+from pik.engines.aws.shapes import Item
 from pik.ports import Progress
 from pik.storage_errors import StoreUnavailableError
 
 TRANSACTION_ATTEMPTS = 6
+LEASE_US = 20 * 60 * 1_000_000
+"""A claim not committed after this long is taken over (no Lambda runs this long; a late
+commit of it fails, so the lease decides only when, never whether, an event is stored)."""
+CLAIM_WAIT_S = 3.0
+"""How long a request waits for another request's claim on one of its events to commit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,95 +136,191 @@ class AwsEngine(reads.Reader):
         self.limits.check_batch(len(arrivals))
         ingest_us = self._clock()
         events = [a.event for a in arrivals if a.event is not None]
-        known = self._known({e.event_id for e in events})
+        known, stale = self._settled({e.event_id for e in events}, ingest_us)
         classified = classify(arrivals, known)
-        news = self._store_raw(arrivals, classified.new, ingest_us)
-        lost = self._index_new(news, ingest_us)
+        key, body, news = self._plan_raw(arrivals, classified.new, stale, ingest_us)
+        lost = self._claim(news, ingest_us)
         if lost:
-            # Another request stored some of these first: they are later arrivals after all.
-            known.update(lost)
+            # Another request claimed these first: their frames hold no data, and they are
+            # later arrivals once that request's group is committed.
+            for new in news:
+                if new.event.event_id in lost:
+                    start, end = new.frame
+                    body[start:end] = frames.void_frame(ingest_us, end - start)
+        claimed = [new for new in news if new.event.event_id not in lost]
+        if claimed:
+            data = bytes(body)
+            digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            with unavailable_on_failure("writing raw events to S3"):
+                self._clients.s3.put_object(
+                    **shapes.put_segment(self.config.bucket, key, data, digest)
+                )
+            self._commit_groups(key, claimed, ingest_us)
+        if lost:
+            settled, _ = self._settled(set(lost), ingest_us, wait_s=CLAIM_WAIT_S)
+            if set(lost) - set(settled):
+                raise StoreUnavailableError(
+                    "another request is storing some of these events; retry the request",
+                    retry_after_s=1,
+                )
+            known.update(settled)
             classified = classify(arrivals, known)
         self._count_attempts(arrivals, classified, ingest_us)
         return _outcomes(arrivals, classified, ingest_us)
 
-    def _known(self, event_ids: Iterable[bytes]) -> dict[bytes, bytes]:
-        ids = sorted(event_ids)
-        found: dict[bytes, bytes] = {}
-        table = self.config.table
-        for start in range(0, len(ids), shapes.MAX_BATCH_GET_KEYS):
-            request = shapes.known_events(table, ids[start : start + shapes.MAX_BATCH_GET_KEYS])
-            for _ in range(TRANSACTION_ATTEMPTS):
-                with unavailable_on_failure("reading stored event ids"):
-                    answer = self._clients.dynamodb.batch_get_item(**request)
-                for item in answer.get("Responses", {}).get(table, []):
-                    found[event_id_of(item)] = content_hash_of(item)
-                unprocessed = answer.get("UnprocessedKeys") or {}
-                if not unprocessed:
-                    break
-                request = {"RequestItems": unprocessed}
-                self._pause()
-            else:
-                raise StoreUnavailableError("DynamoDB kept deferring reads; retry the request")
+    def _settled(
+        self, event_ids: set[bytes], now: int, wait_s: float = CLAIM_WAIT_S
+    ) -> tuple[dict[bytes, bytes], dict[bytes, Item]]:
+        """Which events are stored (id -> hash), and which claims may be taken over.
+
+        A claim whose group is neither committed nor abandoned, and younger than the
+        lease, belongs to a request still storing it: waited for up to ``wait_s``, then
+        the request is unavailable (nothing of it was written yet).
+        """
+        known: dict[bytes, bytes] = {}
+        stale: dict[bytes, Item] = {}
+        deadline = time.monotonic() + wait_s
+        waiting = sorted(event_ids)
+        tries = 0
+        while waiting:
+            found = self._known(waiting)
+            states = self._states([k for i in found.values() if (k := shapes.group_of(i))])
+            pending = []
+            for event_id, item in found.items():
+                group = shapes.group_of(item)
+                state = shapes.COMMITTED if group is None else states.get(group["pk"]["S"])
+                if state == shapes.COMMITTED:
+                    known[event_id] = content_hash_of(item)
+                elif state == shapes.ABANDONED or now - int(item["it"]["N"]) > LEASE_US:
+                    stale[event_id] = item
+                else:
+                    pending.append(event_id)
+            if not pending:
+                break
+            if time.monotonic() >= deadline:
+                raise StoreUnavailableError(
+                    "another request is storing some of these events; retry the request",
+                    retry_after_s=1,
+                )
+            self._pause(tries)
+            tries += 1
+            waiting = pending
+        return known, stale
+
+    def _known(self, event_ids: Sequence[bytes]) -> dict[bytes, Item]:
+        """The claims (event items) of these events that exist: id -> item."""
+        found: dict[bytes, Item] = {}
+        for start in range(0, len(event_ids), shapes.MAX_BATCH_GET_KEYS):
+            chunk = event_ids[start : start + shapes.MAX_BATCH_GET_KEYS]
+            for item in self._batch_get(shapes.known_events(self.config.table, chunk)):
+                found[event_id_of(item)] = item
         return found
 
-    def _store_raw(
-        self, arrivals: Sequence[Arrival], positions: Sequence[int], ingest_us: int
-    ) -> list[writes.NewEvent]:
-        """Write the new events' bytes as one S3 object; returns them with their items."""
-        if not positions:
-            return []
+    def _states(self, keys: Sequence[Item]) -> dict[str, str]:
+        """Commit items that exist: partition key -> state (committed or abandoned)."""
+        distinct = list({k["pk"]["S"]: k for k in keys}.values())
+        states: dict[str, str] = {}
+        for start in range(0, len(distinct), shapes.MAX_BATCH_GET_KEYS):
+            chunk = distinct[start : start + shapes.MAX_BATCH_GET_KEYS]
+            for item in self._batch_get(shapes.commit_states(self.config.table, chunk)):
+                states[item["pk"]["S"]] = item["st"]["S"]
+        return states
+
+    def _batch_get(self, request: dict[str, Any]) -> list[Item]:
+        table = self.config.table
+        items: list[Item] = []
+        for tries in range(TRANSACTION_ATTEMPTS):
+            with unavailable_on_failure("reading stored event ids"):
+                answer = self._clients.dynamodb.batch_get_item(**request)
+            items += answer.get("Responses", {}).get(table, [])
+            unprocessed = answer.get("UnprocessedKeys") or {}
+            if not unprocessed:
+                return items
+            request = {"RequestItems": unprocessed}
+            self._pause(tries)
+        raise StoreUnavailableError("DynamoDB kept deferring reads; retry the request")
+
+    def _plan_raw(
+        self,
+        arrivals: Sequence[Arrival],
+        positions: Sequence[int],
+        stale: dict[bytes, Item],
+        ingest_us: int,
+    ) -> tuple[str, bytearray, list[writes.NewEvent]]:
+        """The object the new events' bytes will be, and their claims pointing into it."""
         key = shapes.object_key(ingest_us, uuid.uuid4().hex)
         body = bytearray(frames.SEGMENT_MAGIC)
         news: list[writes.NewEvent] = []
         for position in positions:
-            arrival = arrivals[position]
-            event = arrival.event
+            event = arrivals[position].event
             assert event is not None
+            news.append(writes.NewEvent(position, event, ingest_us - event.event_time_us))
+        for group, members in enumerate(writes.commit_groups(news)):
+            for new in members:
+                new.group = group
+        for new in news:
+            arrival, event = arrivals[new.position], new.event
             frame, raw_at = frames.event_frame(ingest_us, arrival.origin, event.raw)
             where = Location(
                 key, len(body) + raw_at, len(event.raw), hashlib.sha256(event.raw).digest()
             )
+            new.frame = (len(body), len(body) + len(frame))
+            new.item = event_item(event, arrival.origin, ingest_us, where, new.group)
+            new.holder = stale.get(event.event_id)
             body += frame
-            item = event_item(event, arrival.origin, ingest_us, where)
-            news.append(writes.NewEvent(position, event, item, ingest_us - event.event_time_us))
         body += frames.batch_end_frame(ingest_us)
-        data = bytes(body)
-        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-        with unavailable_on_failure("writing raw events to S3"):
-            self._clients.s3.put_object(**shapes.put_segment(self.config.bucket, key, data, digest))
-        return news
+        return key, body, news
 
-    def _index_new(self, news: Sequence[writes.NewEvent], ingest_us: int) -> dict[bytes, bytes]:
-        """Index first arrivals; returns ids another request stored first (id -> hash)."""
-        lost: dict[bytes, bytes] = {}
-        plans = writes.new_events(
-            self.config.table, news, ingest_us, self.limits.late_after_us, self._shard
-        )
-        for plan in plans:
+    def _claim(self, news: Sequence[writes.NewEvent], ingest_us: int) -> dict[bytes, Item]:
+        """Claim the new events; returns those another request holds (id -> its claim, or
+        an empty item when a takeover found the old group committed after all)."""
+        lost: dict[bytes, Item] = {}
+        for plan in writes.claims(self.config.table, news, ingest_us):
             pending = plan
             for _ in range(TRANSACTION_ATTEMPTS):
-                taken = self._transact(pending)
-                if not taken:
+                refused = self._transact(pending)
+                if not refused:
                     break
-                lost.update(taken)
-                remaining = [e for e in pending.puts.values() if e.event.event_id not in taken]
+                for index, item in refused.items():
+                    if index in pending.puts:
+                        lost[pending.puts[index].event.event_id] = item
+                    for new in pending.guards.get(index, []):
+                        lost.setdefault(new.event.event_id, {})
+                remaining = [e for e in pending.puts.values() if e.event.event_id not in lost]
                 if not remaining:
                     break
-                again = writes.new_events(
-                    self.config.table,
-                    remaining,
-                    ingest_us,
-                    self.limits.late_after_us,
-                    self._shard,
-                )
+                again = writes.claims(self.config.table, remaining, ingest_us)
                 assert len(again) == 1
                 pending = again[0]
             else:
                 raise StoreUnavailableError("the index kept refusing this batch; retry it")
         return lost
 
-    def _transact(self, plan: writes.Transaction) -> dict[bytes, bytes]:
-        """Run one transaction; returns the events it found stored already (id -> hash).
+    def _commit_groups(self, key: str, claimed: Sequence[writes.NewEvent], ingest_us: int) -> None:
+        """Commit each group of claimed events with its counters, once their bytes are
+        durable. A group another request abandoned (it took the claims over) fails."""
+        groups: dict[int, list[writes.NewEvent]] = {}
+        for new in claimed:
+            groups.setdefault(new.group, []).append(new)
+        for group, members in sorted(groups.items()):
+            plan = writes.commit(
+                self.config.table,
+                key,
+                group,
+                members,
+                ingest_us,
+                self.limits.late_after_us,
+                self._shard,
+            )
+            if self._transact(plan):
+                raise StoreUnavailableError(
+                    "this request took too long and its events were taken over; retry it",
+                    retry_after_s=1,
+                )
+
+    def _transact(self, plan: writes.Transaction) -> dict[int, Item]:
+        """Run one transaction; returns the actions refused by their condition (index ->
+        the item as it was).
 
         Conflicting transactions on a shared counter are retried here with backoff.
         """
@@ -234,13 +340,13 @@ class AwsEngine(reads.Reader):
                 if error_code(exc) != "TransactionCanceledException":
                     raise
                 reasons = exc.response.get("CancellationReasons", [])
-                taken = {
-                    plan.puts[i].event.event_id: content_hash_of(r["Item"])
+                refused = {
+                    i: r.get("Item") or {}
                     for i, r in enumerate(reasons)
-                    if r.get("Code") == "ConditionalCheckFailed" and i in plan.puts
+                    if r.get("Code") == "ConditionalCheckFailed"
                 }
-                if taken:
-                    return taken
+                if refused:
+                    return refused
                 codes = {r.get("Code") for r in reasons} - {"None", None}
                 if codes <= {"TransactionConflict", "ThrottlingError"}:
                     self._pause(tries)
@@ -288,7 +394,7 @@ class AwsEngine(reads.Reader):
     def verify(self, progress: Progress | None = None) -> VerifyReport:
         from pik.engines.aws.verify import verify_store
 
-        return verify_store(self._clients, self.config, progress)
+        return verify_store(self._clients, self.config, progress, self._clock())
 
 
 def _outcomes(arrivals: Sequence[Arrival], classified: Classified, ingest_us: int) -> list[Outcome]:

@@ -21,7 +21,8 @@ class Location:
     sha256: bytes
 
 
-def event_item(event: Event, origin: str, ingest_us: int, where: Location) -> Item:
+def event_item(event: Event, origin: str, ingest_us: int, where: Location, group: int) -> Item:
+    """The event's item, which is also its claim: stored once ``B#<seg>#<grp>`` commits."""
     item: Item = {
         **event_key(event.event_id),
         "ch": b(event.content_hash),
@@ -35,6 +36,7 @@ def event_item(event: Event, origin: str, ingest_us: int, where: Location) -> It
         "off": n(where.offset),
         "len": n(where.length),
         "sha": b(where.sha256),
+        "grp": n(group),
         "dup": n(0),
         "cnf": n(0),
         "ls": n(ingest_us),

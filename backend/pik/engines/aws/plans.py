@@ -146,7 +146,31 @@ class ReadPlans:
         request = shapes.get_event(self.table, event_id)
         answer = yield from one(Call(DYNAMODB, "get_item", request, "reading an event"))
         item = answer.get("Item")
-        return None if item is None else event_record(item)
+        if item is None:
+            return None
+        kept = yield from self._committed([item])
+        return event_record(item) if kept else None
+
+    def _committed(self, items: Sequence[Row]) -> Plan[list[Row]]:
+        """The event items whose commit group is committed (claims in flight are not
+        stored yet): one consistent batch read per 100 distinct groups."""
+        keys = {k["pk"]["S"]: k for i in items if (k := shapes.group_of(i)) is not None}
+        committed: set[str] = set()
+        requests = [
+            shapes.commit_states(self.table, list(keys.values())[start : start + 100])
+            for start in range(0, len(keys), shapes.MAX_BATCH_GET_KEYS)
+        ]
+        while requests:
+            calls = [Call(DYNAMODB, "batch_get_item", r, "reading commit groups") for r in requests]
+            answers = yield calls
+            requests = []
+            for answer in answers:
+                for found in answer.get("Responses", {}).get(self.table, []):
+                    if found["st"]["S"] == shapes.COMMITTED:
+                        committed.add(found["pk"]["S"])
+                if unprocessed := answer.get("UnprocessedKeys"):
+                    requests.append({"RequestItems": unprocessed})
+        return [i for i in items if (k := shapes.group_of(i)) is None or k["pk"]["S"] in committed]
 
     def attempts(self, event_id: bytes) -> Plan[list[AttemptSummary]]:
         items = yield from query(shapes.get_attempts(self.table, event_id))
@@ -189,8 +213,18 @@ class ReadPlans:
         def kept(item: Row) -> bool:
             return item["tl_sk"]["S"] not in skip
 
-        items = yield from query(request, lambda found: sum(map(kept, found)) >= limit)
-        rows = [event_record(item) for item in items if kept(item)][:limit]
+        # Page by page: an uncommitted claim is not an event yet, so a page may keep fewer.
+        rows: list[EventRecord] = []
+        while True:
+            answer = yield from one(Call(DYNAMODB, "query", request))
+            page = [item for item in answer.get("Items", []) if kept(item)]
+            stored = yield from self._committed(page)
+            rows += map(event_record, stored)
+            last = answer.get("LastEvaluatedKey")
+            if not last or len(rows) >= limit:
+                break
+            request = {**request, "ExclusiveStartKey": last}
+        rows = rows[:limit]
         return rows[::-1] if backward else rows
 
     # --- counters ------------------------------------------------------------------------

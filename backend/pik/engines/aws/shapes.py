@@ -8,6 +8,8 @@ One table, string keys ``pk``/``sk``::
 
     E#<event id hex>        E                       the event: location, hash, counters
     E#<event id hex>        A#<kind>#<origin>       later arrivals through one origin
+    B#<object key>#<group>  B                       a commit group: st = c committed,
+                                                    a abandoned (its claims taken over)
     C#<day us>#<shard>      <entity>!<source>       coverage of one day: d, h00..h23
     V#<spec>#<entity>       <window us>!<version>   one aggregate version (the processor)
     R#<day us>#<shard>      <minute us>!<source>    ingest rates, lag buckets, rejections
@@ -100,6 +102,11 @@ def attempt_key(event_id: bytes, kind: str, origin: str) -> Item:
     return {"pk": s(f"E#{event_id.hex()}"), "sk": s(f"A#{kind}#{origin}")}
 
 
+def commit_key(segment: str, group: int) -> Item:
+    """The commit item of one group of a batch's events (their counters commit with it)."""
+    return {"pk": s(f"B#{segment}#{group}"), "sk": s("B")}
+
+
 def timeline_sort_key(event_time_us: int, event_id: bytes) -> str:
     return f"{pad(event_time_us)}{SEP}{event_id.hex()}"
 
@@ -149,6 +156,47 @@ def put_event(table: str, item: Item) -> Request:
             "TableName": table,
             "Item": item,
             "ConditionExpression": "attribute_not_exists(pk)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def take_over(table: str, item: Item, old_segment: str, old_group: int) -> Request:
+    """Claim an event whose claim was never committed: only if it still names that group."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": item,
+            "ConditionExpression": "seg = :s AND grp = :g",
+            "ExpressionAttributeValues": {":s": s(old_segment), ":g": n(old_group)},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+COMMITTED, ABANDONED = "c", "a"
+
+
+def put_commit(table: str, segment: str, group: int, at_us: int) -> Request:
+    """Commit a group: refused if it exists (a taker abandoned it first)."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": {**commit_key(segment, group), "st": s(COMMITTED), "at": n(at_us)},
+            "ConditionExpression": "attribute_not_exists(pk)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def abandon_group(table: str, segment: str, group: int, at_us: int) -> Request:
+    """Mark a group abandoned, so its late commit fails: refused if it was committed."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": {**commit_key(segment, group), "st": s(ABANDONED), "at": n(at_us)},
+            "ConditionExpression": "attribute_not_exists(pk) OR st = :a",
+            "ExpressionAttributeValues": {":a": s(ABANDONED)},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
     }
@@ -279,10 +327,28 @@ def known_events(table: str, event_ids: Iterable[bytes]) -> Request:
             table: {
                 "Keys": keys,
                 "ConsistentRead": True,
-                "ProjectionExpression": "pk, ch",
+                "ProjectionExpression": "pk, ch, seg, grp, it",
             }
         }
     }
+
+
+def commit_states(table: str, keys: Sequence[Item]) -> Request:
+    """Which of these commit items exist, and their state (strongly consistent)."""
+    if len(keys) > MAX_BATCH_GET_KEYS:
+        raise ValueError(f"a batch read holds at most {MAX_BATCH_GET_KEYS} keys, got {len(keys)}")
+    return {
+        "RequestItems": {
+            table: {"Keys": list(keys), "ConsistentRead": True, "ProjectionExpression": "pk, st"}
+        }
+    }
+
+
+def group_of(item: Mapping[str, Any]) -> Item | None:
+    """The commit key an event item waits for (``None``: written before commit groups)."""
+    if "grp" not in item:
+        return None
+    return commit_key(item["seg"]["S"], int(item["grp"]["N"]))
 
 
 def get_event(table: str, event_id: bytes) -> Request:
@@ -381,11 +447,12 @@ def totals(table: str) -> Request:
 
 
 def scan_events(table: str) -> Request:
-    """Every event item (for verify, run by an operator: no Lambda role may scan)."""
+    """Every event and commit item (for verify, run by an operator: no Lambda role may
+    scan)."""
     return {
         "TableName": table,
-        "FilterExpression": "sk = :e",
-        "ExpressionAttributeValues": {":e": s("E")},
+        "FilterExpression": "sk = :e OR sk = :b",
+        "ExpressionAttributeValues": {":e": s("E"), ":b": s("B")},
     }
 
 

@@ -2,8 +2,10 @@
 
 Run by an operator (it scans the table; no Lambda role may). Raw objects are immutable and
 written whole, so there are no torn tails; what can go wrong is an object missing or
-altered, an index entry pointing at the wrong bytes, or an event copy nobody indexes (a
-request that lost a race for the same event, or died between S3 and DynamoDB).
+altered, an index entry pointing at the wrong bytes, an event copy nobody indexes (a request that
+died between S3 and its commit), or a claim never committed. Void frames (an event another
+request claimed first) hold no data and are skipped. An event counts as indexed only once
+its commit group is committed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from pik import frames
+from pik.domain import instants
 from pik.domain.records import EventRecord, Problem, VerifyReport
 from pik.engines.aws import shapes
 from pik.engines.aws.clients import Clients, unavailable_on_failure
@@ -23,19 +26,49 @@ if TYPE_CHECKING:
     from pik.engines.aws.engine import AwsConfig
 
 
-def _indexed(clients: Clients, table: str) -> dict[str, list[EventRecord]]:
+def _indexed(
+    clients: Clients, table: str, now_us: int
+) -> tuple[dict[str, list[EventRecord]], list[Problem]]:
+    """The stored events by object (their group committed), and claims never committed
+    that are older than the lease (a request died between its claims and its commit)."""
+    from pik.engines.aws.engine import LEASE_US
+
     by_object: defaultdict[str, list[EventRecord]] = defaultdict(list)
+    claims: list[dict[str, Any]] = []
+    committed: set[str] = set()
     request: dict[str, Any] = shapes.scan_events(table)
     while True:
         with unavailable_on_failure("scanning the index"):
             answer = clients.dynamodb.scan(**request)
         for item in answer.get("Items", []):
-            record = event_record(item)
-            by_object[record.segment].append(record)
+            if item["sk"]["S"] == "B":
+                if item["st"]["S"] == shapes.COMMITTED:
+                    committed.add(item["pk"]["S"])
+            else:
+                claims.append(item)
         last = answer.get("LastEvaluatedKey")
         if not last:
-            return by_object
+            break
         request = {**request, "ExclusiveStartKey": last}
+    problems: list[Problem] = []
+    for item in claims:
+        record = event_record(item)
+        group = shapes.group_of(item)
+        if group is None or group["pk"]["S"] in committed:
+            by_object[record.segment].append(record)
+        elif now_us - record.ingest_time_us > LEASE_US:
+            problems.append(
+                Problem(
+                    "stale_claim",
+                    "an event claimed and never committed (the request failed before its "
+                    "commit; it was never acknowledged, and its next arrival takes it over)",
+                    record.segment,
+                    record.offset,
+                    record.event_id,
+                    severity="warning",
+                )
+            )
+    return by_object, problems
 
 
 def _objects(clients: Clients, bucket: str) -> dict[str, int]:
@@ -62,11 +95,10 @@ def _read(clients: Clients, bucket: str, key: str) -> bytes | None:
 
 
 def verify_store(
-    clients: Clients, config: AwsConfig, progress: Progress | None = None
+    clients: Clients, config: AwsConfig, progress: Progress | None = None, now_us: int = 0
 ) -> VerifyReport:
-    indexed = _indexed(clients, config.table)
+    indexed, problems = _indexed(clients, config.table, now_us or instants.now_us())
     objects = _objects(clients, config.bucket)
-    problems: list[Problem] = []
     total = sum(objects.values())
     done = events = 0
     for key in sorted(set(objects) | set(indexed)):

@@ -1,10 +1,13 @@
 """Plan a batch's index writes as DynamoDB transactions of at most 100 actions.
 
-Pure: given what to write, returns the transactions; the engine runs them. Each new event
-travels in the same transaction as the counters it moves (its coverage item, the rate and
-total items), so whatever a crash leaves behind is consistent: an event is indexed with
-its counts or not at all. Counters are aggregated per transaction, never one write per
-event, and each transaction picks one shard of the hot rate and total items.
+Pure: given what to write, returns the transactions; the engine runs them. A batch's new
+events are claimed (their items written, on the condition that nobody holds them) before
+their object is written, in transactions of claims only. Each event belongs to a commit
+group; once the object is durable, one transaction per group writes its commit item with
+the counters its events move (coverage, rate and total items), so whatever a crash leaves
+behind is consistent: an event is stored with its counts or not at all. Counters are
+aggregated per group, never one write per event, and each group picks one shard of the
+hot rate and total items.
 """
 
 from __future__ import annotations
@@ -20,14 +23,21 @@ from pik.engines.aws import shapes
 from pik.engines.aws.shapes import Item, Request
 
 TOTALS_ACTIONS = 1
+COMMIT_ACTIONS = 1
 
 
 @dataclass(slots=True)
 class NewEvent:
     position: int
     event: Event
-    item: Item
     lag_us: int
+    item: Item = field(default_factory=dict)
+    """The event's item, which is its claim (it names the object and the commit group)."""
+    group: int = 0
+    frame: tuple[int, int] = (0, 0)
+    """Where the event's frame starts and ends in the object."""
+    holder: Item | None = None
+    """A claim never committed (abandoned, or older than the lease) that this one takes over."""
 
 
 @dataclass(slots=True)
@@ -44,7 +54,9 @@ class Attempt:
 class Transaction:
     actions: list[Request] = field(default_factory=list)
     puts: dict[int, NewEvent] = field(default_factory=dict)
-    """Action index -> the event whose first arrival that action writes."""
+    """Action index -> the event whose claim that action writes."""
+    guards: dict[int, list[NewEvent]] = field(default_factory=dict)
+    """Action index -> the events whose claims need that action (a group abandoned)."""
 
 
 def _counters(rows: dict[str, Counter[str]], table: str, minute: int, shard: int) -> list[Request]:
@@ -54,41 +66,32 @@ def _counters(rows: dict[str, Counter[str]], table: str, minute: int, shard: int
     ]
 
 
-def new_events(
-    table: str,
-    events: Sequence[NewEvent],
-    ingest_us: int,
-    late_after_us: int,
-    shard: Callable[[], int],
-) -> list[Transaction]:
-    """Transactions writing first arrivals, each with the counters its events move."""
-    minute = ingest_us - ingest_us % US_PER_MINUTE
-    plans: list[Transaction] = []
+def commit_groups(events: Sequence[NewEvent]) -> list[list[NewEvent]]:
+    """The events partitioned so that each group's counters and its commit item fit in one
+    transaction. Events sharing a coverage item share a group, so it is written once."""
+    groups: list[list[NewEvent]] = []
     pending: list[NewEvent] = []
     coverage: set[tuple[int, str, str]] = set()
     sources: set[str] = set()
 
     def close() -> None:
         if pending:
-            plans.append(_new_transaction(table, pending, minute, late_after_us, shard))
+            groups.append(list(pending))
             pending.clear()
             coverage.clear()
             sources.clear()
 
-    # Events sharing a coverage item travel together, so the item is written once for all
-    # of them (a transaction is atomic, so their order within the batch does not matter).
     for new in sorted(events, key=_coverage_of):
-        event = new.event
         cover = _coverage_of(new)
-        needed = 1 + (cover not in coverage) + (event.source not in sources)
-        used = len(pending) + len(coverage) + len(sources) + TOTALS_ACTIONS
+        needed = (cover not in coverage) + (new.event.source not in sources)
+        used = len(coverage) + len(sources) + TOTALS_ACTIONS + COMMIT_ACTIONS
         if used + needed > shapes.MAX_TRANSACTION_ACTIONS:
             close()
         pending.append(new)
         coverage.add(cover)
-        sources.add(event.source)
+        sources.add(new.event.source)
     close()
-    return plans
+    return groups
 
 
 def _coverage_of(new: NewEvent) -> tuple[int, str, str]:
@@ -96,21 +99,58 @@ def _coverage_of(new: NewEvent) -> tuple[int, str, str]:
     return (event.event_time_us - event.event_time_us % US_PER_DAY, event.entity_id, event.source)
 
 
-def _new_transaction(
+def claims(table: str, events: Sequence[NewEvent], at_us: int) -> list[Transaction]:
+    """Transactions writing the events' claims (their items) before their object exists.
+
+    A new event's claim is refused if the event is claimed; a takeover is refused unless
+    the stale claim is unchanged, and travels with a put marking its old group abandoned
+    (refused if that group was committed after all), so a late commit of it fails.
+    """
+    plans: list[Transaction] = []
+    plan = Transaction()
+    abandoned: dict[tuple[str, int], int] = {}
+    for new in events:
+        old = None
+        if new.holder is not None:
+            old = (new.holder["seg"]["S"], int(new.holder["grp"]["N"]))
+        needed = 1 + (old is not None and old not in abandoned)
+        if len(plan.actions) + needed > shapes.MAX_TRANSACTION_ACTIONS:
+            plans.append(plan)
+            plan, abandoned = Transaction(), {}
+        if old is None:
+            plan.puts[len(plan.actions)] = new
+            plan.actions.append(shapes.put_event(table, new.item))
+            continue
+        if old not in abandoned:
+            abandoned[old] = len(plan.actions)
+            plan.guards[len(plan.actions)] = []
+            plan.actions.append(shapes.abandon_group(table, old[0], old[1], at_us))
+        plan.guards[abandoned[old]].append(new)
+        plan.puts[len(plan.actions)] = new
+        plan.actions.append(shapes.take_over(table, new.item, *old))
+    if plan.actions:
+        plans.append(plan)
+    return plans
+
+
+def commit(
     table: str,
+    segment: str,
+    group: int,
     events: Sequence[NewEvent],
-    minute: int,
+    ingest_us: int,
     late_after_us: int,
     shard: Callable[[], int],
 ) -> Transaction:
-    plan = Transaction()
+    """The transaction committing one group: its commit item, then the counters it moves."""
+    minute = ingest_us - ingest_us % US_PER_MINUTE
+    plan = Transaction(actions=[shapes.put_commit(table, segment, group, ingest_us)])
+    plan.guards[0] = list(events)
     hours: defaultdict[tuple[int, str, str], Counter[int]] = defaultdict(Counter)
     rates: defaultdict[str, Counter[str]] = defaultdict(Counter)
     totals: Counter[str] = Counter()
     for new in events:
         event = new.event
-        plan.puts[len(plan.actions)] = new
-        plan.actions.append(shapes.put_event(table, new.item))
         day = event.event_time_us - event.event_time_us % US_PER_DAY
         hours[(day, event.entity_id, event.source)][(event.event_time_us - day) // US_PER_HOUR] += 1
         row = rates[event.source]
