@@ -183,16 +183,23 @@ def test_verify_finds_altered_and_missing_objects(engine: AwsEngine, make_event:
 def test_a_claim_never_committed_blocks_its_event_until_the_lease_runs_out(
     aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A request that dies between its claims and its object leaves claims: until their
-    lease runs out another arrival is unavailable (never DUPLICATE of bytes that do not
-    exist); then it takes them over and stores the event once."""
+    """A request that dies between its claims and its object, unable even to release them,
+    leaves claims: until their lease runs out another arrival is unavailable (never
+    DUPLICATE of bytes that do not exist); then it takes them over and stores it once."""
     from pik.engines.aws import engine as aws_engine
 
     monkeypatch.setattr(aws_engine, "CLAIM_WAIT_S", 0.2)
     now = [now_us()]
     engine = AwsEngine(aws_config, session=log.session(), clock=lambda: now[0])
     raw = make_event(entity_id="stale")
-    log.fail = lambda _n, _s, operation: "SlowDown" if operation == "PutObject" else None
+    dead: list[str] = []  # from its PUT on, every call fails: it cannot release its claims
+
+    def dies(_n: int, _s: str, operation: str) -> str | None:
+        if operation == "PutObject":
+            dead.append(operation)
+        return "SlowDown" if dead else None
+
+    log.fail = dies
     with pytest.raises(StoreUnavailableError):
         ingest_batch(engine, [raw], "dies")
     log.fail = None

@@ -149,13 +149,18 @@ class AwsEngine(reads.Reader):
                     body[start:end] = frames.void_frame(ingest_us, end - start)
         claimed = [new for new in news if new.event.event_id not in lost]
         if claimed:
-            data = bytes(body)
-            digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-            with unavailable_on_failure("writing raw events to S3"):
-                self._clients.s3.put_object(
-                    **shapes.put_segment(self.config.bucket, key, data, digest)
-                )
-            self._commit_groups(key, claimed, ingest_us)
+            committed: set[int] = set()
+            try:
+                data = bytes(body)
+                digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+                with unavailable_on_failure("writing raw events to S3"):
+                    self._clients.s3.put_object(
+                        **shapes.put_segment(self.config.bucket, key, data, digest)
+                    )
+                self._commit_groups(key, claimed, ingest_us, committed)
+            except StoreUnavailableError:
+                self._release(key, {n.group for n in claimed} - committed, ingest_us)
+                raise
         if lost:
             settled, _ = self._settled(set(lost), ingest_us, wait_s=CLAIM_WAIT_S)
             if set(lost) - set(settled):
@@ -296,7 +301,22 @@ class AwsEngine(reads.Reader):
                 raise StoreUnavailableError("the index kept refusing this batch; retry it")
         return lost
 
-    def _commit_groups(self, key: str, claimed: Sequence[writes.NewEvent], ingest_us: int) -> None:
+    def _release(self, key: str, groups: set[int], ingest_us: int) -> None:
+        """Best effort, after a failure: mark this request's uncommitted groups abandoned,
+        so a retry takes their claims over at once instead of after the lease."""
+        table = self.config.table
+        ordered = sorted(groups)
+        for start in range(0, len(ordered), shapes.MAX_TRANSACTION_ACTIONS):
+            chunk = ordered[start : start + shapes.MAX_TRANSACTION_ACTIONS]
+            actions = [shapes.abandon_group(table, key, g, ingest_us) for g in chunk]
+            try:
+                self._transact(writes.Transaction(actions=actions))
+            except Exception:  # the lease frees them all the same
+                return
+
+    def _commit_groups(
+        self, key: str, claimed: Sequence[writes.NewEvent], ingest_us: int, committed: set[int]
+    ) -> None:
         """Commit each group of claimed events with its counters, once their bytes are
         durable. A group another request abandoned (it took the claims over) fails."""
         groups: dict[int, list[writes.NewEvent]] = {}
@@ -317,6 +337,7 @@ class AwsEngine(reads.Reader):
                     "this request took too long and its events were taken over; retry it",
                     retry_after_s=1,
                 )
+            committed.add(group)
 
     def _transact(self, plan: writes.Transaction) -> dict[int, Item]:
         """Run one transaction; returns the actions refused by their condition (index ->
