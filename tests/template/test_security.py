@@ -119,7 +119,7 @@ def test_the_replay_function_reads_events_writes_the_ledger_and_sends_replays(
         (("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",), "None"),
         (("s3:GetObject",), (RAW_OBJECTS,), "None"),
         (
-            ("dynamodb:GetItem", "dynamodb:Query"),
+            ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"),
             ("${IndexTable.Arn}", "${IndexTable.Arn}/index/timeline"),
             "None",
         ),
@@ -253,7 +253,7 @@ def test_the_processor_reads_events_writes_versions_and_consumes_the_replay_queu
         (("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",), "None"),
         (("s3:GetObject",), (RAW_OBJECTS,), "None"),
         (
-            ("dynamodb:GetItem", "dynamodb:Query"),
+            ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"),
             ("${IndexTable.Arn}", "${IndexTable.Arn}/index/timeline"),
             "None",
         ),
