@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from children import crash_env
 
 from pik.domain.envelope import Event, prepare
 from pik.domain.limits import DEFAULT_LIMITS
@@ -94,10 +94,7 @@ CHILD = textwrap.dedent(
 def run_child(
     store: Path, batch: Path, acks: Path, batch_size: int, crash_point: str | None = None
 ) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.pop("PIK_CRASH_POINT", None)
-    if crash_point:
-        env["PIK_CRASH_POINT"] = crash_point
+    env = crash_env(crash_point)
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, str(store), str(batch), str(acks), str(batch_size)], env=env
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from children import crash_env
 
 from pik.domain import replay
 from pik.domain.instants import parse_instant
@@ -87,10 +88,7 @@ def confirmed(store: Path, target: Path, rate: int = RATE) -> tuple[Plan, Replay
 def start_sender(
     store: Path, replay_id: str, crash_point: str | None = None
 ) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.pop("PIK_CRASH_POINT", None)
-    if crash_point:
-        env["PIK_CRASH_POINT"] = crash_point
+    env = crash_env(crash_point)
     return subprocess.Popen(
         [sys.executable, "-c", SENDER, str(store), replay_id],
         env=env,

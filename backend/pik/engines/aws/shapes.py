@@ -149,57 +149,49 @@ def object_key(ingest_us: int, unique: str) -> str:
 # --- writes ----------------------------------------------------------------------------
 
 
+def _put_if(
+    table: str, item: Item, condition: str, values: dict[str, Any] | None = None
+) -> Request:
+    """A conditional put in a transaction; refused with the stored item returned."""
+    put: dict[str, Any] = {
+        "TableName": table,
+        "Item": item,
+        "ConditionExpression": condition,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if values:
+        put["ExpressionAttributeValues"] = values
+    return {"Put": put}
+
+
 def put_event(table: str, item: Item) -> Request:
     """First arrival of an event: refused (and the stored item returned) if it exists."""
-    return {
-        "Put": {
-            "TableName": table,
-            "Item": item,
-            "ConditionExpression": "attribute_not_exists(pk)",
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-    }
+    return _put_if(table, item, "attribute_not_exists(pk)")
 
 
 def take_over(table: str, item: Item, old_segment: str, old_group: int) -> Request:
     """Claim an event whose claim was never committed: only if it still names that group."""
-    return {
-        "Put": {
-            "TableName": table,
-            "Item": item,
-            "ConditionExpression": "seg = :s AND grp = :g",
-            "ExpressionAttributeValues": {":s": s(old_segment), ":g": n(old_group)},
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-    }
+    condition = "seg = :s AND grp = :g"
+    return _put_if(table, item, condition, {":s": s(old_segment), ":g": n(old_group)})
 
 
 COMMITTED, ABANDONED = "c", "a"
 
 
+def _group_state(segment: str, group: int, state: str, at_us: int) -> Item:
+    return {**commit_key(segment, group), "st": s(state), "at": n(at_us)}
+
+
 def put_commit(table: str, segment: str, group: int, at_us: int) -> Request:
     """Commit a group: refused if it exists (a taker abandoned it first)."""
-    return {
-        "Put": {
-            "TableName": table,
-            "Item": {**commit_key(segment, group), "st": s(COMMITTED), "at": n(at_us)},
-            "ConditionExpression": "attribute_not_exists(pk)",
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-    }
+    item = _group_state(segment, group, COMMITTED, at_us)
+    return _put_if(table, item, "attribute_not_exists(pk)")
 
 
 def abandon_group(table: str, segment: str, group: int, at_us: int) -> Request:
     """Mark a group abandoned, so its late commit fails: refused if it was committed."""
-    return {
-        "Put": {
-            "TableName": table,
-            "Item": {**commit_key(segment, group), "st": s(ABANDONED), "at": n(at_us)},
-            "ConditionExpression": "attribute_not_exists(pk) OR st = :a",
-            "ExpressionAttributeValues": {":a": s(ABANDONED)},
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-    }
+    item = _group_state(segment, group, ABANDONED, at_us)
+    return _put_if(table, item, "attribute_not_exists(pk) OR st = :a", {":a": s(ABANDONED)})
 
 
 def count_attempts(
