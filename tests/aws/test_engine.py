@@ -25,11 +25,6 @@ MakeEvent = Callable[..., bytes]
 
 
 @pytest.fixture
-def log() -> RequestLog:
-    return RequestLog()
-
-
-@pytest.fixture
 def engine(aws_config: AwsConfig, log: RequestLog) -> AwsEngine:
     return AwsEngine(aws_config, session=log.session())
 
@@ -178,42 +173,3 @@ def test_verify_finds_altered_and_missing_objects(engine: AwsEngine, make_event:
     assert not report.ok
     assert {"segment_missing"} <= kinds
     assert kinds & {"frame_corrupt", "event_hash_mismatch"}
-
-
-def test_a_claim_never_committed_blocks_its_event_until_the_lease_runs_out(
-    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A request that dies between its claims and its object, unable even to release them,
-    leaves claims: until their lease runs out another arrival is unavailable (never
-    DUPLICATE of bytes that do not exist); then it takes them over and stores it once."""
-    from pik.engines.aws import engine as aws_engine
-
-    monkeypatch.setattr(aws_engine, "CLAIM_WAIT_S", 0.2)
-    now = [now_us()]
-    engine = AwsEngine(aws_config, session=log.session(), clock=lambda: now[0])
-    raw = make_event(entity_id="stale")
-    dead: list[str] = []  # from its PUT on, every call fails: it cannot release its claims
-
-    def dies(_n: int, _s: str, operation: str) -> str | None:
-        if operation == "PutObject":
-            dead.append(operation)
-        return "SlowDown" if dead else None
-
-    log.fail = dies
-    with pytest.raises(StoreUnavailableError):
-        ingest_batch(engine, [raw], "dies")
-    log.fail = None
-    assert engine.timeline("stale", 0, 2**62, 10) == []
-    with pytest.raises(StoreUnavailableError):
-        ingest_batch(engine, [raw], "too-soon")
-    now[0] += LEASE_US + 1
-    report = engine.verify()
-    assert report.ok and {p.kind for p in report.problems} == {"stale_claim"}
-    (outcome,) = ingest_batch(engine, [raw], "later")
-    assert outcome.status == Status.ACCEPTED
-    record = engine.event(outcome.event_id or b"")
-    assert record is not None and engine.read_raw(record) == raw
-    assert [e.event_id for e in engine.timeline("stale", 0, 2**62, 10)] == [outcome.event_id]
-    assert engine.counts()["events"] == 1
-    assert ingest_batch(engine, [raw], "again")[0].status == Status.DUPLICATE
-    assert engine.verify().problems == ()

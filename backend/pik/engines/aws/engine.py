@@ -9,7 +9,9 @@ A batch is stored in this order, so nothing is acknowledged before it is durable
    they will be in, on the condition that nobody holds them (transactions of claims only);
    a claim never committed is taken over after a lease, its old group marked abandoned;
 3. put the object, written once (``If-None-Match: *``); an event another request claimed
-   first has a void frame of the same length there, so no event's bytes are stored twice;
+   first has a void frame of the same length there, so no event's bytes are stored twice,
+   and a claim taken over from a request that wrote its object and then failed points at
+   the bytes already there;
 4. commit each group: its commit item with the counters its events move, one transaction;
 5. count later arrivals (duplicates, conflicts) and rejections, then answer.
 
@@ -45,6 +47,7 @@ from pik.engines.aws.items import (
     content_hash_of,
     event_id_of,
     event_item,
+    location_of,
 )
 from pik.engines.aws.shapes import Item
 from pik.ports import Progress
@@ -144,22 +147,27 @@ class AwsEngine(reads.Reader):
             # Another request claimed these first: their frames hold no data, and they are
             # later arrivals once that request's group is committed.
             for new in news:
-                if new.event.event_id in lost:
+                if new.event.event_id in lost and new.frame is not None:
                     start, end = new.frame
                     body[start:end] = frames.void_frame(ingest_us, end - start)
         claimed = [new for new in news if new.event.event_id not in lost]
         if claimed:
             committed: set[int] = set()
+            # Claims that took over bytes already written need no object of their own.
+            written = all(new.frame is None for new in claimed)
             try:
-                data = bytes(body)
-                digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-                with unavailable_on_failure("writing raw events to S3"):
-                    self._clients.s3.put_object(
-                        **shapes.put_segment(self.config.bucket, key, data, digest)
-                    )
+                if not written:
+                    data = bytes(body)
+                    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+                    with unavailable_on_failure("writing raw events to S3"):
+                        self._clients.s3.put_object(
+                            **shapes.put_segment(self.config.bucket, key, data, digest)
+                        )
+                    written = True
                 self._commit_groups(key, claimed, ingest_us, committed)
             except StoreUnavailableError:
-                self._release(key, {n.group for n in claimed} - committed, ingest_us)
+                groups = {n.group for n in claimed} - committed
+                self._release(key, groups, ingest_us, durable=written)
                 raise
         if lost:
             settled, _ = self._settled(set(lost), ingest_us, wait_s=CLAIM_WAIT_S)
@@ -175,15 +183,16 @@ class AwsEngine(reads.Reader):
 
     def _settled(
         self, event_ids: set[bytes], now: int, wait_s: float = CLAIM_WAIT_S
-    ) -> tuple[dict[bytes, bytes], dict[bytes, Item]]:
-        """Which events are stored (id -> hash), and which claims may be taken over.
+    ) -> tuple[dict[bytes, bytes], dict[bytes, tuple[Item, bool]]]:
+        """Which events are stored (id -> hash), and which claims may be taken over (id ->
+        the claim, and whether its request wrote its bytes before it gave up).
 
         A claim whose group is neither committed nor abandoned, and younger than the
         lease, belongs to a request still storing it: waited for up to ``wait_s``, then
         the request is unavailable (nothing of it was written yet).
         """
         known: dict[bytes, bytes] = {}
-        stale: dict[bytes, Item] = {}
+        stale: dict[bytes, tuple[Item, bool]] = {}
         deadline = time.monotonic() + wait_s
         waiting = sorted(event_ids)
         tries = 0
@@ -193,11 +202,15 @@ class AwsEngine(reads.Reader):
             pending = []
             for event_id, item in found.items():
                 group = shapes.group_of(item)
-                state = shapes.COMMITTED if group is None else states.get(group["pk"]["S"])
+                state, durable = (
+                    (shapes.COMMITTED, True)
+                    if group is None
+                    else states.get(group["pk"]["S"], ("", False))
+                )
                 if state == shapes.COMMITTED:
                     known[event_id] = content_hash_of(item)
                 elif state == shapes.ABANDONED or now - int(item["it"]["N"]) > LEASE_US:
-                    stale[event_id] = item
+                    stale[event_id] = (item, durable)
                 else:
                     pending.append(event_id)
             if not pending:
@@ -221,14 +234,15 @@ class AwsEngine(reads.Reader):
                 found[event_id_of(item)] = item
         return found
 
-    def _states(self, keys: Sequence[Item]) -> dict[str, str]:
-        """Commit items that exist: partition key -> state (committed or abandoned)."""
+    def _states(self, keys: Sequence[Item]) -> dict[str, tuple[str, bool]]:
+        """Commit items that exist: partition key -> state (committed or abandoned), and
+        whether the group's bytes were written."""
         distinct = list({k["pk"]["S"]: k for k in keys}.values())
-        states: dict[str, str] = {}
+        states: dict[str, tuple[str, bool]] = {}
         for start in range(0, len(distinct), shapes.MAX_BATCH_GET_KEYS):
             chunk = distinct[start : start + shapes.MAX_BATCH_GET_KEYS]
             for item in self._batch_get(shapes.commit_states(self.config.table, chunk)):
-                states[item["pk"]["S"]] = item["st"]["S"]
+                states[item["pk"]["S"]] = (item["st"]["S"], "w" in item)
         return states
 
     def _batch_get(self, request: dict[str, Any]) -> list[Item]:
@@ -249,10 +263,14 @@ class AwsEngine(reads.Reader):
         self,
         arrivals: Sequence[Arrival],
         positions: Sequence[int],
-        stale: dict[bytes, Item],
+        stale: dict[bytes, tuple[Item, bool]],
         ingest_us: int,
     ) -> tuple[str, bytearray, list[writes.NewEvent]]:
-        """The object the new events' bytes will be, and their claims pointing into it."""
+        """The object the new events' bytes will be, and their claims pointing into it.
+
+        A claim taken over from a request that wrote its object and then failed points at
+        the bytes already there (when they are this event's), so they are not stored twice.
+        """
         key = shapes.object_key(ingest_us, uuid.uuid4().hex)
         body = bytearray(frames.SEGMENT_MAGIC)
         news: list[writes.NewEvent] = []
@@ -265,13 +283,17 @@ class AwsEngine(reads.Reader):
                 new.group = group
         for new in news:
             arrival, event = arrivals[new.position], new.event
+            new.holder, durable = stale.get(event.event_id, (None, False))
+            if durable and new.holder and content_hash_of(new.holder) == event.content_hash:
+                where = location_of(new.holder)
+                new.item = event_item(event, arrival.origin, ingest_us, where, new.group, key)
+                continue
             frame, raw_at = frames.event_frame(ingest_us, arrival.origin, event.raw)
             where = Location(
                 key, len(body) + raw_at, len(event.raw), hashlib.sha256(event.raw).digest()
             )
             new.frame = (len(body), len(body) + len(frame))
             new.item = event_item(event, arrival.origin, ingest_us, where, new.group)
-            new.holder = stale.get(event.event_id)
             body += frame
         body += frames.batch_end_frame(ingest_us)
         return key, body, news
@@ -301,14 +323,15 @@ class AwsEngine(reads.Reader):
                 raise StoreUnavailableError("the index kept refusing this batch; retry it")
         return lost
 
-    def _release(self, key: str, groups: set[int], ingest_us: int) -> None:
+    def _release(self, key: str, groups: set[int], ingest_us: int, durable: bool) -> None:
         """Best effort, after a failure: mark this request's uncommitted groups abandoned,
-        so a retry takes their claims over at once instead of after the lease."""
+        so a retry takes their claims over at once instead of after the lease (and, when
+        the object was written, points at its bytes instead of writing them again)."""
         table = self.config.table
         ordered = sorted(groups)
         for start in range(0, len(ordered), shapes.MAX_TRANSACTION_ACTIONS):
             chunk = ordered[start : start + shapes.MAX_TRANSACTION_ACTIONS]
-            actions = [shapes.abandon_group(table, key, g, ingest_us) for g in chunk]
+            actions = [shapes.abandon_group(table, key, g, ingest_us, durable) for g in chunk]
             try:
                 self._transact(writes.Transaction(actions=actions))
             except Exception:  # the lease frees them all the same

@@ -21,8 +21,19 @@ class Location:
     sha256: bytes
 
 
-def event_item(event: Event, origin: str, ingest_us: int, where: Location, group: int) -> Item:
-    """The event's item, which is also its claim: stored once ``B#<seg>#<grp>`` commits."""
+def event_item(
+    event: Event,
+    origin: str,
+    ingest_us: int,
+    where: Location,
+    group: int,
+    committed_with: str | None = None,
+) -> Item:
+    """The event's item, which is also its claim: stored once ``B#<seg>#<grp>`` commits.
+
+    ``committed_with``: the object of the request committing it, when its bytes are in an
+    earlier request's object (``where``) that was written but never committed.
+    """
     item: Item = {
         **event_key(event.event_id),
         "ch": b(event.content_hash),
@@ -45,7 +56,15 @@ def event_item(event: Event, origin: str, ingest_us: int, where: Location, group
     }
     if event.idempotency_key is not None:
         item["ik"] = s(event.idempotency_key)
+    if committed_with is not None and committed_with != where.key:
+        item["cg"] = s(committed_with)
     return item
+
+
+def location_of(item: Mapping[str, Any]) -> Location:
+    return Location(
+        item["seg"]["S"], int(item["off"]["N"]), int(item["len"]["N"]), _bytes(item["sha"])
+    )
 
 
 def _bytes(value: Mapping[str, Any]) -> bytes:

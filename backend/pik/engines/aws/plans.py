@@ -40,6 +40,9 @@ QUERYING = "querying the index"
 RANGE_MARGIN_US = US_PER_DAY
 """Ingest clocks of different writers differ by far less than this."""
 RATE_FIELDS = ("a", "du", "rj", "lt", "cf", *shapes.LAG_ATTRIBUTES)
+EDGE_PAGE = 4
+"""Timeline entries read at a time for an entity's first or last event: the first is
+almost always committed; a few more cover claims in flight without another round trip."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,25 +420,27 @@ class ReadPlans:
         return found
 
     def _edge(self, entity_id: str, day: int, first: bool, source: str | None) -> Plan[int]:
-        """The first (or last) event time of an entity on a day it has events."""
+        """The first (or last) event time of an entity on a day it has events (a claim
+        whose group is not committed is not an event yet)."""
         request = shapes.timeline_query(
             self.table,
             entity_id,
             shapes.pad(day),
             shapes.pad(day + US_PER_DAY - 1) + "~",
             first,
-            1 if source is None else 100,
+            EDGE_PAGE if source is None else 100,
         )
-
-        def matches(item: Row) -> bool:
-            return source is None or item["src"]["S"] == source
-
-        items = yield from query(request, lambda found: any(map(matches, found)))
-        for item in items:
-            if matches(item):
-                return int(item["et"]["N"])
-        # The timeline index has not caught up yet: the day is all we know.
-        return day if first else day + US_PER_DAY - 1
+        while True:
+            answer = yield from one(Call(DYNAMODB, "query", request))
+            found = [i for i in answer.get("Items", []) if source in (None, i["src"]["S"])]
+            stored = yield from self._committed(found)
+            if stored:
+                return int(stored[0]["et"]["N"])
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                # The timeline index has not caught up yet: the day is all we know.
+                return day if first else day + US_PER_DAY - 1
+            request = {**request, "ExclusiveStartKey": last}
 
 
 def _rate_rows(

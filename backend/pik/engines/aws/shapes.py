@@ -9,7 +9,8 @@ One table, string keys ``pk``/``sk``::
     E#<event id hex>        E                       the event: location, hash, counters
     E#<event id hex>        A#<kind>#<origin>       later arrivals through one origin
     B#<object key>#<group>  B                       a commit group: st = c committed,
-                                                    a abandoned (its claims taken over)
+                                                    a abandoned (its claims taken over;
+                                                    w = 1: its bytes were written)
     C#<day us>#<shard>      <entity>!<source>       coverage of one day: d, h00..h23
     V#<spec>#<entity>       <window us>!<version>   one aggregate version (the processor)
     R#<day us>#<shard>      <minute us>!<source>    ingest rates, lag buckets, rejections
@@ -169,10 +170,11 @@ def put_event(table: str, item: Item) -> Request:
     return _put_if(table, item, "attribute_not_exists(pk)")
 
 
-def take_over(table: str, item: Item, old_segment: str, old_group: int) -> Request:
-    """Claim an event whose claim was never committed: only if it still names that group."""
-    condition = "seg = :s AND grp = :g"
-    return _put_if(table, item, condition, {":s": s(old_segment), ":g": n(old_group)})
+def take_over(table: str, item: Item, old_object: str, old_group: int) -> Request:
+    """Claim an event whose claim was never committed: only if it still names that group
+    (``old_object`` is the object the group belongs to, see ``commit_object``)."""
+    condition = "grp = :g AND (cg = :s OR (attribute_not_exists(cg) AND seg = :s))"
+    return _put_if(table, item, condition, {":s": s(old_object), ":g": n(old_group)})
 
 
 COMMITTED, ABANDONED = "c", "a"
@@ -188,10 +190,31 @@ def put_commit(table: str, segment: str, group: int, at_us: int) -> Request:
     return _put_if(table, item, "attribute_not_exists(pk)")
 
 
-def abandon_group(table: str, segment: str, group: int, at_us: int) -> Request:
-    """Mark a group abandoned, so its late commit fails: refused if it was committed."""
-    item = _group_state(segment, group, ABANDONED, at_us)
-    return _put_if(table, item, "attribute_not_exists(pk) OR st = :a", {":a": s(ABANDONED)})
+def abandon_group(
+    table: str, segment: str, group: int, at_us: int, durable: bool = False
+) -> Request:
+    """Mark a group abandoned, so its late commit fails: refused if it was committed.
+
+    ``durable``: its request wrote the object before failing, so the group's bytes exist
+    and whoever takes its claims over points at them instead of writing them again. A taker
+    (which cannot know) leaves that mark as it is.
+    """
+    values: dict[str, Any] = {":a": s(ABANDONED), ":t": n(at_us)}
+    update = "SET st = :a, #at = if_not_exists(#at, :t)"
+    if durable:
+        update += ", w = :w"
+        values[":w"] = n(1)
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": commit_key(segment, group),
+            "UpdateExpression": update,
+            "ConditionExpression": "attribute_not_exists(pk) OR st = :a",
+            "ExpressionAttributeNames": {"#at": "at"},
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
 
 
 def count_attempts(
@@ -310,7 +333,8 @@ def put_segment(bucket: str, key: str, body: bytes, sha256_b64: str) -> Request:
 
 
 def known_events(table: str, event_ids: Iterable[bytes]) -> Request:
-    """Which of these events are stored, and with what content (strongly consistent)."""
+    """Which of these events are claimed: content, location, commit group (strongly
+    consistent)."""
     keys = [event_key(i) for i in event_ids]
     if len(keys) > MAX_BATCH_GET_KEYS:
         raise ValueError(f"a batch read holds at most {MAX_BATCH_GET_KEYS} keys, got {len(keys)}")
@@ -319,7 +343,7 @@ def known_events(table: str, event_ids: Iterable[bytes]) -> Request:
             table: {
                 "Keys": keys,
                 "ConsistentRead": True,
-                "ProjectionExpression": "pk, ch, seg, grp, it",
+                "ProjectionExpression": "pk, ch, it, seg, off, len, sha, grp, cg",
             }
         }
     }
@@ -331,16 +355,27 @@ def commit_states(table: str, keys: Sequence[Item]) -> Request:
         raise ValueError(f"a batch read holds at most {MAX_BATCH_GET_KEYS} keys, got {len(keys)}")
     return {
         "RequestItems": {
-            table: {"Keys": list(keys), "ConsistentRead": True, "ProjectionExpression": "pk, st"}
+            table: {
+                "Keys": list(keys),
+                "ConsistentRead": True,
+                "ProjectionExpression": "pk, st, w",
+            }
         }
     }
+
+
+def commit_object(item: Mapping[str, Any]) -> str:
+    """The object whose request commits an event item: the one holding its bytes, unless
+    the claim took over bytes an earlier request wrote and then failed to commit (``cg``)."""
+    named = item.get("cg") or item["seg"]
+    return str(named["S"])
 
 
 def group_of(item: Mapping[str, Any]) -> Item | None:
     """The commit key an event item waits for (``None``: written before commit groups)."""
     if "grp" not in item:
         return None
-    return commit_key(item["seg"]["S"], int(item["grp"]["N"]))
+    return commit_key(commit_object(item), int(item["grp"]["N"]))
 
 
 def get_event(table: str, event_id: bytes) -> Request:

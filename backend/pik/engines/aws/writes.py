@@ -34,8 +34,9 @@ class NewEvent:
     item: Item = field(default_factory=dict)
     """The event's item, which is its claim (it names the object and the commit group)."""
     group: int = 0
-    frame: tuple[int, int] = (0, 0)
-    """Where the event's frame starts and ends in the object."""
+    frame: tuple[int, int] | None = None
+    """Where the event's frame starts and ends in the object (``None``: its bytes are
+    already in an earlier request's object, which this claim points at)."""
     holder: Item | None = None
     """A claim never committed (abandoned, or older than the lease) that this one takes over."""
 
@@ -112,7 +113,7 @@ def claims(table: str, events: Sequence[NewEvent], at_us: int) -> list[Transacti
     for new in events:
         old = None
         if new.holder is not None:
-            old = (new.holder["seg"]["S"], int(new.holder["grp"]["N"]))
+            old = (shapes.commit_object(new.holder), int(new.holder["grp"]["N"]))
         needed = 1 + (old is not None and old not in abandoned)
         if len(plan.actions) + needed > shapes.MAX_TRANSACTION_ACTIONS:
             plans.append(plan)

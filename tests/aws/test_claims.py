@@ -1,0 +1,225 @@
+"""How the AWS engine stores a contested event once: claims, void frames, takeovers.
+
+Each test stages the interleaving it is about at botocore's before-call hook: another
+request runs, or the clock jumps, just before one of this request's calls goes out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aws_requests import RequestLog
+
+from pik import frames
+from pik.domain.instants import now_us, parse_instant
+from pik.domain.outcome import Outcome, Status
+from pik.engines.aws import AwsConfig, AwsEngine
+from pik.engines.aws import engine as aws_engine
+from pik.engines.aws.engine import LEASE_US
+from pik.services.ingest import ingest_batch
+from pik.storage_errors import StoreUnavailableError
+
+MakeEvent = Callable[..., bytes]
+NOVEMBER = (parse_instant("2026-11-01T00:00:00Z"), parse_instant("2026-12-01T00:00:00Z"))
+
+
+def _objects(engine: AwsEngine) -> list[str]:
+    s3: Any = engine._clients.s3
+    listed = s3.list_objects_v2(Bucket=engine.config.bucket, Prefix="raw/")
+    return sorted(entry["Key"] for entry in listed.get("Contents", []))
+
+
+def _object(engine: AwsEngine, key: str) -> bytes:
+    s3: Any = engine._clients.s3
+    data: bytes = s3.get_object(Bucket=engine.config.bucket, Key=key)["Body"].read()
+    return data
+
+
+def _frames(data: bytes) -> list[frames.Frame]:
+    found = list(frames.scan(data, len(frames.SEGMENT_MAGIC), len(data)))
+    assert all(not isinstance(frame, int) for frame in found), "a corrupt frame"
+    return [frame for frame in found if not isinstance(frame, int)]
+
+
+def dies_at_put() -> Callable[[int, str, str], str | None]:
+    """A request that dies at its PUT: that call and every later one fails."""
+    dead: list[str] = []
+
+    def dies(_n: int, _service: str, operation: str) -> str | None:
+        if operation == "PutObject":
+            dead.append(operation)
+        return "SlowDown" if dead else None
+
+    return dies
+
+
+def _kinds(data: bytes) -> list[str]:
+    return [chr(frame.kind) for frame in _frames(data)]
+
+
+def test_a_claim_lost_to_a_racing_request_leaves_a_void_frame_and_answers_duplicate(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """The racer claims the event between this request's id lookup and its claims: this
+    request's object keeps the event's place as a void frame (offsets stay valid, no byte
+    of the event stored twice), and the event is a DUPLICATE of the racer's copy."""
+    racer = AwsEngine(aws_config)
+    engine = AwsEngine(aws_config, session=log.session())
+    own, contested = make_event(entity_id="mine"), make_event(entity_id="race")
+    raced: list[list[Outcome]] = []
+
+    def race(_n: int, _service: str, operation: str) -> None:
+        if operation == "TransactWriteItems" and not raced:
+            raced.append(ingest_batch(racer, [contested], "racer"))
+
+    log.fail = race
+    mine, theirs = ingest_batch(engine, [own, contested], "slow")
+    assert raced[0][0].status == Status.ACCEPTED
+    assert (mine.status, theirs.status) == (Status.ACCEPTED, Status.DUPLICATE)
+    assert theirs.event_id == raced[0][0].event_id
+
+    kept = engine.event(mine.event_id or b"")
+    stored = engine.event(theirs.event_id or b"")
+    assert kept is not None and stored is not None and kept.segment != stored.segment
+    data = _object(engine, kept.segment)
+    assert _kinds(data) == ["E", "V", "B"]
+    assert contested not in data and engine.read_raw(kept) == own
+    (void,) = [f for f in _frames(data) if f.kind == frames.VOID]
+    assert void.end - void.offset == len(frames.event_frame(0, "slow", contested)[0])
+    assert engine.read_raw(stored) == contested and stored.duplicate_count == 1
+    assert engine.verify().problems == ()
+    assert engine.counts()["events"] == 2
+
+
+def test_a_retry_points_at_the_bytes_a_failed_request_wrote_instead_of_writing_them_again(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """The object is written, then the commit is throttled: the request
+    fails (nothing acknowledged) and marks its groups abandoned with their bytes written.
+    The retry takes the claims over pointing at those bytes; only what is new is written."""
+    engine = AwsEngine(aws_config, session=log.session())
+    events = [
+        make_event(entity_id=f"e-{i % 3}", payload={"n": i, "pad": "x" * 300}) for i in range(30)
+    ]
+    put: list[str] = []
+    throttled: list[str] = []
+
+    def commit_throttled(_n: int, _service: str, operation: str) -> str | None:
+        if operation == "PutObject":
+            put.append(operation)
+        elif operation == "TransactWriteItems" and put and not throttled:
+            throttled.append(operation)  # the commit; the release after it gets through
+            return "ThrottlingException"
+        return None
+
+    log.fail = commit_throttled
+    with pytest.raises(StoreUnavailableError):
+        ingest_batch(engine, events, "fails")
+    log.fail = None
+    (first,) = _objects(engine)
+    assert engine.counts()["events"] == 0
+
+    log.clear()
+    late = make_event(entity_id="e-new")
+    outcomes = ingest_batch(engine, [*events, late], "retry")
+    assert {o.status for o in outcomes} == {Status.ACCEPTED}
+    assert log.by_operation()["s3:PutObject"] == 1
+    (second,) = set(_objects(engine)) - {first}
+    for raw, outcome in zip([*events, late], outcomes, strict=True):
+        record = engine.event(outcome.event_id or b"")
+        assert record is not None and engine.read_raw(record) == raw
+        assert record.segment == (second if raw is late else first)
+    assert _kinds(_object(engine, second)) == ["E", "B"]
+    assert engine.verify().problems == ()  # no unindexed copy left behind
+    assert engine.counts()["events"] == 31
+    assert sum(w.count for w in engine.coverage("day", *NOVEMBER, None, None)) == 31
+    assert ingest_batch(engine, events[:1], "again")[0].status == Status.DUPLICATE
+
+
+def test_a_commit_after_its_claims_were_taken_over_fails_and_nothing_counts_twice(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """A request stalls between its object and its commit for longer than the lease; a
+    later arrival takes its claim over and stores the event. The stalled commit is then
+    refused (503, never acknowledged), and the event is counted once."""
+    now = [now_us()]
+    stalled = AwsEngine(aws_config, session=log.session(), clock=lambda: now[0])
+    taker = AwsEngine(aws_config, clock=lambda: now[0])
+    raw = make_event(entity_id="late")
+    put: list[str] = []
+    taken: list[list[Outcome]] = []
+
+    def stall(_n: int, _service: str, operation: str) -> None:
+        if operation == "PutObject":
+            put.append(operation)
+        elif operation == "TransactWriteItems" and put and not taken:
+            now[0] += LEASE_US + 1
+            taken.append(ingest_batch(taker, [raw], "taker"))
+
+    log.fail = stall
+    with pytest.raises(StoreUnavailableError, match="taken over"):
+        ingest_batch(stalled, [raw], "stalled")
+    log.fail = None
+    (outcome,) = taken[0]
+    assert outcome.status == Status.ACCEPTED
+    record = stalled.event(outcome.event_id or b"")
+    assert record is not None and stalled.read_raw(record) == raw
+    assert [e.event_id for e in stalled.timeline("late", 0, 2**62, 10)] == [outcome.event_id]
+    assert stalled.counts()["events"] == 1
+    assert sum(w.count for w in stalled.coverage("hour", *NOVEMBER, None, None)) == 1
+    report = stalled.verify()
+    # The stalled request's copy is the one left unindexed: never acknowledged, reported.
+    assert report.ok and [p.kind for p in report.problems] == ["orphan_raw_event"]
+    assert ingest_batch(stalled, [raw], "retry")[0].status == Status.DUPLICATE
+
+
+def test_an_entitys_first_and_last_event_ignore_claims_not_committed(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """Claims of a request that died before its commit sit in the timeline index before
+    and after the entity's one stored event; the entity listing reports that event only."""
+    engine = AwsEngine(aws_config, session=log.session())
+    early, late = (
+        make_event(entity_id="edge", event_time=f"2026-11-01T{h}:00:00Z") for h in ("09", "11")
+    )
+    log.fail = dies_at_put()
+    with pytest.raises(StoreUnavailableError):
+        ingest_batch(engine, [early, late], "dies")
+    log.fail = None
+    stored = make_event(entity_id="edge", event_time="2026-11-01T10:00:00Z")
+    assert ingest_batch(engine, [stored], "lives")[0].status == Status.ACCEPTED
+    (entity,) = engine.entities("edge", None, 10, None)
+    ten = parse_instant("2026-11-01T10:00:00Z")
+    assert (entity.first_event_us, entity.last_event_us) == (ten, ten)
+
+
+def test_a_claim_never_committed_blocks_its_event_until_the_lease_runs_out(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that dies between its claims and its object, unable even to release them,
+    leaves claims: until their lease runs out another arrival is unavailable (never
+    DUPLICATE of bytes that do not exist); then it takes them over and stores it once."""
+    monkeypatch.setattr(aws_engine, "CLAIM_WAIT_S", 0.2)
+    now = [now_us()]
+    engine = AwsEngine(aws_config, session=log.session(), clock=lambda: now[0])
+    raw = make_event(entity_id="stale")
+    log.fail = dies_at_put()  # it cannot even release its claims
+    with pytest.raises(StoreUnavailableError):
+        ingest_batch(engine, [raw], "dies")
+    log.fail = None
+    assert engine.timeline("stale", 0, 2**62, 10) == []
+    with pytest.raises(StoreUnavailableError):
+        ingest_batch(engine, [raw], "too-soon")
+    now[0] += LEASE_US + 1
+    report = engine.verify()
+    assert report.ok and {p.kind for p in report.problems} == {"stale_claim"}
+    (outcome,) = ingest_batch(engine, [raw], "later")
+    assert outcome.status == Status.ACCEPTED
+    record = engine.event(outcome.event_id or b"")
+    assert record is not None and engine.read_raw(record) == raw
+    assert [e.event_id for e in engine.timeline("stale", 0, 2**62, 10)] == [outcome.event_id]
+    assert engine.counts()["events"] == 1
+    assert ingest_batch(engine, [raw], "again")[0].status == Status.DUPLICATE
+    assert engine.verify().problems == ()
