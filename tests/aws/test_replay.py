@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -25,7 +26,7 @@ from sqs_events import sqs_event
 
 from pik.domain import replay
 from pik.domain.instants import format_instant as event_time
-from pik.domain.instants import parse_instant
+from pik.domain.instants import now_us, parse_instant
 from pik.domain.replay import AuditRecord, ReplayError, ReplayRun, Selection
 from pik.engines.aws import AwsConfig, AwsEngine, shapes
 from pik.engines.aws.discovery import StackNotFoundError, discover, stack_outputs
@@ -290,10 +291,10 @@ def test_a_run_pauses_before_the_deadline_and_continues_itself(
     context = as_replay_function(monkeypatch)
     asked = 0
 
-    def remaining() -> int:  # time runs out after the second batch
+    def remaining() -> int:  # asked for the run's hold, then before each batch
         nonlocal asked
         asked += 1
-        return 120_000 if asked <= 2 else 30_000
+        return 120_000 if asked <= 3 else 30_000  # time runs out after the second batch
 
     context.get_remaining_time_in_millis = remaining  # type: ignore[method-assign]
     handler = function_handler()
@@ -311,6 +312,43 @@ def test_a_run_pauses_before_the_deadline_and_continues_itself(
     assert work_items(stack) == []
     resumed = [a for a in operator.ledger.audit_log(run.started_us, 100) if a.action == "resumed"]
     assert [a.detail for a in resumed if a.replay_id == run.replay_id] == [{"from": 20}]
+
+
+def test_a_run_another_invocation_is_sending_is_put_back_for_when_its_hold_ends(
+    operator: AwsReplayBackend,
+    store: AwsEngine,
+    stack: AwsConfig,
+    make_event: MakeEvent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A work item delivered twice, or a resume while the run is being sent: the second
+    invocation finds the run held by the first, sends nothing, and puts the item back for
+    when that hold ends; the run is then sent once, and its hold released."""
+    run = started(operator, store, make_event, "held", 15)
+    now = now_us()
+    assert operator.hold(run.replay_id, "first-invocation", now + 1_000_000, now) is None
+    assert operator.hold(run.replay_id, "second", now + 900_000_000, now) == now + 1_000_000
+
+    log = RequestLog()
+    handler = function_handler(log)
+    context = as_replay_function(monkeypatch)
+    assert handler(work_event(work_items(stack)), context) == {"batchItemFailures": []}
+    assert delivered(stack, run.replay_id) == {}
+    (put_back,) = [p for _, op, p in log.calls if op == "SendMessage"]
+    assert put_back["DelaySeconds"] == 1
+    held = operator.ledger.run(run.replay_id)
+    assert held is not None and (held.status, held.sent) == ("running", 0)
+
+    time.sleep(1.2)  # the first invocation's hold ends; its item comes back
+    (again,) = work_items(stack)
+    assert handler(work_event([again]), as_replay_function(monkeypatch)) == {
+        "batchItemFailures": []
+    }
+    check_complete(store, delivered(stack, run.replay_id), 15)
+    item = boto3.client("dynamodb", region_name=REGION).get_item(
+        TableName=stack.table, Key=shapes.run_key(run.replay_id), ConsistentRead=True
+    )["Item"]
+    assert item["st"]["S"] == "completed" and "sb" not in item and "su" not in item
 
 
 # --- faults ------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ A work item is ``{"replay_id": ...}`` on the replay work queue (batch size 1), p
 ``AwsReplayBackend.start`` once an operator confirmed a plan, and by this function itself
 when it pauses. For each:
 
+* a run another invocation is sending (it holds the run in the ledger, until its own
+  timeout at the latest) is put back on the work queue for when that hold ends, and the
+  item acknowledged: one invocation at a time sends a run;
 * the run is sent from where its ledger says it got to (``execute_replay``) until it
   completes, is cancelled, or the invocation has less than a minute left: then a
   continuation item goes on the work queue and this one is acknowledged;
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,6 +48,10 @@ if TYPE_CHECKING:
 
 PAUSE_WITH_MS_LEFT = 60_000
 """Stop sending when less than this is left before the function's timeout."""
+HOLD_MARGIN_MS = 10_000
+"""A hold outlasts its invocation's timeout by this much (clocks of invocations differ)."""
+MAX_INVOCATION_MS = 900_000
+"""No Lambda invocation runs longer (15 minutes)."""
 RETRY_DELAYS_S = (60, 120, 240, 480)
 """When a failed work item is tried again, by the number of tries so far."""
 _REPLAY_ID = re.compile(r"[0-9a-f]{32}")
@@ -78,6 +86,18 @@ class _Invocation:
             and self.context.get_remaining_time_in_millis() < PAUSE_WITH_MS_LEFT
         )
 
+    def request_id(self) -> str:
+        found = getattr(self.context, "aws_request_id", None)
+        return str(found) if found else uuid.uuid4().hex
+
+    def hold_us(self) -> int:
+        """How long this invocation may hold a run: past its own timeout, it cannot be
+        sending any more."""
+        left_ms = MAX_INVOCATION_MS
+        if self.context is not None:
+            left_ms = self.context.get_remaining_time_in_millis()
+        return (left_ms + HOLD_MARGIN_MS) * 1000
+
 
 def _fail_run(backend: AwsReplayBackend, replay_id: str, error: ReplayError, clock: Clock) -> None:
     """End a run a refusal stopped (a refused message, a target no longer allowed); runs
@@ -101,7 +121,20 @@ def _fail_run(backend: AwsReplayBackend, replay_id: str, error: ReplayError, clo
 def _send(
     backend: AwsReplayBackend, replay_id: str, invocation: _Invocation, clock: Clock
 ) -> dict[str, Any]:
-    """Send one run as far as this invocation gets; what to log about it."""
+    """Send one run as far as this invocation gets; what to log about it.
+
+    The invocation holds the run while it sends it, until its own timeout at the latest:
+    a work item delivered twice, or a resume while the run is sent, finds it held and is
+    put back for when that hold ends, instead of sending the same messages alongside.
+    """
+    now_us = clock.now_us()
+    holder = invocation.request_id()
+    busy_until = backend.hold(replay_id, holder, now_us + invocation.hold_us(), now_us)
+    if busy_until is not None:
+        delay_s = -(-(busy_until - now_us) // 1_000_000)
+        backend.enqueue(replay_id, delay_s)
+        record_count("ReplayBusy", 1)
+        return {"status": "held elsewhere", "held_for_s": delay_s}
     run = backend.ledger.run(replay_id)
     before = run.sent if run is not None else 0
     # An unknown run is refused (and audited) by execute_replay before anything is sent.
@@ -118,6 +151,7 @@ def _send(
         )
     finally:
         sink.close()
+        backend.release(replay_id, holder)
     if after.status == replay.RUNNING:
         backend.enqueue(replay_id)
         record_count("ReplayContinued", 1)

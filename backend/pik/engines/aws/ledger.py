@@ -17,6 +17,9 @@ Why each write has the shape it has:
   the audit record, in one transaction: a run ends once and each end is audited once;
 * progress is a conditional update (``sent`` only grows), so a late or repeated write
   never moves a run backwards;
+* the function invocation sending a run holds it (a conditional update naming the
+  invocation and until when), so a work item delivered twice, or resumed while the run
+  is being sent, does not send its messages twice;
 * an audit record's day is noted first (an idempotent put), then the record: a reader
   finds the days to read with one query. A day noted without a record costs nothing.
 
@@ -189,6 +192,42 @@ class AwsReplayLedger:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             # Progress at or past ``sent`` is recorded already (or there is no such run).
+
+    def hold(self, replay_id: str, holder: str, until_us: int, now_us: int) -> int | None:
+        """Take the right to send a run until ``until_us``. ``None`` when taken (or when
+        there is no such run: sending it is refused, and audited, later); otherwise until
+        when another sender holds it.
+
+        Not part of the port: the local engine has one sender per run by a lock file,
+        which its holder's death releases; a Lambda invocation can only hold for a time.
+        """
+        from botocore.exceptions import ClientError
+
+        if not _ours(replay_id):
+            return None
+        request = ledger_shapes.hold_run(self.table, replay_id, holder, until_us, now_us)
+        try:
+            with unavailable_on_failure("taking a replay run to send"):
+                self._clients.dynamodb.update_item(**request)
+            return None
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        with unavailable_on_failure("reading a replay run"):
+            answer = self._clients.dynamodb.get_item(**ledger_shapes.get_run(self.table, replay_id))
+        until = answer.get("Item", {}).get("su")
+        return None if until is None else int(until["N"])
+
+    def release(self, replay_id: str, holder: str) -> None:
+        """Give up the right to send a run, if ``holder`` still has it (best effort: its
+        time runs out all the same)."""
+        try:
+            with unavailable_on_failure("releasing a replay run"):
+                self._clients.dynamodb.update_item(
+                    **ledger_shapes.release_run(self.table, replay_id, holder)
+                )
+        except Exception:  # refused (not ours any more) or unavailable: the time decides
+            return
 
     def finish(self, replay_id: str, status: str, now_us: int, audit: AuditRecord) -> None:
         if not _ours(replay_id):

@@ -6,8 +6,9 @@ Plain keyword dictionaries, as every request of the engine. Documents are JSON s
 * plan head (``P#<plan id>``/``P``): ``parts`` (how many items hold the document), and
   once confirmed ``rid`` (the replay it started) and ``cat`` (when);
 * run (``X#<replay id>``/``X``): ``st`` status, ``sent``, ``up`` (last update), ``cx``
-  (cancel requested), ``dt`` (the code it failed with); the document holds what never
-  changes after confirmation.
+  (cancel requested), ``dt`` (the code it failed with), and while a function invocation
+  sends it ``sb`` (that invocation) and ``su`` (until when it may); the document holds
+  what never changes after confirmation.
 
 Writes that go together are transaction actions (``{"Put": ...}``/``{"Update": ...}``);
 the ledger runs them with ``shapes.transaction``.
@@ -149,6 +150,33 @@ def advance_run(table: str, replay_id: str, sent: int, now_us: int) -> Request:
         "ConditionExpression": "attribute_exists(pk) AND #sent < :n",
         "ExpressionAttributeNames": {"#sent": "sent", "#up": "up"},
         "ExpressionAttributeValues": {":n": n(sent), ":t": n(now_us)},
+    }
+
+
+def hold_run(table: str, replay_id: str, holder: str, until_us: int, now_us: int) -> Request:
+    """Take the right to send a run until ``until_us``: refused while another sender
+    holds it (its time not yet up), so one invocation at a time sends a run."""
+    return {
+        "TableName": table,
+        "Key": run_key(replay_id),
+        "UpdateExpression": "SET #by = :me, #until = :until",
+        "ConditionExpression": (
+            "attribute_exists(pk) AND (attribute_not_exists(#until) OR #until < :now OR #by = :me)"
+        ),
+        "ExpressionAttributeNames": {"#by": "sb", "#until": "su"},
+        "ExpressionAttributeValues": {":me": s(holder), ":until": n(until_us), ":now": n(now_us)},
+    }
+
+
+def release_run(table: str, replay_id: str, holder: str) -> Request:
+    """Give up the right to send a run: refused unless ``holder`` has it."""
+    return {
+        "TableName": table,
+        "Key": run_key(replay_id),
+        "UpdateExpression": "REMOVE #by, #until",
+        "ConditionExpression": "#by = :me",
+        "ExpressionAttributeNames": {"#by": "sb", "#until": "su"},
+        "ExpressionAttributeValues": {":me": s(holder)},
     }
 
 

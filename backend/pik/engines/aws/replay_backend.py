@@ -45,6 +45,10 @@ def _shown(text: str) -> str:
     return repr(text if len(text) <= 200 else text[:200] + "…")
 
 
+MAX_DELAY_S = 900
+"""SQS delays a message by at most 15 minutes."""
+
+
 class AwsReplayBackend:
     """A :class:`~pik.services.replay.ReplayBackend` on one stack."""
 
@@ -52,7 +56,8 @@ class AwsReplayBackend:
         self.config = config
         self._clients = Clients(config.region, session, config.endpoint_url)
         self.store: EventStore = AwsEngine(config, session=session)
-        self.ledger: ReplayLedger = AwsReplayLedger(config, clients=self._clients)
+        self._ledger = AwsReplayLedger(config, clients=self._clients)
+        self.ledger: ReplayLedger = self._ledger
         self._who = who
 
     @classmethod
@@ -131,15 +136,25 @@ class AwsReplayBackend:
         self.enqueue(run.replay_id)
         return self.ledger.run(run.replay_id) or run
 
-    def enqueue(self, replay_id: str) -> None:
+    def enqueue(self, replay_id: str, delay_s: int = 0) -> None:
         """Put a run on the work queue: to start it, or to continue it (the function,
-        before its deadline, or an operator resuming a run whose work item was lost)."""
+        before its deadline or once another invocation's hold on it ends, or an operator
+        resuming a run whose work item was lost), ``delay_s`` from now (at most 900)."""
         if not self.config.replay_work_queue_url:
             raise RuntimeError("the stack has no replay work queue (PIK_REPLAY_WORK_QUEUE_URL)")
         with unavailable_on_failure("putting the replay on the stack's work queue"):
             self._clients.sqs.send_message(
-                QueueUrl=self.config.replay_work_queue_url, MessageBody=work_item(replay_id)
+                QueueUrl=self.config.replay_work_queue_url,
+                MessageBody=work_item(replay_id),
+                DelaySeconds=min(max(delay_s, 0), MAX_DELAY_S),
             )
+
+    def hold(self, replay_id: str, holder: str, until_us: int, now_us: int) -> int | None:
+        """Take the right to send a run (see ``AwsReplayLedger.hold``)."""
+        return self._ledger.hold(replay_id, holder, until_us, now_us)
+
+    def release(self, replay_id: str, holder: str) -> None:
+        self._ledger.release(replay_id, holder)
 
     def shorten_retry(self, receipt_handle: str, seconds: int) -> None:
         """Make a failed work item visible again after ``seconds`` rather than after the
