@@ -93,49 +93,128 @@ def test_a_claim_lost_to_a_racing_request_leaves_a_void_frame_and_answers_duplic
     assert engine.counts()["events"] == 2
 
 
-def test_a_retry_points_at_the_bytes_a_failed_request_wrote_instead_of_writing_them_again(
-    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
-) -> None:
-    """The object is written, then the commit is throttled: the request
-    fails (nothing acknowledged) and marks its groups abandoned with their bytes written.
-    The retry takes the claims over pointing at those bytes; only what is new is written."""
-    engine = AwsEngine(aws_config, session=log.session())
-    events = [
-        make_event(entity_id=f"e-{i % 3}", payload={"n": i, "pad": "x" * 300}) for i in range(30)
-    ]
-    put: list[str] = []
-    throttled: list[str] = []
+def commit_throttled() -> Callable[[int, str, str], str | None]:
+    """A request whose commit is throttled: its claims (one transaction) and, after the
+    failure, its release get through. It fails, and nothing is acknowledged."""
+    transactions: list[str] = []
 
-    def commit_throttled(_n: int, _service: str, operation: str) -> str | None:
-        if operation == "PutObject":
-            put.append(operation)
-        elif operation == "TransactWriteItems" and put and not throttled:
-            throttled.append(operation)  # the commit; the release after it gets through
-            return "ThrottlingException"
-        return None
+    def fails(_n: int, _service: str, operation: str) -> str | None:
+        if operation != "TransactWriteItems":
+            return None
+        transactions.append(operation)
+        return "ThrottlingException" if len(transactions) == 2 else None
 
-    log.fail = commit_throttled
+    return fails
+
+
+def failed_after_writing(engine: AwsEngine, log: RequestLog, events: list[bytes]) -> str:
+    """Ingest ``events`` so that the object is written and the commit fails; its key."""
+    before = set(_objects(engine))
+    log.fail = commit_throttled()
     with pytest.raises(StoreUnavailableError):
         ingest_batch(engine, events, "fails")
     log.fail = None
-    (first,) = _objects(engine)
+    (written,) = set(_objects(engine)) - before
+    return written
+
+
+def spread(make_event: MakeEvent, count: int, tag: str) -> list[bytes]:
+    return [
+        make_event(entity_id=f"{tag}-{i % 3}", payload={"n": i, "pad": "x" * 300})
+        for i in range(count)
+    ]
+
+
+def check_stored_in(
+    engine: AwsEngine, events: list[bytes], outcomes: list[Outcome], key: str
+) -> None:
+    for raw, outcome in zip(events, outcomes, strict=True):
+        record = engine.event(outcome.event_id or b"")
+        assert record is not None and engine.read_raw(record) == raw
+        assert record.segment == key
+
+
+def test_a_retry_points_at_the_bytes_a_failed_request_wrote_instead_of_writing_them_again(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """The object is written, then the commit is throttled: the request fails (nothing
+    acknowledged) and marks its groups abandoned with their bytes written. A retry takes
+    the claims over pointing at those bytes; only what is new is written, and a retry of
+    nothing new writes no object at all."""
+    engine = AwsEngine(aws_config, session=log.session())
+    events = spread(make_event, 30, "reuse")
+    first = failed_after_writing(engine, log, events)
     assert engine.counts()["events"] == 0
 
     log.clear()
-    late = make_event(entity_id="e-new")
-    outcomes = ingest_batch(engine, [*events, late], "retry")
+    late = make_event(entity_id="reuse-new")
+    outcomes = ingest_batch(engine, [*events[:20], late], "retry")
     assert {o.status for o in outcomes} == {Status.ACCEPTED}
     assert log.by_operation()["s3:PutObject"] == 1
     (second,) = set(_objects(engine)) - {first}
-    for raw, outcome in zip([*events, late], outcomes, strict=True):
-        record = engine.event(outcome.event_id or b"")
-        assert record is not None and engine.read_raw(record) == raw
-        assert record.segment == (second if raw is late else first)
+    check_stored_in(engine, events[:20], outcomes[:20], first)
+    check_stored_in(engine, [late], outcomes[20:], second)
     assert _kinds(_object(engine, second)) == ["E", "B"]
+
+    log.clear()
+    rest = ingest_batch(engine, events[20:], "rest")
+    assert {o.status for o in rest} == {Status.ACCEPTED}
+    assert log.by_operation()["s3:PutObject"] == 0 and set(_objects(engine)) == {first, second}
+    check_stored_in(engine, events[20:], rest, first)
+
     assert engine.verify().problems == ()  # no unindexed copy left behind
     assert engine.counts()["events"] == 31
     assert sum(w.count for w in engine.coverage("day", *NOVEMBER, None, None)) == 31
     assert ingest_batch(engine, events[:1], "again")[0].status == Status.DUPLICATE
+
+
+def test_claims_taken_over_twice_still_point_at_the_first_bytes(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """A takeover that fails in turn (its claims name the object of their bytes and, apart,
+    the request committing them) is taken over again, still without a second copy."""
+    engine = AwsEngine(aws_config, session=log.session())
+    events = spread(make_event, 12, "chain")
+    first = failed_after_writing(engine, log, events)
+    log.fail = commit_throttled()  # it has nothing to put; its commit is throttled
+    with pytest.raises(StoreUnavailableError):
+        ingest_batch(engine, events, "fails-again")
+    log.fail = None
+    assert _objects(engine) == [first]
+    outcomes = ingest_batch(engine, events, "third")
+    assert {o.status for o in outcomes} == {Status.ACCEPTED}
+    check_stored_in(engine, events, outcomes, first)
+    assert _objects(engine) == [first]
+    assert engine.verify().problems == ()
+    assert engine.counts()["events"] == 12
+
+
+def test_two_requests_taking_over_one_claim_store_it_once(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """Two retries of a failed request race for its abandoned claims: one takes them over
+    and commits; the other's takeover is refused, and its events are DUPLICATEs."""
+    engine = AwsEngine(aws_config, session=log.session())
+    events = spread(make_event, 8, "twice")
+    first = failed_after_writing(engine, log, events)
+    rival = AwsEngine(aws_config)
+    raced: list[list[Outcome]] = []
+
+    def race(_n: int, _service: str, operation: str) -> None:
+        if operation == "TransactWriteItems" and not raced:
+            raced.append(ingest_batch(rival, events, "rival"))
+
+    log.fail = race
+    outcomes = ingest_batch(engine, events, "slow")
+    log.fail = None
+    assert {o.status for o in raced[0]} == {Status.ACCEPTED}
+    assert {o.status for o in outcomes} == {Status.DUPLICATE}
+    check_stored_in(engine, events, raced[0], first)
+    assert _objects(engine) == [first]
+    assert engine.verify().problems == ()
+    assert engine.counts()["events"] == 8
+    record = engine.event(outcomes[0].event_id or b"")
+    assert record is not None and record.duplicate_count == 1
 
 
 def test_a_commit_after_its_claims_were_taken_over_fails_and_nothing_counts_twice(

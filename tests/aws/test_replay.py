@@ -34,7 +34,7 @@ from pik.engines.aws.ledger import AwsReplayLedger
 from pik.engines.aws.replay_backend import AwsReplayBackend
 from pik.lambdas import replay as replay_function
 from pik.services.ingest import ingest_batch
-from pik.services.replay import confirm_replay, plan_replay
+from pik.services.replay import SYSTEM_CLOCK, Clock, confirm_replay, plan_replay
 from pik.storage_errors import StoreUnavailableError
 
 STACK = "pik-replay"
@@ -97,7 +97,9 @@ def as_replay_function(
     return FakeContext(function_name=name, remaining_ms=remaining_ms)
 
 
-def function_handler(log: RequestLog | None = None, **config: Any) -> Handler:
+def function_handler(
+    log: RequestLog | None = None, clock: Clock = SYSTEM_CLOCK, **config: Any
+) -> Handler:
     """The replay function's handler, its backend built from the environment as in Lambda
     (through ``log``'s session when given, to count or fail requests)."""
 
@@ -105,7 +107,7 @@ def function_handler(log: RequestLog | None = None, **config: Any) -> Handler:
         settings = replace(AwsConfig.from_env(), **config)
         return AwsReplayBackend(settings, session=log.session() if log else None)
 
-    return replay_function.make_handler(backend)
+    return replay_function.make_handler(backend, clock)
 
 
 def ingest(store: AwsEngine, events: list[bytes]) -> None:
@@ -325,12 +327,12 @@ def test_a_run_another_invocation_is_sending_is_put_back_for_when_its_hold_ends(
     invocation finds the run held by the first, sends nothing, and puts the item back for
     when that hold ends; the run is then sent once, and its hold released."""
     run = started(operator, store, make_event, "held", 15)
-    now = now_us()
+    now = now_us()  # the function's clock stands still here: the hold ends in 1 s of it
     assert operator.hold(run.replay_id, "first-invocation", now + 1_000_000, now) is None
     assert operator.hold(run.replay_id, "second", now + 900_000_000, now) == now + 1_000_000
 
     log = RequestLog()
-    handler = function_handler(log)
+    handler = function_handler(log, Clock(now_us=lambda: now))
     context = as_replay_function(monkeypatch)
     assert handler(work_event(work_items(stack)), context) == {"batchItemFailures": []}
     assert delivered(stack, run.replay_id) == {}
@@ -339,11 +341,10 @@ def test_a_run_another_invocation_is_sending_is_put_back_for_when_its_hold_ends(
     held = operator.ledger.run(run.replay_id)
     assert held is not None and (held.status, held.sent) == ("running", 0)
 
-    time.sleep(1.2)  # the first invocation's hold ends; its item comes back
+    time.sleep(1.2)  # SQS delays the item put back by 1 s of real time
     (again,) = work_items(stack)
-    assert handler(work_event([again]), as_replay_function(monkeypatch)) == {
-        "batchItemFailures": []
-    }
+    later = function_handler(clock=Clock(now_us=lambda: now + 2_000_000))
+    assert later(work_event([again]), as_replay_function(monkeypatch)) == {"batchItemFailures": []}
     check_complete(store, delivered(stack, run.replay_id), 15)
     item = boto3.client("dynamodb", region_name=REGION).get_item(
         TableName=stack.table, Key=shapes.run_key(run.replay_id), ConsistentRead=True

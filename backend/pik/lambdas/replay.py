@@ -125,7 +125,9 @@ def _send(
 
     The invocation holds the run while it sends it, until its own timeout at the latest:
     a work item delivered twice, or a resume while the run is sent, finds it held and is
-    put back for when that hold ends, instead of sending the same messages alongside.
+    put back for when that hold ends, instead of sending the same messages alongside. Put
+    back rather than dropped: it may be the continuation of an invocation whose release
+    failed, and then nobody else would go on with the run.
     """
     now_us = clock.now_us()
     holder = invocation.request_id()
@@ -135,22 +137,24 @@ def _send(
         backend.enqueue(replay_id, delay_s)
         record_count("ReplayBusy", 1)
         return {"status": "held elsewhere", "held_for_s": delay_s}
-    run = backend.ledger.run(replay_id)
-    before = run.sent if run is not None else 0
-    # An unknown run is refused (and audited) by execute_replay before anything is sent.
-    sink = backend.sink_for(run.target if run is not None else "queue")
     try:
-        after = execute_replay(
-            backend.store,
-            backend.ledger,
-            sink,
-            replay_id,
-            backend.who,
-            clock,
-            should_pause=invocation.near_deadline,
-        )
+        run = backend.ledger.run(replay_id)
+        before = run.sent if run is not None else 0
+        # An unknown run is refused (and audited) by execute_replay before anything is sent.
+        sink = backend.sink_for(run.target if run is not None else "queue")
+        try:
+            after = execute_replay(
+                backend.store,
+                backend.ledger,
+                sink,
+                replay_id,
+                backend.who,
+                clock,
+                should_pause=invocation.near_deadline,
+            )
+        finally:
+            sink.close()
     finally:
-        sink.close()
         backend.release(replay_id, holder)
     if after.status == replay.RUNNING:
         backend.enqueue(replay_id)

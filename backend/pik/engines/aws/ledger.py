@@ -206,17 +206,26 @@ class AwsReplayLedger:
         if not _ours(replay_id):
             return None
         request = ledger_shapes.hold_run(self.table, replay_id, holder, until_us, now_us)
-        try:
-            with unavailable_on_failure("taking a replay run to send"):
-                self._clients.dynamodb.update_item(**request)
-            return None
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-        with unavailable_on_failure("reading a replay run"):
-            answer = self._clients.dynamodb.get_item(**ledger_shapes.get_run(self.table, replay_id))
-        until = answer.get("Item", {}).get("su")
-        return None if until is None else int(until["N"])
+        for _ in range(ATTEMPTS):
+            try:
+                with unavailable_on_failure("taking a replay run to send"):
+                    self._clients.dynamodb.update_item(**request)
+                return None
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+            with unavailable_on_failure("reading a replay run"):
+                answer = self._clients.dynamodb.get_item(
+                    **ledger_shapes.get_run(self.table, replay_id)
+                )
+            item = answer.get("Item")
+            if item is None:
+                return None
+            until = int(item["su"]["N"]) if "su" in item else 0
+            if until >= now_us:
+                return until
+            # Released (or run out) between the refusal and the read: take it now.
+        raise StoreUnavailableError("the replay run's sender keeps changing; retry")
 
     def release(self, replay_id: str, holder: str) -> None:
         """Give up the right to send a run, if ``holder`` still has it (best effort: its
