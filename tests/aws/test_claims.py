@@ -221,8 +221,9 @@ def test_a_commit_after_its_claims_were_taken_over_fails_and_nothing_counts_twic
     aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
 ) -> None:
     """A request stalls between its object and its commit for longer than the lease; a
-    later arrival takes its claim over and stores the event. The stalled commit is then
-    refused (503, never acknowledged), and the event is counted once."""
+    later arrival takes its claim over and stores the event (pointing at the bytes it
+    finds). The stalled commit is then refused (503, never acknowledged), and the event is
+    counted once."""
     now = [now_us()]
     stalled = AwsEngine(aws_config, session=log.session(), clock=lambda: now[0])
     taker = AwsEngine(aws_config, clock=lambda: now[0])
@@ -248,9 +249,9 @@ def test_a_commit_after_its_claims_were_taken_over_fails_and_nothing_counts_twic
     assert [e.event_id for e in stalled.timeline("late", 0, 2**62, 10)] == [outcome.event_id]
     assert stalled.counts()["events"] == 1
     assert sum(w.count for w in stalled.coverage("hour", *NOVEMBER, None, None)) == 1
-    report = stalled.verify()
-    # The stalled request's copy is the one left unindexed: never acknowledged, reported.
-    assert report.ok and [p.kind for p in report.problems] == ["orphan_raw_event"]
+    # The taker found the stalled request's bytes and pointed at them: one copy.
+    assert _objects(stalled) == [record.segment]
+    assert stalled.verify().problems == ()
     assert ingest_batch(stalled, [raw], "retry")[0].status == Status.DUPLICATE
 
 
@@ -302,3 +303,36 @@ def test_a_claim_never_committed_blocks_its_event_until_the_lease_runs_out(
     assert engine.counts()["events"] == 1
     assert ingest_batch(engine, [raw], "again")[0].status == Status.DUPLICATE
     assert engine.verify().problems == ()
+
+
+def test_after_the_lease_a_takeover_finds_bytes_a_request_wrote_before_it_died(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """A request writes its object and dies before it can commit or even say it wrote it:
+    once the lease has run out, the next arrival finds the bytes in S3 (they hash right)
+    and points at them, so no second copy is written."""
+    now = [now_us()]
+    engine = AwsEngine(aws_config, session=log.session(), clock=lambda: now[0])
+    events = spread(make_event, 10, "died")
+    put: list[str] = []
+
+    def dies_after_put(_n: int, _service: str, operation: str) -> str | None:
+        if put:
+            return "SlowDown"
+        if operation == "PutObject":
+            put.append(operation)
+        return None
+
+    log.fail = dies_after_put
+    with pytest.raises(StoreUnavailableError):
+        ingest_batch(engine, events, "dies")
+    log.fail = None
+    (first,) = _objects(engine)
+    now[0] += LEASE_US + 1
+    log.clear()
+    outcomes = ingest_batch(engine, events, "later")
+    assert {o.status for o in outcomes} == {Status.ACCEPTED}
+    assert log.by_operation()["s3:PutObject"] == 0
+    check_stored_in(engine, events, outcomes, first)
+    assert engine.verify().problems == ()
+    assert engine.counts()["events"] == 10

@@ -82,9 +82,9 @@ def test_function_roles_grant_exactly_what_each_function_needs(cfn: Template) ->
     read_index = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
     poll = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
     expected = {
-        "IngestRole": common | write_index | {"s3:PutObject"},
+        "IngestRole": common | write_index | {"s3:PutObject", "s3:GetObject"},
         "QueryRole": common | read_index | {"s3:GetObject"},
-        "QueueIngestRole": common | write_index | {"s3:PutObject"} | poll,
+        "QueueIngestRole": common | write_index | {"s3:PutObject", "s3:GetObject"} | poll,
     }
     for role, wanted in expected.items():
         grants = _role_grants(cfn, role)

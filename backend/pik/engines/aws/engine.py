@@ -57,6 +57,8 @@ TRANSACTION_ATTEMPTS = 6
 LEASE_US = 20 * 60 * 1_000_000
 """A claim not committed after this long is taken over (no Lambda runs this long; a late
 commit of it fails, so the lease decides only when, never whether, an event is stored)."""
+MAX_OBJECTS_READ = 4
+"""Objects read to find bytes a failed request left (a batch's claims are in one object)."""
 CLAIM_WAIT_S = 3.0
 """How long a request waits for another request's claim on one of its events to commit."""
 
@@ -140,6 +142,8 @@ class AwsEngine(reads.Reader):
         ingest_us = self._clock()
         events = [a.event for a in arrivals if a.event is not None]
         known, stale = self._settled({e.event_id for e in events}, ingest_us)
+        if stale:
+            self._find_written(stale)
         classified = classify(arrivals, known)
         key, body, news = self._plan_raw(arrivals, classified.new, stale, ingest_us)
         lost = self._claim(news, ingest_us)
@@ -224,6 +228,31 @@ class AwsEngine(reads.Reader):
             tries += 1
             waiting = pending
         return known, stale
+
+    def _find_written(self, stale: dict[bytes, tuple[Item, bool]]) -> None:
+        """Mark the stale claims whose bytes are in S3 after all (their request wrote its
+        object, then died before it could say so): the takeover points at them.
+
+        One read per object, of a few objects at most; best effort, since writing the
+        bytes again, unindexed copy and all, is what happens without it.
+        """
+        unsure: dict[str, list[bytes]] = {}
+        for event_id, (item, durable) in stale.items():
+            if not durable:
+                unsure.setdefault(item["seg"]["S"], []).append(event_id)
+        for key, event_ids in sorted(unsure.items())[:MAX_OBJECTS_READ]:
+            try:
+                with unavailable_on_failure("reading raw bytes a failed request left"):
+                    body = self._clients.s3.get_object(Bucket=self.config.bucket, Key=key)["Body"]
+                    data = body.read()
+            except Exception:  # missing (the usual case), not readable, throttled: write anew
+                continue
+            for event_id in event_ids:
+                item = stale[event_id][0]
+                where = location_of(item)
+                raw = data[where.offset : where.offset + where.length]
+                if len(raw) == where.length and hashlib.sha256(raw).digest() == where.sha256:
+                    stale[event_id] = (item, True)
 
     def _known(self, event_ids: Sequence[bytes]) -> dict[bytes, Item]:
         """The claims (event items) of these events that exist: id -> item."""
