@@ -24,6 +24,7 @@ OUTPUTS = {
     "ReplayWorkQueueUrl",
     "ReplayWorkDeadLetterQueueUrl",
     "IngestQueueUrl",
+    "IngestQueueArn",
     "IngestDeadLetterQueueUrl",
     "IngestFunctionName",
     "QueryFunctionName",

@@ -296,7 +296,7 @@ def test_every_output_the_cli_reads_is_declared(cfn: Template) -> None:
     names = {
         "ApiUrl", "ApiId", "RawBucketName", "IndexTableName", "ReplayQueueUrl",
         "ReplayQueueArn", "ReplayDeadLetterQueueUrl", "ReplayWorkQueueUrl",
-        "ReplayWorkDeadLetterQueueUrl", "ReplayTargetQueueArns", "IngestQueueUrl",
+        "ReplayWorkDeadLetterQueueUrl", "ReplayTargetQueueArns", "IngestQueueUrl", "IngestQueueArn",
         "IngestDeadLetterQueueUrl", "IngestFunctionName", "QueryFunctionName",
         "QueueIngestFunctionName", "ReplayFunctionName", "OperatorReadOnlyPolicyArn",
         "ReplayOperatorPolicyArn", "ProducerPolicyArn", "ProcessorFunctionName",

@@ -69,8 +69,9 @@ def _spec_options(command: Any) -> Any:
 def versions() -> None:
     """Aggregate versions the processor computed: one per change of a window's events.
 
-    Replay a slice into the processor (`pik replay plan ... --target processor:day`) to
-    compute them; a version is never overwritten.
+    Replay a slice into the processor to compute them (`pik replay plan ... --target
+    processor:day`; on a stack deployed with EnableProcessor=true, `--target queue`); a
+    version is never overwritten.
     """
 
 
