@@ -24,11 +24,10 @@ from pik.domain.outcome import Outcome
 from pik.domain.records import VerifyReport
 from pik.engines.aws import AwsConfig
 from pik.engines.aws.async_reads import AsyncAwsReader
-from pik.engines.aws.clients import error_code
-from pik.engines.aws.discovery import StackNotFoundError, discover
+from pik.engines.aws.discovery import discover
+from pik.engines.aws.explain import explain
 from pik.engines.aws.plans import BlockingReads, Plan
 from pik.ports import EventStore, Progress
-from pik.storage_errors import StoreUnavailableError
 from pik_tui.backend import ServiceBackend, StoreUnavailable
 
 T = TypeVar("T")
@@ -138,46 +137,3 @@ def explained() -> Iterator[None]:
         if text is None:
             raise
         raise StoreUnavailable(text) from None
-
-
-def explain(exc: BaseException) -> str | None:
-    """What an AWS failure means to the person at the keyboard and what to do about it;
-    ``None`` if it is no AWS failure (a bug, to be shown as one)."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        NoCredentialsError,
-        NoRegionError,
-        PartialCredentialsError,
-    )
-
-    if isinstance(exc, StackNotFoundError):
-        return str(exc)
-    causes: list[BaseException] = []  # the failure, and what it says it came from
-    cause: BaseException | None = exc
-    while cause is not None and cause not in causes:
-        causes.append(cause)
-        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
-    for cause in causes:
-        if isinstance(cause, NoCredentialsError | PartialCredentialsError):
-            return (
-                "no AWS credentials found: sign in (`aws sso login`, AWS_PROFILE, or "
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) as an identity with the "
-                "stack's OperatorReadOnlyPolicy"
-            )
-        if isinstance(cause, NoRegionError):
-            return (
-                "no AWS region set: set AWS_DEFAULT_REGION (or `region` in your AWS "
-                "profile) to the stack's region"
-            )
-        if isinstance(cause, ClientError) and not isinstance(exc, StoreUnavailableError):
-            message = cause.response.get("Error", {}).get("Message", "")
-            return (
-                f"AWS refused the request ({error_code(cause)}: {message}); check that "
-                "your identity has the stack's OperatorReadOnlyPolicy"
-            )
-    if isinstance(exc, StoreUnavailableError):
-        return str(exc)
-    if isinstance(exc, BotoCoreError):
-        return f"AWS could not be reached: {exc}"
-    return None

@@ -97,6 +97,14 @@ def test_missing_credentials_say_what_to_configure(
     assert "no AWS credentials found" in output and "OperatorReadOnlyPolicy" in output
 
 
+def test_no_region_says_what_to_set(aws_engine: AwsEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    output = pik("--stack", "pik-contract", "entities", code=1)
+    assert "no AWS region set: set AWS_DEFAULT_REGION" in output
+
+
 def test_local_only_commands_refuse_a_stack(aws_engine: AwsEngine) -> None:
     output = pik("--stack", "pik-contract", "reindex", code=2)
     assert "point-in-time recovery" in output

@@ -23,7 +23,6 @@ from pik.engines.local.replay import LocalReplayBackend
 from pik.engines.local.segments import StorageFullError
 from pik.ports import EventStore
 from pik.services.replay import ReplayBackend
-from pik.storage_errors import StoreUnavailableError
 
 
 @dataclass
@@ -116,29 +115,17 @@ def _aws_engine(stack: str) -> Iterator[EventStore]:
 def aws_errors(policy: str) -> Iterator[None]:
     """AWS failures as messages that say what to do, naming the stack's managed ``policy``
     the command needs."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-    from pik.engines.aws.discovery import StackNotFoundError
+    from pik.engines.aws.explain import explain
 
     try:
         yield
-    except StackNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
-    except NoCredentialsError:
-        raise click.ClickException(
-            "no AWS credentials found: configure a profile (`aws configure`, AWS_PROFILE) "
-            f"with the stack's {policy} attached"
-        ) from None
-    except StoreUnavailableError as exc:
-        raise click.ClickException(str(exc)) from None
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise click.ClickException(
-            f"AWS refused the request ({error.get('Code')}: {error.get('Message')}); "
-            f"check that your identity has the stack's {policy}"
-        ) from None
-    except BotoCoreError as exc:
-        raise click.ClickException(f"AWS could not be reached: {exc}") from None
+    except click.ClickException:
+        raise
+    except Exception as exc:
+        text = explain(exc, policy)
+        if text is None:
+            raise
+        raise click.ClickException(text) from None
 
 
 def time_option(value: str | None, name: str) -> int | None:
