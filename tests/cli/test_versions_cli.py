@@ -38,7 +38,7 @@ def event(time: str, amount: int) -> bytes:
 
 
 def touch(time: str) -> bytes:
-    return orjson.dumps({"entity_id": "c1", "event_time": time, "replay_id": "r"})
+    return orjson.dumps({"entity_id": "c1", "event_time": time, "replay_id": "1" * 32})
 
 
 def two_versions(store: Path) -> None:

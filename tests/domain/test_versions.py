@@ -72,6 +72,8 @@ def test_each_spec_numbers_its_own_versions() -> None:
         ("/nested/value", 7),
         ("/list/1", 20),
         ("/list/01", None),
+        ("/list/\u0661", None),
+        ("/list/\u00b2", None),
         ("/list/9", None),
         ("/a~1b", 3),
         ("/m~0n", 4),

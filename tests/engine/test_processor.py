@@ -35,7 +35,7 @@ def versions(store_path: Path, engine: LocalEngine) -> Iterator[LocalVersionStor
     store.close()
 
 
-def message(entity_id: str, event_time: str, replay_id: str | None = "r1") -> bytes:
+def message(entity_id: str, event_time: str, replay_id: str | None = "1" * 32) -> bytes:
     return orjson.dumps({"entity_id": entity_id, "event_time": event_time, "replay_id": replay_id})
 
 
@@ -55,7 +55,7 @@ def test_a_window_gets_version_one_then_redelivery_changes_nothing(
     written = process_messages(engine, versions, SPEC, batch)
     assert [(v.entity_id, v.version) for v in written] == [("c1", 1)]
     assert written[0].aggregate.count == 2 and written[0].aggregate.total == Decimal(12)
-    assert written[0].replay_id == "r1"
+    assert written[0].replay_id == "1" * 32
     assert process_messages(engine, versions, SPEC, batch) == []
     assert process_messages(engine, versions, SPEC, batch[::-1]) == []
     assert len(versions.history(SPEC.spec_id, "c1", parse_instant(f"{DAY}T00:00:00Z"))) == 1
@@ -68,7 +68,7 @@ def test_a_late_event_makes_version_two_and_the_diff_names_it(
     process_messages(engine, versions, SPEC, [message("c1", f"{DAY}T10:00:00Z")])
     late = make_event(entity_id="c1", event_time=f"{DAY}T09:00:00Z", payload={"amount": 100})
     ingest_batch(engine, [late], "test")
-    [v2] = process_messages(engine, versions, SPEC, [message("c1", f"{DAY}T09:00:00Z", "r2")])
+    [v2] = process_messages(engine, versions, SPEC, [message("c1", f"{DAY}T09:00:00Z", "2" * 32)])
     window = parse_instant(f"{DAY}T00:00:00Z")
     v1, again = versions.history(SPEC.spec_id, "c1", window)
     assert (v1.version, again.version, v2.version) == (1, 2, 2)

@@ -45,8 +45,8 @@ def ingest(ctx: Context, file: BinaryIO, batch_size: int, origin: str) -> None:
     Valid lines are stored even when others are rejected; every line is accounted for.
     Exits 1 when any line was rejected, after storing the rest.
     """
-    if not origin or len(origin) > 64 or not origin.isprintable():
-        raise click.BadParameter("1 to 64 printable characters", param_hint="--origin")
+    if not origin or len(origin.encode("utf-8")) > 64 or not origin.isprintable():
+        raise click.BadParameter("1 to 64 bytes of printable characters", param_hint="--origin")
     size = _size(file)
     with ctx.engine(create=True) as engine:
         if size >= PROGRESS_FROM_BYTES and not ctx.as_json and ctx.err.is_terminal:

@@ -90,7 +90,7 @@ def _row(v: Version) -> list[str | Text]:
         str(a.late),
         "" if a.total is None else str(a.total),
         format_instant(v.computed_us)[:19] + "Z",
-        (v.replay_id or "")[:8],
+        inert((v.replay_id or "")[:8]),
     ]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +27,9 @@ from typing import Any
 
 from pik.domain.instants import US_PER_HOUR, format_instant, parse_instant
 from pik.domain.records import EventRecord
+
+REPLAY_ID = re.compile(r"[0-9a-f]{32}")
+"""The form of every replay id (random hex, made by ``new_replay_id``)."""
 
 MAX_ENTITIES = 1_000
 """Entities one selection may name."""

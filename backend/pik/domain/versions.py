@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from pik.domain.replay import set_digest
 from pik.domain.tally import GRANULARITIES
 
 MAX_POINTER_CHARS = 256
+_ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
+"""An array index in a JSON pointer (RFC 6901): ASCII digits, no leading zero."""
 
 
 class SpecError(ValueError):
@@ -81,7 +84,7 @@ def pointer_value(payload: Any, pointer: str) -> Any:
             if key not in value:
                 return None
             value = value[key]
-        elif isinstance(value, list) and key.isdigit() and (key == "0" or key[0] != "0"):
+        elif isinstance(value, list) and _ARRAY_INDEX.fullmatch(key):
             index = int(key)
             if index >= len(value):
                 return None

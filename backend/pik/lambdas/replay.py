@@ -27,7 +27,6 @@ Nothing of an event is logged: replay ids, counts, codes and error types only.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pik.domain import replay
-from pik.domain.replay import AuditRecord, ReplayError
+from pik.domain.replay import REPLAY_ID, AuditRecord, ReplayError
 from pik.lambdas.observability import log_failure, logger, record_count
 from pik.lambdas.sqs import Handler, batch_handler
 from pik.lambdas.store import Lazy
@@ -54,7 +53,6 @@ MAX_INVOCATION_MS = 900_000
 """No Lambda invocation runs longer (15 minutes)."""
 RETRY_DELAYS_S = (60, 120, 240, 480)
 """When a failed work item is tried again, by the number of tries so far."""
-_REPLAY_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def replay_id_of(body: object) -> str | None:
@@ -64,7 +62,7 @@ def replay_id_of(body: object) -> str | None:
     except ValueError:
         return None
     replay_id = document.get("replay_id") if isinstance(document, dict) else None
-    return replay_id if isinstance(replay_id, str) and _REPLAY_ID.fullmatch(replay_id) else None
+    return replay_id if isinstance(replay_id, str) and REPLAY_ID.fullmatch(replay_id) else None
 
 
 def retry_delay(record: dict[str, Any]) -> int:

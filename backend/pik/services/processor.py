@@ -68,6 +68,8 @@ def touched(messages: Iterable[bytes], spec: AggregateSpec) -> list[Touch]:
             raise MessageError(f"not a replay message: {exc}") from None
         if not isinstance(entity_id, str) or not (replay_id is None or isinstance(replay_id, str)):
             raise MessageError("not a replay message: entity_id and replay_id are strings")
+        if replay_id is not None and not replay.REPLAY_ID.fullmatch(replay_id):
+            raise MessageError("not a replay message: replay_id is not a replay's id")
         seen.setdefault((entity_id, spec.window_of(event_time_us)), replay_id)
     return [Touch(e, w, r) for (e, w), r in sorted(seen.items())]
 
@@ -105,21 +107,26 @@ def recompute(
     replay_id: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> Version | None:
-    """A new version of one window, or ``None`` when its inputs are unchanged."""
-    records = window_events(store, entity_id, window_start_us, window_start_us + spec.step_us)
-    latest = versions.latest(spec.spec_id, entity_id, window_start_us)
-    if latest is not None and latest.inputs_digest == replay.set_digest(records):
-        return None  # checked before reading any payload: redelivery costs reads only
-    payloads = [_payload(store, r) for r in records] if spec.sum_pointer else []
-    aggregate = compute(spec, records, payloads, store.limits.late_after_us)
+    """A new version of one window, or ``None`` when its inputs are unchanged.
+
+    The latest version is read before the events: a version another processor wrote
+    meanwhile saw at most the events read here, so a collision on its number means
+    reading both again, never writing older inputs over newer ones.
+    """
     for _ in range(ADD_ATTEMPTS):
+        latest = versions.latest(spec.spec_id, entity_id, window_start_us)
+        end_us = window_start_us + spec.step_us
+        records = window_events(store, entity_id, window_start_us, end_us)
+        if latest is not None and latest.inputs_digest == replay.set_digest(records):
+            return None  # checked before reading any payload: redelivery costs reads only
+        payloads = [_payload(store, r) for r in records] if spec.sum_pointer else []
+        aggregate = compute(spec, records, payloads, store.limits.late_after_us)
         version = next_version(
             spec, entity_id, window_start_us, latest, records, aggregate, replay_id, clock.now_us()
         )
         if version is None or versions.add(version):
             return version
-        # Another processor numbered a version of this window first: follow it.
-        latest = versions.latest(spec.spec_id, entity_id, window_start_us)
+        # Another processor numbered a version of this window first: start again from it.
     raise StoreUnavailableError(
         f"versions of {entity_id!r} kept being written concurrently; retry the batch"
     )

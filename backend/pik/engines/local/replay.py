@@ -13,13 +13,12 @@ from __future__ import annotations
 import fcntl
 import getpass
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pik.domain import replay
-from pik.domain.replay import AuditRecord, ReplayError, ReplayRun
+from pik.domain.replay import REPLAY_ID, AuditRecord, ReplayError, ReplayRun
 from pik.domain.versions import SpecError, processor_target
 from pik.engines.local.engine import LocalEngine
 from pik.engines.local.layout import REPLAY_LOCKS as LOCKS
@@ -29,8 +28,6 @@ from pik.ports import EventStore, Progress, ReplayLedger, ReplaySink
 from pik.services.processor import ProcessorSink
 from pik.services.replay import SYSTEM_CLOCK, Clock, execute_replay
 from pik.sinks import FILE_SCHEME, FileSink, file_target, target_path
-
-_REPLAY_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def os_user() -> str:
@@ -102,7 +99,7 @@ class LocalReplayBackend:
     def _sending(self, run: ReplayRun) -> Iterator[None]:
         # The lock file is named after the replay id, which this engine made (hex): checked
         # all the same, since no name under the store is ever taken from input unchecked.
-        if not _REPLAY_ID.fullmatch(run.replay_id):
+        if not REPLAY_ID.fullmatch(run.replay_id):
             raise ReplayError("replay_not_found", f"no replay {run.replay_id!r}", 404, "replay_id")
         locks = self._root / LOCKS
         locks.mkdir(exist_ok=True)
