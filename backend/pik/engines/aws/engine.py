@@ -242,9 +242,8 @@ class AwsEngine(reads.Reader):
                 unsure.setdefault(item["seg"]["S"], []).append(event_id)
         for key, event_ids in sorted(unsure.items())[:MAX_OBJECTS_READ]:
             try:
-                with unavailable_on_failure("reading raw bytes a failed request left"):
-                    body = self._clients.s3.get_object(Bucket=self.config.bucket, Key=key)["Body"]
-                    data = body.read()
+                body = self._clients.s3.get_object(Bucket=self.config.bucket, Key=key)["Body"]
+                data = body.read()
             except Exception:  # missing (the usual case), not readable, throttled: write anew
                 continue
             for event_id in event_ids:

@@ -180,13 +180,9 @@ def take_over(table: str, item: Item, old_object: str, old_group: int) -> Reques
 COMMITTED, ABANDONED = "c", "a"
 
 
-def _group_state(segment: str, group: int, state: str, at_us: int) -> Item:
-    return {**commit_key(segment, group), "st": s(state), "at": n(at_us)}
-
-
 def put_commit(table: str, segment: str, group: int, at_us: int) -> Request:
     """Commit a group: refused if it exists (a taker abandoned it first)."""
-    item = _group_state(segment, group, COMMITTED, at_us)
+    item = {**commit_key(segment, group), "st": s(COMMITTED), "at": n(at_us)}
     return _put_if(table, item, "attribute_not_exists(pk)")
 
 
