@@ -135,6 +135,18 @@ def test_idempotency_conflict_is_409(api: Client) -> None:
     assert (status, error["error"]["code"]) == (409, "idempotency_conflict")
 
 
+def test_a_full_disk_is_507_and_the_server_goes_on(api: Client, engine: LocalEngine) -> None:
+    db = engine._index._db  # SQLite's own page limit stands in for a full disk
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    batch = [envelope(entity_id=f"e{n}", payload={"pad": "x" * 900}) for n in range(100)]
+    status, _, body = api.call("POST", "/events", json.dumps(batch).encode())
+    assert status == 507 and body["error"]["code"] == "storage_full"
+    assert "nothing was acknowledged" in body["error"]["message"]
+    db.execute("PRAGMA max_page_count = 1073741823")
+    status, _, body = api.call("POST", "/events", json.dumps(batch).encode())
+    assert status == 200 and body["duplicate"] == 100
+
+
 def test_queries_and_their_errors(api: Client) -> None:
     api.call("POST", "/events", json.dumps(envelope()).encode())
     assert api.call("GET", "/rates?since=2000-01-01")[2]["rows"][0]["accepted"] == 1

@@ -18,6 +18,7 @@ from children import crash_env
 from pik.domain.envelope import Event, prepare
 from pik.domain.limits import DEFAULT_LIMITS
 from pik.engines.local import LocalEngine
+from pik.engines.local.engine import SegmentPolicy, reindex
 from pik.faults import CRASH_POINTS
 from pik.services.ingest import ingest_batch
 
@@ -216,10 +217,12 @@ FULL_DISK_CHILD = textwrap.dedent(
     import resource, signal, sys
     from pathlib import Path
     from pik.engines.local import LocalEngine
-    from pik.engines.local.segments import StorageFullError
+    from pik.engines.local.disk import StorageFullError
+    from pik.engines.local.engine import SegmentPolicy
     from pik.services.ingest import ingest_batch
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    engine = LocalEngine(Path(sys.argv[1]))
+    policy = SegmentPolicy(max_bytes=int(sys.argv[4])) if len(sys.argv) > 4 else SegmentPolicy()
+    engine = LocalEngine(Path(sys.argv[1]), policy=policy)
     limit = int(sys.argv[3])
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     try:
@@ -253,5 +256,31 @@ def test_a_full_disk_acknowledges_nothing_and_a_retry_succeeds(tmp_path: Path) -
         assert {o.status.value for o in outcomes} == {"accepted"}
         report = engine.verify()
         assert report.ok and report.events == 400
+    finally:
+        engine.close()
+
+
+def test_a_full_disk_while_a_segment_is_made_leaves_no_segment(tmp_path: Path) -> None:
+    store, batch = tmp_path / "store", tmp_path / "batch.ndjson"
+    engine = LocalEngine(store, policy=SegmentPolicy(max_bytes=1024))
+    ingest_batch(engine, lines(0, 10).splitlines(), "before")  # fills and seals segment 1
+    engine.close()
+    batch.write_bytes(lines(10, 20))
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_CHILD, str(store), str(batch), "4", "1024"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "storage full while creating segment 00000002.seg" in done.stdout
+    assert sorted(p.name for p in (store / "segments").iterdir()) == ["00000001.seg"]
+    reindex(store)
+    engine = LocalEngine(store)
+    try:
+        outcomes = ingest_batch(engine, batch.read_bytes().splitlines(), "retry")
+        assert {o.status.value for o in outcomes} == {"accepted"}
+        report = engine.verify()
+        assert report.ok and report.events == 20, report.problems
     finally:
         engine.close()

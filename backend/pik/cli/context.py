@@ -16,11 +16,11 @@ from rich.console import Console
 
 from pik.domain.instants import TimeFormatError, parse_query_time
 from pik.engines.local import LocalEngine
+from pik.engines.local.disk import StorageFullError
 from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import StoreError
 from pik.engines.local.ledger import LocalReplayLedger
 from pik.engines.local.replay import LocalReplayBackend
-from pik.engines.local.segments import StorageFullError
 from pik.ports import EventStore
 from pik.services.replay import ReplayBackend
 

@@ -96,6 +96,10 @@ class LocalEngine:
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()
+        # A power cut may have taken the index's last commits (synchronous=NORMAL) or a
+        # crash its last batch: re-derive them from the fsync'd raw now, not at the next
+        # write, so nothing acknowledged is missing from answers in between.
+        self.reconcile()
 
     def close(self) -> None:
         self._index.close()
@@ -220,10 +224,27 @@ class LocalEngine:
 
     def _writable_segment(self, now: int) -> tuple[int, int]:
         """The active segment and its end, after finishing anything a crash left behind."""
+        active = self._recover(now)
+        if active is not None:
+            return active
+        known = [r.segment_id for r in self._index.segments()]
+        next_id = max(known + self.layout.segment_ids() + [0]) + 1
+        end = segments.create_segment(self.layout, next_id)
+        self._index.add_segment(next_id, now, end)
+        return next_id, end
+
+    def _recover(self, now: int) -> tuple[int, int] | None:
+        """Index what a crash left unindexed, seal what must not grow; the active segment."""
         rows = self._adopt_unknown_files(now)
         active: SegmentRow | None = None
         for row in rows:
             if row.sealed_us is not None:
+                continue
+            if row.committed_end < len(frames.SEGMENT_MAGIC):
+                # Open without its magic (an older rebuild of an empty file): no frame may
+                # be written into it, or it would never be read back.
+                path = self.layout.segment(row.segment_id)
+                self._seal(row.segment_id, 0, segments.size(path), now)
                 continue
             end = self._recover_tail(row, now)
             if end is None or row is not rows[-1]:
@@ -236,12 +257,7 @@ class LocalEngine:
                 self._seal(row.segment_id, end, 0, now)
                 continue
             active = SegmentRow(row.segment_id, row.created_us, end, None, None, 0)
-        if active is not None:
-            return active.segment_id, active.committed_end
-        next_id = max([r.segment_id for r in rows] + self.layout.segment_ids() + [0]) + 1
-        end = segments.create_segment(self.layout, next_id)
-        self._index.add_segment(next_id, now, end)
-        return next_id, end
+        return None if active is None else (active.segment_id, active.committed_end)
 
     def _adopt_unknown_files(self, now: int) -> list[SegmentRow]:
         rows = self._index.segments()
@@ -255,11 +271,9 @@ class LocalEngine:
             head = segments.read_range(path, 0, len(frames.SEGMENT_MAGIC))
             if head == frames.SEGMENT_MAGIC:
                 self._index.add_segment(segment_id, now, len(head))
-            else:
+            else:  # not a segment this engine began: keep it, never write into it
                 self._index.add_segment(segment_id, now, 0)
-                self._index.seal_segment(
-                    segment_id, now, segments.digest(path, 0), segments.size(path)
-                )
+                self._seal(segment_id, 0, segments.size(path), now)
         return self._index.segments()
 
     def _recover_tail(self, row: SegmentRow, now: int) -> int | None:
@@ -292,11 +306,12 @@ class LocalEngine:
         self._index.seal_segment(segment_id, now, checksum, torn)
 
     def reconcile(self) -> None:
-        """Index raw records a crash left unindexed (also done before every write)."""
+        """Index raw records a crash left unindexed (done at every writable open, and
+        before every write)."""
         if self.read_only:
             return
         with self._commit_lock, self.layout.write_lock():
-            self._writable_segment(self._clock())
+            self._recover(self._clock())
 
     # --- reads ---------------------------------------------------------------------------
 

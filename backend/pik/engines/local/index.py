@@ -22,6 +22,7 @@ from pik.domain.records import (
     WindowCount,
 )
 from pik.domain.tally import Tally
+from pik.engines.local.disk import index_write
 from pik.engines.local.rows import (
     EVENT_COLUMNS,
     ROW_COLUMNS,
@@ -188,20 +189,22 @@ class SqliteIndex:
     ) -> None:
         """Index one committed batch: all of it or none of it."""
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            _write_rows(db, f"INSERT INTO events ({ROW_COLUMNS}) VALUES ", 17, "", events)
-            self._apply_attempts(attempts)
-            self._apply_tally(tally)
-            crash_point("in_index_transaction")
-            db.execute(
-                "UPDATE segments SET committed_end = ? WHERE segment_id = ?",
-                (committed_end, segment_id),
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        with index_write(str(self.path)):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                _write_rows(db, f"INSERT INTO events ({ROW_COLUMNS}) VALUES ", 17, "", events)
+                self._apply_attempts(attempts)
+                self._apply_tally(tally)
+                crash_point("in_index_transaction")
+                db.execute(
+                    "UPDATE segments SET committed_end = ? WHERE segment_id = ?",
+                    (committed_end, segment_id),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    db.execute("ROLLBACK")
+                raise
 
     def _apply_attempts(self, attempts: Sequence[Attempt]) -> None:
         db = self._db

@@ -31,6 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from pik.domain import replay
 from pik.domain.replay import AuditRecord, Plan, ReplayRun
+from pik.engines.local.disk import is_sqlite_full
 from pik.engines.local.layout import LEDGER_NAME
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 
@@ -188,8 +189,7 @@ class LocalReplayLedger:
             yield db
 
     def _unavailable(self, exc: sqlite3.Error) -> Exception:
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if code == sqlite3.SQLITE_FULL:
+        if is_sqlite_full(exc):
             return LedgerFullError(
                 errno.ENOSPC,
                 f"the replay ledger {self.path} cannot grow ({exc}): make room on its disk",

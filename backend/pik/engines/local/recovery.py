@@ -133,8 +133,10 @@ def rebuild(
                 end, torn = index_frames(index, segment_id, data, start, limits)
             else:
                 end, torn = 0, len(data)
-            if segment_id != last or torn or segments.is_read_only(path):
+            # Only the last segment, begun by this engine and whole, can take more frames.
+            if segment_id != last or torn or not has_magic or segments.is_read_only(path):
                 sealed_at = sealed if sealed is not None else mtime
+                segments.seal(path)
                 index.seal_segment(segment_id, sealed_at, segments.digest(path, end), torn)
             done += len(data)
             if progress:

@@ -2,45 +2,52 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
 from pathlib import Path
 
+from pik.engines.local.disk import raw_write
 from pik.engines.local.layout import Layout, fsync_dir
 from pik.faults import armed, crash_point
 from pik.frames import SEGMENT_MAGIC
-from pik.storage_errors import StoreFullError
 
-
-class StorageFullError(StoreFullError):
-    """The disk or the file-size limit refused the write; nothing was acknowledged."""
+_PENDING = ".seg.new"
 
 
 def create_segment(layout: Layout, segment_id: int) -> int:
-    """Create a new segment holding only its magic; returns its length."""
+    """Create a new segment holding only its magic; returns its length.
+
+    The segment appears under its name whole or not at all: a crash or a full disk while it
+    is made leaves at most a pending file, never a segment without its magic (which a
+    rebuild would otherwise take for an empty active segment).
+    """
     path = layout.segment(segment_id)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    if path.exists():
+        raise FileExistsError(f"segment {path.name} exists and is never overwritten")
+    for leftover in layout.segments.glob(f"*{_PENDING}"):
+        leftover.unlink()  # a creation a crash interrupted; it never held an event
+    pending = path.with_name(f"{segment_id:08d}{_PENDING}")
     try:
-        _write_all(fd, SEGMENT_MAGIC, 0)
-        os.fsync(fd)
+        with raw_write(f"creating segment {path.name}"):
+            fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                _write_all(fd, SEGMENT_MAGIC, 0)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.link(pending, path)  # unlike rename, refuses to replace an existing segment
+            fsync_dir(layout.segments)
     finally:
-        os.close(fd)
-    fsync_dir(layout.segments)
+        pending.unlink(missing_ok=True)
     return len(SEGMENT_MAGIC)
 
 
 def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     view = memoryview(data)
-    try:
-        while view:
-            written = os.pwrite(fd, view, offset)
-            view, offset = view[written:], offset + written
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            raise StorageFullError(exc.errno, f"storage full: {exc.strerror}") from exc
-        raise
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def append(path: Path, data: bytes, offset: int) -> None:
@@ -49,16 +56,17 @@ def append(path: Path, data: bytes, offset: int) -> None:
     Bytes before ``offset`` are never touched: the caller has checked that the file ends
     exactly there.
     """
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        if armed("mid_append"):
-            _write_all(fd, data[: len(data) // 2], offset)
+    with raw_write(f"appending to segment {path.name}"):
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            if armed("mid_append"):
+                _write_all(fd, data[: len(data) // 2], offset)
+                os.fsync(fd)
+                crash_point("mid_append")
+            _write_all(fd, data, offset)
             os.fsync(fd)
-            crash_point("mid_append")
-        _write_all(fd, data, offset)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        finally:
+            os.close(fd)
 
 
 def size(path: Path) -> int:
@@ -92,12 +100,13 @@ def digest(path: Path, length: int) -> str:
 
 def seal(path: Path) -> None:
     """Make a segment read-only for everyone: no byte of it changes again."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    with raw_write(f"sealing segment {path.name}"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
 
 
 def is_read_only(path: Path) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 
 from pik.domain.versions import Version
+from pik.engines.local.disk import is_sqlite_full
 from pik.engines.local.layout import VERSIONS_NAME
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 
@@ -74,7 +75,7 @@ class LocalVersionStore:
         except sqlite3.IntegrityError:
             return False
         except sqlite3.OperationalError as exc:
-            if "full" in str(exc):
+            if is_sqlite_full(exc):
                 raise StoreFullError(f"no room for a new version: {exc}") from None
             raise StoreUnavailableError(f"the version store cannot be written: {exc}") from None
         return True

@@ -1,0 +1,57 @@
+"""What a refused write on the local disk means for the caller.
+
+A full disk (or a file-size or quota limit) means "make room" and becomes a 507; any other
+refusal of a raw write means the disk is unwell and becomes a 503. Either way nothing was
+acknowledged, so a retry is safe.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pik.storage_errors import StoreFullError, StoreUnavailableError
+
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+class StorageFullError(StoreFullError):
+    """The disk or the file-size limit refused the write; nothing was acknowledged."""
+
+
+def is_sqlite_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+
+
+@contextmanager
+def raw_write(what: str) -> Iterator[None]:
+    """Name an ``OSError`` from writing raw bytes for what the caller should do next."""
+    try:
+        yield
+    except FileExistsError:
+        raise
+    except StoreFullError:
+        raise
+    except OSError as exc:
+        if exc.errno in FULL_ERRNOS:
+            raise StorageFullError(exc.errno, f"storage full while {what}: {exc.strerror}") from exc
+        raise StoreUnavailableError(
+            f"the disk refused {what} ({exc.strerror}); nothing was acknowledged. Check the "
+            "disk, then run `pik verify`",
+            retry_after_s=30,
+        ) from exc
+
+
+@contextmanager
+def index_write(path: str) -> Iterator[None]:
+    """A full disk under the index is a 507 too, not a busy database."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if is_sqlite_full(exc):
+            raise StorageFullError(
+                errno.ENOSPC, f"storage full: the index {path} cannot grow ({exc})"
+            ) from exc
+        raise
