@@ -62,6 +62,32 @@ def test_reindex_rebuilds_an_identical_index(store_path: Path, make_event: MakeE
     assert dump(store_path / "index.sqlite3") == before
 
 
+def test_reindex_under_open_stores_leaves_them_on_the_new_index(
+    store_path: Path, make_event: MakeEvent
+) -> None:
+    fill(store_path, make_event)
+    index = store_path / "index.sqlite3"
+    inode = index.stat().st_ino
+    writer = LocalEngine(store_path)
+    reader = LocalEngine(store_path, create=False, read_only=True)
+    try:
+        assert reader.counts()["events"] == 34
+        db = sqlite3.connect(index)  # damage a derived row the rebuild must put right
+        with db:
+            db.execute("DELETE FROM entities WHERE entity_id = 'e0'")
+        db.close()
+        reindex(store_path)
+        assert index.stat().st_ino == inode, "the file the open stores hold was kept"
+        ingest_batch(writer, [make_event(entity_id="after-reindex")], "a")
+        entities = [e.entity_id for e in reader.entities("", None, 10, None)]
+        assert "e0" in entities and "after-reindex" in entities
+        report = reader.verify()
+        assert report.ok and report.events == 35, report.problems
+    finally:
+        writer.close()
+        reader.close()
+
+
 def test_a_deleted_index_is_detected_and_rebuilt(store_path: Path, make_event: MakeEvent) -> None:
     fill(store_path, make_event)
     before = dump(store_path / "index.sqlite3")

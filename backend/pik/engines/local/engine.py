@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -387,8 +388,42 @@ def reindex(root: Path, limits: Limits = DEFAULT_LIMITS, progress: Progress | No
         building = layout.root / "index.rebuild.sqlite3"
         files = [(sid, layout.segment(sid)) for sid in layout.segment_ids()]
         recovery.rebuild(building, store_id, files, limits, timestamps, progress)
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{layout.index}{suffix}").unlink(missing_ok=True)
+        if timestamps and _copy_into(building, layout.index):
+            _remove_database(building)
+            return
+        # The old index is missing or unreadable, so no one can be using it: replace it.
+        _remove_database(layout.index)  # its WAL would otherwise be replayed into the new one
         building.replace(layout.index)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{building}{suffix}").unlink(missing_ok=True)
+        _remove_database(building)
+
+
+def _copy_into(source: Path, target: Path) -> bool:
+    """Copy a rebuilt index over the live one in one transaction; ``False`` if it cannot be.
+
+    Processes that have the store open keep their connections and see the new index at
+    their next read: the file they hold is never unlinked from under them, and there is no
+    moment without an index for a process that opens the store to find.
+    """
+    try:
+        live = sqlite3.connect(f"{target.resolve().as_uri()}?mode=rw", uri=True, timeout=30)
+    except sqlite3.Error:
+        return False
+    try:
+        built = sqlite3.connect(source)
+        try:
+            built.backup(live)
+        finally:
+            built.close()
+        # Fold the copied pages back into the file now; readers in the middle of a query
+        # may refuse, which only defers it to the next automatic checkpoint.
+        live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return True
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        live.close()
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("-wal", "-shm", ""):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
