@@ -4,19 +4,22 @@ versions out; records whose window cannot be computed go back to the queue."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import boto3
 import orjson
+import pytest
 from lambda_context import FakeContext as Context
 from sqs_events import bodies_event
 
 from pik.domain.instants import parse_instant
-from pik.domain.versions import AggregateSpec
+from pik.domain.records import EventRecord
+from pik.domain.versions import AggregateSpec, Version, compute, next_version
 from pik.engines.aws import AwsConfig, AwsEngine
 from pik.engines.aws.clients import Clients
-from pik.engines.aws.versions import AwsVersionStore
+from pik.engines.aws.versions import AwsVersionStore, WindowTooLargeError
 from pik.lambdas import processor
 from pik.services.ingest import ingest_batch
 from pik.services.processor import window_events
@@ -122,3 +125,50 @@ def test_a_stack_without_the_processor_has_no_processor_function(aws_config: Aws
     from pik.engines.aws.discovery import stack_outputs
 
     assert "ProcessorFunctionName" not in stack_outputs("pik-contract")
+
+
+def _version_with_types(types: int) -> Version:
+    base = EventRecord(
+        event_id=b"\0" * 16,
+        content_hash=b"c" * 32,
+        entity_id="c1",
+        source="shop",
+        event_type="t",
+        event_time_us=DAY,
+        ingest_time_us=DAY,
+        idempotency_key=None,
+        origin="test",
+        segment="raw/x",
+        offset=0,
+        length=10,
+        sha256=b"s" * 32,
+        duplicate_count=0,
+        conflict_count=0,
+        last_seen_us=DAY,
+    )
+    records = [
+        replace(
+            base, event_id=n.to_bytes(16, "big"), event_type=f"{n:0128d}", event_time_us=DAY + n
+        )
+        for n in range(types)
+    ]
+    aggregate = compute(SPEC, records, [{"amount": 1}] * types, 0)
+    version = next_version(SPEC, "c1", DAY, None, records, aggregate, None, DAY)
+    assert version is not None
+    return version
+
+
+def test_a_version_too_large_for_one_item_is_refused_by_its_measured_size(
+    aws_config: AwsConfig,
+) -> None:
+    versions = AwsVersionStore(Clients(aws_config.region), aws_config.table)
+    # 2,800 event types of 128 characters: far fewer ids than an item can hold, but the
+    # type counts alone pass 400 KB.
+    with pytest.raises(
+        WindowTooLargeError, match=r"2,800 events .* \([\d,]+ bytes\); compute hourly"
+    ):
+        versions.add(_version_with_types(2_800))
+    assert versions.history(SPEC.spec_id, "c1", DAY) == []
+    assert versions.add(_version_with_types(2_000))  # about 290 KB: written
+    [written] = versions.history(SPEC.spec_id, "c1", DAY)
+    assert len(written.aggregate.by_event_type) == 2_000

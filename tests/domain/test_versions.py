@@ -9,6 +9,7 @@ import pytest
 from pik.domain.records import EventRecord
 from pik.domain.replay import set_digest
 from pik.domain.versions import (
+    Aggregate,
     AggregateSpec,
     SpecError,
     Version,
@@ -105,6 +106,23 @@ def test_an_aggregate_counts_types_sources_lateness_and_sums_exactly() -> None:
     assert aggregate.unsummed == 3  # a bool, a string and a missing field are not numbers
     assert aggregate.first_event_us == records[0].event_time_us
     assert compute(AggregateSpec(), records, [], 5 * MINUTE).total is None
+
+
+def test_sums_keep_every_digit_and_leave_out_what_cannot_be_summed_exactly() -> None:
+    spec = AggregateSpec("day", "/amount")
+    records = [record(n) for n in range(1, 6)]
+    payloads = [
+        {"amount": Decimal("1e40")},
+        {"amount": Decimal("1e-40")},
+        {"amount": 10**50},
+        {"amount": Decimal("1e1000")},  # beyond SUM_DIGITS: an exact sum would be unbounded
+        {"amount": Decimal("NaN")},
+    ]
+    aggregate = compute(spec, records, payloads, MINUTE)
+    exact = f"1{'0' * 9}1{'0' * 40}.{'0' * 39}1"  # 92 digits; a default context keeps 28
+    assert aggregate.total == Decimal(exact) and aggregate.to_document()["total"] == exact
+    assert aggregate.unsummed == 2
+    assert Aggregate.from_document(aggregate.to_document()) == aggregate
 
 
 def test_same_inputs_make_no_new_version_and_new_inputs_the_next_number() -> None:

@@ -61,6 +61,24 @@ def test_a_window_gets_version_one_then_redelivery_changes_nothing(
     assert len(versions.history(SPEC.spec_id, "c1", parse_instant(f"{DAY}T00:00:00Z"))) == 1
 
 
+def test_payload_numbers_are_summed_as_written_not_as_doubles(
+    engine: LocalEngine, versions: LocalVersionStore, make_event: MakeEvent
+) -> None:
+    written = ["0.1000000000000000000000000000001", "12345678901234567890123456789.5", "2e3"]
+    events = [
+        make_event(entity_id="c1", event_time=f"{DAY}T10:0{i}:00Z", payload={"amount": 0}).replace(
+            b'"amount":0', b'"amount":' + number.encode()
+        )
+        for i, number in enumerate(written)
+    ]
+    assert all(b"amount" in raw for raw in events)
+    ingest_batch(engine, events, "test")
+    [version] = process_messages(engine, versions, SPEC, [message("c1", f"{DAY}T10:00:00Z")])
+    expected = "12345678901234567890123458789.6000000000000000000000000000001"
+    assert version.aggregate.total == Decimal(expected)
+    assert version.to_document()["aggregate"]["total"] == expected
+
+
 def test_a_late_event_makes_version_two_and_the_diff_names_it(
     engine: LocalEngine, versions: LocalVersionStore, make_event: MakeEvent
 ) -> None:

@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, Inexact, localcontext
 from typing import Any
 
 from pik.domain.instants import format_instant, parse_instant
@@ -115,7 +115,7 @@ class Aggregate:
             "by_source": dict(self.by_source),
             "first_event_time": _instant(self.first_event_us),
             "last_event_time": _instant(self.last_event_us),
-            "total": None if self.total is None else str(self.total),
+            "total": None if self.total is None else format(self.total, "f"),
             "unsummed": self.unsummed,
         }
 
@@ -134,11 +134,33 @@ class Aggregate:
         )
 
 
+SUM_DIGITS = 1000
+"""A number is summed when it has at most this many digits before and after the point."""
+
+
 def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool):
         return None
-    # Through str: a float sums as the decimal it was written as, not its binary double.
-    return Decimal(str(value))
+    if isinstance(value, Decimal):  # as payloads are read: every digit written is kept
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):  # through str: the decimal it was written as
+        number = Decimal(str(value))
+    else:
+        return None
+    exponent = number.as_tuple().exponent
+    if not isinstance(exponent, int) or number.adjusted() >= SUM_DIGITS:
+        return None  # NaN and the infinities have no integer exponent
+    return None if exponent < -SUM_DIGITS else number
+
+
+def _exact_sum(numbers: Sequence[Decimal]) -> Decimal:
+    # Every addend has under SUM_DIGITS digits either side of the point, so this precision
+    # holds any sum of them exactly; the trap makes that a checked fact, not a hope.
+    with localcontext(prec=2 * SUM_DIGITS + 24) as context:
+        context.traps[Inexact] = True
+        return sum(numbers, Decimal(0))
 
 
 def compute(
@@ -151,13 +173,14 @@ def compute(
     total: Decimal | None = None
     unsummed = 0
     if spec.sum_pointer is not None:
-        total = Decimal(0)
+        numbers = []
         for payload in payloads:
             number = _number(pointer_value(payload, spec.sum_pointer))
             if number is None:
                 unsummed += 1
             else:
-                total += number
+                numbers.append(number)
+        total = _exact_sum(numbers)
     return Aggregate(
         count=len(ordered),
         late=sum(1 for r in ordered if r.ingest_time_us - r.event_time_us > late_after_us),

@@ -490,6 +490,21 @@ def version_sort_key(window_start_us: int, version: int) -> str:
     return f"{pad(window_start_us)}{SEP}{version:010d}"
 
 
+ITEM_LIMIT_BYTES = 400 * 1024
+"""DynamoDB's limit on one item: names and values together."""
+
+
+def item_bytes(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB counts it, for the string and binary items built here
+    (numbers are counted by their digits, an upper bound of DynamoDB's own count)."""
+    total = 0
+    for name, value in item.items():
+        [(kind, data)] = value.items()
+        size = len(data) if kind == "B" else len(str(data).encode())
+        total += len(name.encode()) + size
+    return total
+
+
 def put_version(table: str, version: Version) -> Request:
     """Write one version once: refused if that number exists (two processors raced)."""
     document = version.to_document()

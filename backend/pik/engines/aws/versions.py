@@ -6,9 +6,9 @@ One partition per spec and entity, one item per version, sorted by window then v
 
 ``add`` is a put on the condition that the item does not exist, so two processors that
 compute one window at once never both write version *n*. The input ids are kept as
-packed binary (16 bytes an event), which bounds one version to about
-:data:`MAX_INPUTS` events: a larger window is refused with a message to use hourly
-windows, rather than written without its inputs.
+packed binary (16 bytes an event). An item holds at most 400 KB — about 20,000 events'
+ids, fewer when the window has many event types or sources — so a larger version is
+refused with a message to use hourly windows, rather than written without its inputs.
 """
 
 from __future__ import annotations
@@ -22,12 +22,17 @@ from pik.engines.aws import shapes
 from pik.engines.aws.clients import Clients, error_code, unavailable_on_failure
 from pik.storage_errors import StoreUnavailableError
 
-MAX_INPUTS = 20_000
-"""Events one version item can list (DynamoDB items hold at most 400 KB)."""
-
 
 class WindowTooLargeError(ValueError):
     code = "window_too_large"
+
+
+def _too_large(version: Version, size: int | None) -> WindowTooLargeError:
+    measured = "" if size is None else f" ({size:,} bytes)"
+    return WindowTooLargeError(
+        f"the version of {len(version.input_ids):,} events is larger than a DynamoDB item "
+        f"can hold{measured}; compute hourly windows instead"
+    )
 
 
 class AwsVersionStore:
@@ -45,19 +50,20 @@ class AwsVersionStore:
         return _version(items[0]) if items else None
 
     def add(self, version: Version) -> bool:
-        if len(version.input_ids) > MAX_INPUTS:
-            raise WindowTooLargeError(
-                f"{len(version.input_ids):,} events in one window is more than a version "
-                f"item can list ({MAX_INPUTS:,}); compute hourly windows instead"
-            )
+        request = shapes.put_version(self._table, version)
+        size = shapes.item_bytes(request["Item"])
+        if size > shapes.ITEM_LIMIT_BYTES:
+            raise _too_large(version, size)
         from botocore.exceptions import ClientError
 
         try:
             with unavailable_on_failure("writing an aggregate version"):
-                self._clients.dynamodb.put_item(**shapes.put_version(self._table, version))
+                self._clients.dynamodb.put_item(**request)
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
+            if error_code(exc) == "ValidationException" and "size" in str(exc):
+                raise _too_large(version, None) from None  # counted differently from ours
             raise
         return True
 
