@@ -14,6 +14,7 @@ from pik.engines.local.disk import StorageFullError
 from pik.engines.local.engine import SegmentPolicy, reindex
 from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import Layout, StoreError
+from pik.engines.local.rows import SegmentRow
 from pik.engines.local.segments import create_segment
 from pik.services.ingest import ingest_batch
 from pik.services.query import event_detail
@@ -308,3 +309,27 @@ def test_index_commits_lost_to_a_power_cut_are_back_when_the_store_is_opened(
         assert engine.verify().problems == ()
     finally:
         engine.close()
+
+
+def test_verify_while_another_process_ingests_reports_no_false_problem(
+    store_path: Path, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest_one(store_path, make_event(entity_id="before"))
+    verifier = LocalEngine(store_path, create=False, read_only=True)
+    writer = LocalEngine(store_path)
+    segments_of = verifier._index.segments
+
+    def then_ingest() -> list[SegmentRow]:
+        rows = segments_of()
+        # Another process commits a batch between verify's reads of the index.
+        ingest_batch(writer, [make_event(entity_id="during")], "a")
+        return rows
+
+    monkeypatch.setattr(verifier._index, "segments", then_ingest)
+    try:
+        report = verifier.verify()
+        assert report.ok and report.events == 1, report.problems
+        assert [p.kind for p in report.problems] == ["unacknowledged_tail"]
+    finally:
+        writer.close()
+        verifier.close()

@@ -7,6 +7,7 @@ import operator
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from itertools import chain, repeat
 from pathlib import Path
@@ -476,6 +477,17 @@ class SqliteIndex:
             EntityRecord(entity, tuple(sorted(sources.split(" "))), first, last, count)
             for entity, sources, first, last, count in self._db.execute(sql, params)
         ]
+
+    @contextmanager
+    def one_snapshot(self) -> Iterator[None]:
+        """Answer every read inside from one snapshot of the index, so reads that must
+        agree (segment ends, event locations) do while writers go on committing."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._db.execute("COMMIT")
 
     def event_locations(self) -> Iterator[tuple[bytes, int, int, int, bytes]]:
         """(event_id, segment_id, offset, length, sha256) for every event, in segment order.

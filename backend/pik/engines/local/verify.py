@@ -16,6 +16,13 @@ from pik.ports import Progress
 def verify_store(
     layout: Layout, index: SqliteIndex, progress: Progress | None = None
 ) -> VerifyReport:
+    # Segment ends and event locations from different moments of a store being written
+    # would disagree: events indexed in between would look misplaced.
+    with index.one_snapshot():
+        return _verify(layout, index, progress)
+
+
+def _verify(layout: Layout, index: SqliteIndex, progress: Progress | None) -> VerifyReport:
     problems: list[Problem] = [
         Problem("index_integrity", f"SQLite integrity check: {line}")
         for line in index.integrity_problems()
