@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from api_events import api_event
 from aws_requests import RequestLog
 from sqs_events import sqs_event
 
@@ -39,26 +40,7 @@ def as_function(monkeypatch: pytest.MonkeyPatch, output: str) -> Context:
 
 
 def proxy(method: str, path: str, body: str | None = None) -> dict[str, Any]:
-    return {
-        "resource": "/{proxy+}",
-        "path": path,
-        "httpMethod": method,
-        "headers": {"Content-Type": "application/json"},
-        "multiValueHeaders": {"Content-Type": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": {"proxy": path.lstrip("/")},
-        "requestContext": {
-            "resourcePath": "/{proxy+}",
-            "httpMethod": method,
-            "path": f"/v1{path}",
-            "stage": "v1",
-            "requestId": "apigw-1",
-            "identity": {"userArn": "arn:aws:iam::123456789012:user/producer"},
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
+    return api_event(method, path, body, user_arn="arn:aws:iam::123456789012:user/producer")
 
 
 def test_the_api_functions_ingest_and_answer_on_the_stack(

@@ -19,26 +19,32 @@ from typing import Any
 import boto3
 import pytest
 from aws_requests import RequestLog
-from lambda_context import FakeContext
-from moto_patches import patch_moto_transactions, serialise_moto
-from moto_stack import create_stack
-from sqs_events import sqs_event
+from replay_stack import (
+    REGION,
+    as_function,
+    check_complete,
+    delivered,
+    ingest,
+    purge,
+    receive_all,
+    stack_in_moto,
+    work_event,
+    work_items,
+)
 
 from pik.domain import replay
 from pik.domain.instants import format_instant as event_time
 from pik.domain.instants import now_us, parse_instant
 from pik.domain.replay import AuditRecord, ReplayError, ReplayRun, Selection
 from pik.engines.aws import AwsConfig, AwsEngine, shapes
-from pik.engines.aws.discovery import StackNotFoundError, discover, stack_outputs
+from pik.engines.aws.discovery import StackNotFoundError
 from pik.engines.aws.ledger import AwsReplayLedger
 from pik.engines.aws.replay_backend import AwsReplayBackend
 from pik.lambdas import replay as replay_function
-from pik.services.ingest import ingest_batch
 from pik.services.replay import SYSTEM_CLOCK, Clock, confirm_replay, plan_replay
 from pik.storage_errors import StoreUnavailableError
 
 STACK = "pik-replay"
-REGION = "us-east-1"
 START = parse_instant("2026-11-01T00:00:00Z")
 END = parse_instant("2026-11-02T00:00:00Z")
 MakeEvent = Callable[..., bytes]
@@ -48,24 +54,15 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 @pytest.fixture(scope="module")
 def stack() -> Iterator[AwsConfig]:
     """The template's stack in moto, shared by the module's tests."""
-    from moto import mock_aws
-
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            patch.setenv(name, "testing")
-        patch.setenv("AWS_DEFAULT_REGION", REGION)
-        serialise_moto(patch)
-        patch_moto_transactions(patch)
-        with mock_aws():
-            create_stack(STACK, REGION)
-            yield discover(STACK, region=REGION)
+    with stack_in_moto(STACK) as config:
+        yield config
 
 
 @pytest.fixture
 def operator(stack: AwsConfig) -> Iterator[AwsReplayBackend]:
     """What `pik --stack` replays through: found by the stack's name alone."""
     backend = AwsReplayBackend.open(STACK, region=REGION)
-    _purge(stack)
+    purge(stack)
     yield backend
     backend.close()
 
@@ -77,24 +74,11 @@ def store(operator: AwsReplayBackend) -> AwsEngine:
     return engine
 
 
-def _purge(config: AwsConfig) -> None:
-    """Leave no message of an earlier test visible (PurgeQueue may run once a minute)."""
-    for url in (config.replay_queue_url, config.replay_work_queue_url):
-        assert url
-        receive_all(url)
-
-
 def as_replay_function(
     monkeypatch: pytest.MonkeyPatch, remaining_ms: int = 900_000, stack: str = STACK
 ) -> Any:
     """Take on the environment CloudFormation gave the replay function."""
-    name = stack_outputs(stack, region=REGION)["ReplayFunctionName"]
-    configuration = boto3.client("lambda", region_name=REGION).get_function_configuration(
-        FunctionName=name
-    )
-    for key, value in configuration["Environment"]["Variables"].items():
-        monkeypatch.setenv(key, value)
-    return FakeContext(function_name=name, remaining_ms=remaining_ms)
+    return as_function(monkeypatch, stack, remaining_ms=remaining_ms)
 
 
 def function_handler(
@@ -110,11 +94,6 @@ def function_handler(
     return replay_function.make_handler(backend, clock)
 
 
-def ingest(store: AwsEngine, events: list[bytes]) -> None:
-    for start in range(0, len(events), 1_000):
-        ingest_batch(store, events[start : start + 1_000], "test")
-
-
 def confirmed(
     operator: AwsReplayBackend,
     entities: list[str],
@@ -125,59 +104,6 @@ def confirmed(
     selection = Selection.build(entities, *window, operator.check_target(target))
     plan = plan_replay(operator.store, operator.ledger, selection, operator.who)
     return confirm_replay(operator.store, operator.ledger, plan.plan_id, operator.who, rate)
-
-
-def receive_all(url: str, delete: bool = True) -> list[dict[str, Any]]:
-    """Every message waiting in a queue, received (and deleted, as a consumer does)."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    found: list[dict[str, Any]] = []
-    while True:
-        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600)
-        messages = answer.get("Messages", [])
-        if not messages:
-            return found
-        found.extend(messages)
-        if delete:
-            entries = [
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ]
-            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
-
-
-def work_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """Work queue messages as the event source mapping hands them to the function."""
-    return sqs_event(messages, "work")
-
-
-def work_items(config: AwsConfig) -> list[dict[str, Any]]:
-    """The work queue's items, received as the event source mapping does (not deleted:
-    the function's answer decides their fate)."""
-    assert config.replay_work_queue_url
-    return receive_all(config.replay_work_queue_url, delete=False)
-
-
-def delivered(config: AwsConfig, replay_id: str) -> dict[int, dict[str, Any]]:
-    """The replay's messages in the replay queue, by seq (a seq twice fails the test)."""
-    assert config.replay_queue_url
-    by_seq: dict[int, dict[str, Any]] = {}
-    for message in receive_all(config.replay_queue_url):
-        document = json.loads(message["Body"])
-        if document["replay_id"] == replay_id:
-            assert document["seq"] not in by_seq, f"seq {document['seq']} delivered twice"
-            by_seq[document["seq"]] = document
-    return by_seq
-
-
-def check_complete(store: AwsEngine, messages: dict[int, dict[str, Any]], total: int) -> None:
-    """Seq 1..total, each carrying its event's stored bytes, in event-time order."""
-    assert sorted(messages) == list(range(1, total + 1))
-    ordered = [messages[seq] for seq in range(1, total + 1)]
-    keys = [(m["event_time"], m["event_id"]) for m in ordered]
-    assert keys == sorted(keys)
-    for message in ordered[:: max(1, total // 50)] + ordered[-1:]:
-        record = store.event(bytes.fromhex(message["event_id"]))
-        assert record is not None
-        assert message["raw"].encode() == store.read_raw(record)
 
 
 def started(
@@ -690,37 +616,3 @@ def test_the_sink_packs_messages_into_few_requests_within_the_limits(stack: AwsC
     with pytest.raises(ReplayError) as refused:
         sink.send([message(300, 10), message(301, 1_100_000)])
     assert refused.value.code == "message_too_large" and log.calls == []  # nothing sent
-
-
-def test_pik_replay_on_a_stack_hands_the_run_to_the_function(
-    operator: AwsReplayBackend,
-    store: AwsEngine,
-    stack: AwsConfig,
-    make_event: MakeEvent,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """`pik --stack NAME replay`: planned and confirmed from the operator's machine, sent by
-    the function, followed in the ledger."""
-    from click.testing import CliRunner
-
-    from pik.cli.main import cli
-
-    def pik(*args: str) -> Any:
-        result = CliRunner().invoke(cli, ["--stack", STACK, "--json", "replay", *args])
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
-
-    ingest(store, [make_event(entity_id="cli-1", event_time="2026-11-01T03:00:00.25Z")])
-    window = ["--from", "2026-11-01T00:00:00Z", "--to", "2026-11-02T00:00:00Z"]
-    plan = pik("plan", "cli-1", *window, "--target", "queue")
-    assert (plan["events"], plan["selection"]["target"]) == (1, "queue")
-    run = pik("run", plan["plan_id"], "--confirm")
-    assert (run["status"], run["sent"], run["total"]) == ("running", 0, 1)
-    (item,) = work_items(stack)  # handed over; nothing sent from the operator's machine
-    assert delivered(stack, run["replay_id"]) == {}
-    context = as_replay_function(monkeypatch)
-    assert function_handler()(work_event([item]), context) == {"batchItemFailures": []}
-    done = pik("status", run["replay_id"])
-    assert (done["status"], done["sent"]) == ("completed", 1)
-    assert done["confirmed_by"] == operator.who
-    check_complete(store, delivered(stack, run["replay_id"]), 1)

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from api_events import CALLER_ARN, api_event
 
 from pik.api.routes import MAX_BODY_BYTES
 from pik.engines.local import LocalEngine
@@ -20,7 +21,6 @@ from pik.lambdas.api import MAX_PRINCIPAL_CHARS, api_origin, make_handler
 from pik.lambdas.observability import lag_sample
 from pik.storage_errors import StoreUnavailableError
 
-CALLER_ARN = "arn:aws:sts::123456789012:assumed-role/producer/checkout-1"
 Envelope = Callable[..., dict[str, Any]]
 EMITTED = {
     "Accepted": "Count",
@@ -33,48 +33,6 @@ EMITTED = {
 
 def compact(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"))
-
-
-def api_event(
-    method: str,
-    path: str,
-    body: str | None = None,
-    content_type: str = "application/json",
-    headers: dict[str, str] | None = None,
-    query: dict[str, list[str]] | None = None,
-    request_id: str = "apigw-req-1",
-    user_arn: str | None = CALLER_ARN,
-) -> dict[str, Any]:
-    """An API Gateway REST proxy event, as API Gateway sends it with AWS_IAM auth."""
-    sent = {"Content-Type": content_type, "Host": "abc.execute-api.eu-west-1.amazonaws.com"}
-    sent.update(headers or {})
-    return {
-        "resource": "/{proxy+}",
-        "path": path,
-        "httpMethod": method,
-        "headers": sent,
-        "multiValueHeaders": {k: [v] for k, v in sent.items()},
-        "queryStringParameters": {k: v[-1] for k, v in query.items()} if query else None,
-        "multiValueQueryStringParameters": query,
-        "pathParameters": {"proxy": path.lstrip("/")},
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/{proxy+}",
-            "httpMethod": method,
-            "path": f"/prod{path}",
-            "stage": "prod",
-            "requestId": request_id,
-            "accountId": "123456789012",
-            "identity": {
-                "sourceIp": "203.0.113.9",
-                "userArn": user_arn,
-                "caller": "AROAEXAMPLE:checkout-1",
-                "accountId": "123456789012",
-            },
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
 
 
 class Api:

@@ -29,7 +29,7 @@ FORBIDDEN_ROLE_ACTIONS = (
 FORBIDDEN_PEOPLE_ACTIONS = tuple(a for a in FORBIDDEN_ROLE_ACTIONS if a != "dynamodb:scan")
 PEOPLE_POLICIES = ("OperatorReadOnlyPolicy", "ReplayOperatorPolicy", "ProducerPolicy")
 # The replay ledger's partitions (pik.engines.aws.shapes.LEDGER_PARTITIONS): the only items
-# the replay function and a replay operator may write.
+# the replay function and the replay control function may write. No person writes any item.
 LEDGER_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*", "X", "X#*", "U", "U#*"]}}
 ITEM_WRITES = ("dynamodb:putitem", "dynamodb:updateitem", "dynamodb:*")
 # The processor's versions (pik.engines.aws.shapes.version_partition): all it may write.
@@ -37,12 +37,15 @@ VERSION_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["V#*"]}}
 # Resources that exist only with the processor (EnableProcessor=true).
 PROCESSOR_RESOURCES = ("ProcessorRole", "ProcessorFunction", "ProcessorLogGroup")
 REPLAY_QUEUES = ("${ReplayQueue.Arn}", "${ReplayWorkQueue.Arn}")
-# Who may send where: the replay function delivers replays and continues itself; a replay
-# operator starts runs (the work queue), never sends replays themselves.
+# Who may send where: the replay function delivers replays and continues itself; the replay
+# control function starts runs (the work queue) for operators, who send nothing themselves.
 REPLAY_SENDERS = {
     "${ReplayQueue.Arn}": {"ReplayRole"},
-    "${ReplayWorkQueue.Arn}": {"ReplayRole", "ReplayOperatorPolicy"},
+    "${ReplayWorkQueue.Arn}": {"ReplayRole", "ReplayControlRole"},
 }
+LEDGER_WRITERS = ("ReplayRole", "ReplayControlRole")
+# What a replay operator may invoke beyond the reader's GET routes.
+REPLAY_ROUTES = r"/[^/]+/POST/replays/\*$"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -310,12 +313,23 @@ def people_policy_findings(cfn: Template) -> Iterator[str]:
             for resource in map(render, as_list(stmt.get("Resource", []))):
                 if not re.search(r"/[^/]+/GET/", resource):
                     yield f"OperatorReadOnlyPolicy: invokes more than GET routes: {resource}"
-    replay = statements(docs.get("ReplayOperatorPolicy"))
-    for stmt in replay:
+    for name in PEOPLE_POLICIES:
+        for stmt in statements(docs.get(name)):
+            writes = [a for a in actions(stmt) if a.lower() in ITEM_WRITES]
+            if writes and stmt.get("Effect") == "Allow":
+                yield f"{name}: writes table items ({', '.join(writes)})"
+    for stmt in statements(docs.get("ReplayOperatorPolicy")):
         if allows(stmt, "sqs:SendMessage"):
+            yield "ReplayOperatorPolicy: can send messages (sqs:SendMessage)"
+        if allows(stmt, "execute-api:Invoke"):
             for resource in map(render, as_list(stmt.get("Resource", []))):
-                if resource != "${ReplayWorkQueue.Arn}":
-                    yield f"ReplayOperatorPolicy: sends to {resource}, not the work queue"
+                if not re.search(r"/[^/]+/GET/", resource) and not re.search(
+                    REPLAY_ROUTES, resource
+                ):
+                    yield (
+                        "ReplayOperatorPolicy: invokes more than GET routes and the replay "
+                        f"routes: {resource}"
+                    )
 
 
 # ------------------------------------------------------------------ table and queues
@@ -469,7 +483,7 @@ def _policy_documents(cfn: Template) -> Iterator[tuple[str, Any]]:
 
 def replay_findings(cfn: Template) -> Iterator[str]:
     """Only the replay function sends to the replay queues; whoever writes the replay
-    ledger (the function, a replay operator) writes its items and no event or counter."""
+    ledger (the replay and replay control functions) writes its items and no other."""
     for owner, document in _policy_documents(cfn):
         for stmt in statements(document):
             if stmt.get("Effect") != "Allow":
@@ -479,7 +493,7 @@ def replay_findings(cfn: Template) -> Iterator[str]:
                 for queue in REPLAY_QUEUES:
                     if (queue in targets or "*" in targets) and owner not in REPLAY_SENDERS[queue]:
                         yield f"{owner}: may send to {queue}"
-            if owner in ("ReplayRole", "ReplayOperatorPolicy"):
+            if owner in LEDGER_WRITERS:
                 writes = [a for a in actions(stmt) if a.lower() in ITEM_WRITES]
                 if writes and stmt.get("Condition") != LEDGER_KEYS:
                     yield f"{owner}: {', '.join(writes)} beyond the replay ledger's partitions"

@@ -32,6 +32,10 @@ ROUTES = {
     ("GET", "/entities/{entity_id}/timeline"),
     ("GET", "/coverage"),
     ("GET", "/rates"),
+    ("POST", "/replays/plans"),
+    ("POST", "/replays/plans/{plan_id}/confirm"),
+    ("POST", "/replays/{replay_id}/resume"),
+    ("POST", "/replays/{replay_id}/cancel"),
 }
 TABLE = ["${IndexTable.Arn}", "${IndexTable.Arn}/index/*"]
 RAW_OBJECTS = "${RawBucket.Arn}/raw/*"
@@ -51,6 +55,19 @@ def test_the_api_has_exactly_the_documented_routes_all_behind_sigv4(cfn: Templat
     scheme = body["components"]["securitySchemes"]["AWS_IAM"]
     assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
     assert cfn["Resources"]["Apiv1Stage"]["Properties"]["StageName"] == "v1"
+
+
+def statement_grants(cfn: Template, role: str) -> set[tuple[tuple[str, ...], tuple[str, ...], str]]:
+    """(actions, resources, condition) of each statement of a role's one inline policy."""
+    document = cfn["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]
+    return {
+        (
+            tuple(actions(s)),
+            tuple(render(r) for r in as_list(s["Resource"])),
+            str(s.get("Condition")),
+        )
+        for s in statements(document)
+    }
 
 
 def _role_grants(cfn: Template, role: str) -> dict[str, set[str]]:
@@ -106,15 +123,7 @@ def test_the_replay_function_reads_events_writes_the_ledger_and_sends_replays(
     the ledger's partitions; sends to the replay queue, its own work queue and, when the
     deployer lists any, the target queues (an empty list grants nothing)."""
     document = cfn["Resources"]["ReplayRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-    grants = {
-        (
-            tuple(actions(s)),
-            tuple(render(r) for r in as_list(s["Resource"])),
-            str(s.get("Condition")),
-        )
-        for s in statements(document)
-    }
-    assert grants == {
+    assert statement_grants(cfn, "ReplayRole") == {
         (("logs:CreateLogStream", "logs:PutLogEvents"), ("${ReplayLogGroup.Arn}",), "None"),
         (("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",), "None"),
         (("s3:GetObject",), (RAW_OBJECTS,), "None"),
@@ -239,16 +248,7 @@ def test_the_processor_reads_events_writes_versions_and_consumes_the_replay_queu
 ) -> None:
     """Only with EnableProcessor; no Scan, no delete, no wildcard; item writes only under
     the versions' partitions (V#); polls the replay queue and sends nowhere."""
-    document = cfn["Resources"]["ProcessorRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-    grants = {
-        (
-            tuple(as_list(s["Action"])),
-            tuple(render(r) for r in as_list(s["Resource"])),
-            str(s.get("Condition")),
-        )
-        for s in statements(document)
-    }
-    assert grants == {
+    assert statement_grants(cfn, "ProcessorRole") == {
         (("logs:CreateLogStream", "logs:PutLogEvents"), ("${ProcessorLogGroup.Arn}",), "None"),
         (("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",), "None"),
         (("s3:GetObject",), (RAW_OBJECTS,), "None"),
@@ -298,7 +298,8 @@ def test_every_output_the_cli_reads_is_declared(cfn: Template) -> None:
         "ReplayQueueArn", "ReplayDeadLetterQueueUrl", "ReplayWorkQueueUrl",
         "ReplayWorkDeadLetterQueueUrl", "ReplayTargetQueueArns", "IngestQueueUrl", "IngestQueueArn",
         "IngestDeadLetterQueueUrl", "IngestFunctionName", "QueryFunctionName",
-        "QueueIngestFunctionName", "ReplayFunctionName", "OperatorReadOnlyPolicyArn",
+        "QueueIngestFunctionName", "ReplayFunctionName", "ReplayControlFunctionName",
+        "OperatorReadOnlyPolicyArn",
         "ReplayOperatorPolicyArn", "ProducerPolicyArn", "ProcessorFunctionName",
     }  # fmt: skip
     assert set(cfn["Outputs"]) == names
@@ -307,26 +308,39 @@ def test_every_output_the_cli_reads_is_declared(cfn: Template) -> None:
     assert cfn["Outputs"]["ReplayTargetQueueArns"]["Condition"] == "ReplayTargetsGiven"
 
 
-def test_a_replay_operator_writes_the_ledger_and_starts_runs_only(cfn: Template) -> None:
-    """Plans, runs and audit records (dynamodb:LeadingKeys), a work item for the replay
-    function; never an event item, never the replay queue itself. The reader does none
-    of it."""
+def test_a_replay_operator_controls_replays_through_the_api_only(cfn: Template) -> None:
+    """An operator may invoke the POST /replays routes, and write no item and send no
+    message: the replay control function writes the ledger (its items only, by
+    dynamodb:LeadingKeys) and starts runs, as the caller API Gateway authenticated."""
     replay = {
         s["Sid"]: s
         for s in statements(
             cfn["Resources"]["ReplayOperatorPolicy"]["Properties"]["PolicyDocument"]
         )
     }
-    assert replay["WriteReplayLedger"]["Action"] == ["dynamodb:PutItem", "dynamodb:UpdateItem"]
-    assert replay["WriteReplayLedger"]["Condition"] == LEDGER_KEYS
-    assert render(replay["WriteReplayLedger"]["Resource"]) == "${IndexTable.Arn}"
-    assert replay["StartReplays"]["Action"] == "sqs:SendMessage"
-    assert render(replay["StartReplays"]["Resource"]) == "${ReplayWorkQueue.Arn}"
-    sends = [s for s in replay.values() if allows(s, "sqs:SendMessage")]
-    assert sends == [replay["StartReplays"]]
-    reader = statements(cfn["Resources"]["OperatorReadOnlyPolicy"]["Properties"]["PolicyDocument"])
+    assert replay["ControlReplays"]["Action"] == "execute-api:Invoke"
+    assert render(replay["ControlReplays"]["Resource"]).endswith("${Api}/v1/POST/replays/*")
     for action in ("sqs:SendMessage", "dynamodb:PutItem", "dynamodb:UpdateItem"):
-        assert not any(allows(s, action) for s in reader), action
+        assert not any(allows(s, action) for s in replay.values()), action
+    assert statement_grants(cfn, "ReplayControlRole") == {
+        (("logs:CreateLogStream", "logs:PutLogEvents"), ("${ReplayControlLogGroup.Arn}",), "None"),
+        (("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",), "None"),
+        (
+            ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"),
+            ("${IndexTable.Arn}", "${IndexTable.Arn}/index/timeline"),
+            "None",
+        ),
+        (("dynamodb:PutItem", "dynamodb:UpdateItem"), ("${IndexTable.Arn}",), str(LEDGER_KEYS)),
+        (("sqs:SendMessage",), ("${ReplayWorkQueue.Arn}",), "None"),
+    }
+    paths = cfn["Resources"]["Api"]["Properties"]["Body"]["paths"]
+    served = {
+        path
+        for path, item in paths.items()
+        if "ReplayControlFunction.Arn"
+        in str(item.get("post", {}).get("x-amazon-apigateway-integration", {}).get("uri"))
+    }
+    assert served == {path for method, path in ROUTES if path.startswith("/replays")}
 
 
 # ------------------------------------------------------------------ mutations
@@ -462,7 +476,7 @@ CFN_MUTATIONS: list[tuple[str, Mutation, str]] = [
      "invokes more than GET routes"),
     ("replayer-feeds-ingest", _people_grant("ReplayOperatorPolicy", "sqs:SendMessage",
                                             {"Fn::GetAtt": ["IngestQueue", "Arn"]}),
-     "sends to ${IngestQueue.Arn}"),
+     "ReplayOperatorPolicy: can send messages"),
     ("operator-deletes", _people_grant("ReplayOperatorPolicy", "s3:DeleteObject", RAW_OBJECTS),
      "ReplayOperatorPolicy: allows s3:DeleteObject"),
     ("producer-reads-all", _people_grant("ProducerPolicy", "s3:GetObject", "*"),
@@ -498,12 +512,21 @@ CFN_MUTATIONS: list[tuple[str, Mutation, str]] = [
     ("reader-starts-replays", _people_grant("OperatorReadOnlyPolicy", "sqs:SendMessage",
                                             _WORK_QUEUE), "can send messages"),
     ("replayer-sends-replays", _people_grant("ReplayOperatorPolicy", "sqs:SendMessage",
-                                             _REPLAY_QUEUE), "sends to ${ReplayQueue.Arn}"),
-    ("replayer-writes-events", lambda t: _stmt(t, "ReplayOperatorPolicy", "WriteReplayLedger")
-     .pop("Condition"), "ReplayOperatorPolicy: dynamodb:PutItem, dynamodb:UpdateItem beyond"),
-    ("replayer-ledger-widened", lambda t: _stmt(t, "ReplayOperatorPolicy", "WriteReplayLedger")
-     ["Condition"]["ForAllValues:StringLike"].update({"dynamodb:LeadingKeys": ["*"]}),
-     "ReplayOperatorPolicy: dynamodb:PutItem, dynamodb:UpdateItem beyond"),
+                                             _REPLAY_QUEUE),
+     "ReplayOperatorPolicy: may send to ${ReplayQueue.Arn}"),
+    ("replayer-writes-ledger", _people_grant("ReplayOperatorPolicy", "dynamodb:PutItem",
+                                             "${IndexTable.Arn}"),
+     "ReplayOperatorPolicy: writes table items (dynamodb:PutItem)"),
+    ("replayer-starts-runs", _people_grant("ReplayOperatorPolicy", "sqs:SendMessage",
+                                           _WORK_QUEUE), "ReplayOperatorPolicy: can send messages"),
+    ("replayer-posts-events", _people_grant("ReplayOperatorPolicy", "execute-api:Invoke",
+                                            _POST_ANY),
+     "ReplayOperatorPolicy: invokes more than GET routes and the replay routes"),
+    ("control-role-writes-events", lambda t: _props(t, "ReplayControlRole")["Policies"][0]
+     ["PolicyDocument"]["Statement"][3].pop("Condition"),
+     "ReplayControlRole: dynamodb:PutItem, dynamodb:UpdateItem beyond the replay ledger"),
+    ("control-role-sends-replays", _grant("ReplayControlRole", "sqs:SendMessage", _REPLAY_QUEUE),
+     "ReplayControlRole: may send to ${ReplayQueue.Arn}"),
     ("processor-always-on", lambda t: t["Resources"]["ProcessorFunction"].pop("Condition"),
      "ProcessorFunction: deployed without EnableProcessor"),
     ("processor-writes-events", lambda t: _props(t, "ProcessorRole")["Policies"][0]

@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from pik.api.errors import ApiError
+from pik.api.replay_routes import ControlFor, add_replay_routes
 from pik.documents import (
     coverage_document,
     entities_document,
@@ -58,12 +59,16 @@ def _json(document: dict[str, Any], status: int = 200) -> Response[str]:
 
 
 def build_api(
-    store: EventStore, origin: Origin = "http", on_ingest: IngestObserver | None = None
+    store: EventStore,
+    origin: Origin = "http",
+    on_ingest: IngestObserver | None = None,
+    replays: ControlFor | None = None,
 ) -> APIGatewayRestResolver:
     """An API Gateway (REST, proxy) resolver serving ``store``.
 
     ``origin`` labels what the requests ingest (a function of the event when it depends on
-    the caller); ``on_ingest`` is told each committed batch's outcomes.
+    the caller); ``on_ingest`` is told each committed batch's outcomes; ``replays``, when
+    given, serves the replay routes (:mod:`pik.api.replay_routes`) as the caller.
     """
     app = APIGatewayRestResolver()
 
@@ -116,6 +121,8 @@ def build_api(
     app.exception_handler(StoreFullError)(storage_full)
     app.exception_handler(StoreUnavailableError)(unavailable)
     app.exception_handler(sqlite3.OperationalError)(storage_busy)
+    if replays is not None:
+        add_replay_routes(app, replays, _body, _json, api_error)
 
     @app.not_found
     def not_found(_: NotFoundError) -> Response[str]:

@@ -22,7 +22,7 @@ from pik.engines.local.layout import StoreError
 from pik.engines.local.ledger import LocalReplayLedger
 from pik.engines.local.replay import LocalReplayBackend
 from pik.ports import EventStore
-from pik.services.replay import ReplayBackend
+from pik.services.replay_control import LedgerControl, ReplayControl
 
 
 @dataclass
@@ -75,24 +75,25 @@ class Context:
             engine.close()
 
     @contextmanager
-    def replay_backend(self) -> Iterator[ReplayBackend]:
-        """What `pik replay` works through: the store's events and replay ledger, who is
-        acting, and how a confirmed run is sent (at once into a file on a local store)."""
+    def replay_control(self) -> Iterator[ReplayControl]:
+        """What `pik replay` works through: on a local store the ledger itself, as the OS
+        user (a confirmed run is sent at once); on a stack the stack's API, as the caller's
+        IAM principal (the replay function sends the run)."""
         if self.stack:
             # Imported only when a stack is named, as the AWS engine is.
-            from pik.engines.aws.replay_backend import AwsReplayBackend
+            from pik.engines.aws.replay_api import ApiReplayControl
 
             with aws_errors("ReplayOperatorPolicy"):
-                aws = AwsReplayBackend.open(self.stack)
+                remote = ApiReplayControl.open(self.stack)
                 try:
-                    yield aws
+                    yield remote
                 finally:
-                    aws.close()
+                    remote.close()
             return
         with self.local_engine() as engine:
             local = LocalReplayBackend(engine, LocalReplayLedger(self.store_path))
             try:
-                yield local
+                yield LedgerControl(local)
             finally:
                 local.ledger.close()
 

@@ -19,14 +19,9 @@ from pik.cli.context import Context, pass_context, time_option
 from pik.cli.options import json_option
 from pik.domain import replay as model
 from pik.domain.instants import format_instant, now_us
-from pik.domain.replay import AuditRecord, Plan, ReplayError, ReplayRun, Selection
+from pik.domain.replay import Plan, ReplayError, ReplayRun, Selection
 from pik.ports import Progress as ProgressCallback
-from pik.services.replay import (
-    ReplayBackend,
-    cancel_replay,
-    confirm_replay,
-    plan_replay,
-)
+from pik.services.replay_control import ReplayControl, not_found
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 from pik.textsafe import inert
 
@@ -40,33 +35,17 @@ def _command(ctx: Context, *args: str) -> str:
 
 
 @contextmanager
-def _replay_backend(ctx: Context) -> Iterator[ReplayBackend]:
-    """The backend, with refusals and storage failures turned into messages and exit 1."""
+def _replay_control(ctx: Context) -> Iterator[ReplayControl]:
+    """The control, with refusals and storage failures turned into messages and exit 1."""
     try:
-        with ctx.replay_backend() as backend:
-            yield backend
+        with ctx.replay_control() as control:
+            yield control
     except ReplayError as exc:
         raise click.ClickException(f"{inert(str(exc))} [{exc.code}]") from None
     except StoreFullError as exc:
         raise click.ClickException(f"{exc} [storage_full]") from None
     except StoreUnavailableError as exc:
         raise click.ClickException(f"{exc} [{exc.code}]") from None
-
-
-def _refused(backend: ReplayBackend, error: ReplayError, run: ReplayRun | None) -> ReplayError:
-    """Audit a refusal decided here, then hand it back to be raised."""
-    backend.ledger.audit(
-        AuditRecord(
-            now_us(),
-            backend.who,
-            model.REFUSED,
-            run.plan_id if run else None,
-            run.replay_id if run else None,
-            error.code,
-            {"message": str(error)},
-        )
-    )
-    return error
 
 
 # --- sending -----------------------------------------------------------------------------------
@@ -91,14 +70,14 @@ def _progress(ctx: Context, run: ReplayRun) -> Iterator[ProgressCallback]:
         yield advance
 
 
-def _send(ctx: Context, backend: ReplayBackend, run: ReplayRun) -> ReplayRun:
+def _send(ctx: Context, control: ReplayControl, run: ReplayRun) -> ReplayRun:
     """Start the run; a failure or Ctrl-C leaves it open, and the message says how to go on."""
     resume = _command(ctx, "resume", run.replay_id)
     try:
         with _progress(ctx, run) as advance:
-            return backend.start(run, advance)
+            return control.start(run, advance)
     except KeyboardInterrupt:
-        sent = _sent(backend, run)
+        sent = _sent(control, run)
         ctx.err.print(
             Text(
                 f"interrupted: {sent:,} of {run.total:,} messages sent and recorded; replay "
@@ -117,14 +96,14 @@ def _send(ctx: Context, backend: ReplayBackend, run: ReplayRun) -> ReplayRun:
     except OSError as exc:
         raise click.ClickException(
             f"sending to {inert(run.target)} failed ({exc}); replay {run.replay_id} stopped "
-            f"after {_sent(backend, run):,} of {run.total:,} messages. Fix the target, then: "
+            f"after {_sent(control, run):,} of {run.total:,} messages. Fix the target, then: "
             f"{resume}"
         ) from None
 
 
-def _sent(backend: ReplayBackend, run: ReplayRun) -> int:
+def _sent(control: ReplayControl, run: ReplayRun) -> int:
     try:
-        current = backend.ledger.run(run.replay_id)
+        current = control.run(run.replay_id)
     except (StoreUnavailableError, StoreFullError):
         return run.sent
     return current.sent if current else run.sent
@@ -219,11 +198,10 @@ def plan(
     start_us = time_option(start, "--from")
     end_us = time_option(end, "--to")
     assert start_us is not None and end_us is not None
-    with _replay_backend(ctx) as backend:
-        selection = Selection.build(
-            entities, start_us, end_us, backend.check_target(target), sources, event_types
+    with _replay_control(ctx) as control:
+        made = control.plan(
+            Selection.build(entities, start_us, end_us, target, sources, event_types)
         )
-        made = plan_replay(backend.store, backend.ledger, selection, backend.who)
     if ctx.as_json:
         ctx.emit(made.to_document())
         return
@@ -258,18 +236,18 @@ def run(ctx: Context, plan_id: str, rate: int, confirmed: bool) -> None:
     """Confirm plan PLAN_ID and send it now. Asks first on a terminal; elsewhere it needs
     --confirm. A plan runs once; Ctrl-C leaves the run resumable."""
     summary = ctx.err if ctx.as_json else ctx.out
-    with _replay_backend(ctx) as backend:
-        found = backend.ledger.plan(plan_id)
+    with _replay_control(ctx) as control:
+        found = control.find_plan(plan_id)
         # An unknown or expired plan, or a bad rate, is refused (and audited) by the
         # confirmation itself: there is nothing to ask about.
         if found is not None and not found.expired(now_us()) and _rate_ok(rate):
             show.show_plan(summary, found)
             if not confirmed:
                 _confirmation(ctx, found, rate)
-        started = confirm_replay(backend.store, backend.ledger, plan_id, backend.who, rate)
+        started = control.confirm(plan_id, rate)
         if not ctx.as_json:
             ctx.err.print(Text(f"confirmed: replay {started.replay_id}"))
-        result = _send(ctx, backend, started)
+        result = _send(ctx, control, started)
     _report(ctx, result)
 
 
@@ -288,37 +266,14 @@ def _rate_ok(rate: int) -> bool:
 def resume(ctx: Context, replay_id: str) -> None:
     """Send the rest of REPLAY_ID after a crash, an interruption or a failed target, from
     where its ledger says it got to (the last batch may be sent again)."""
-    with _replay_backend(ctx) as backend:
-        current = backend.ledger.run(replay_id)
-        if current is None:
-            raise _refused(backend, _not_found(replay_id), None)
-        if current.status != model.RUNNING:
-            raise _refused(
-                backend,
-                ReplayError(
-                    "replay_ended",
-                    f"replay {replay_id} has {current.status}; plan and confirm a new one "
-                    "to send again",
-                    409,
-                    "replay_id",
-                ),
-                current,
-            )
+    with _replay_control(ctx) as control:
+        current = control.resume(replay_id)
         if not ctx.as_json:
             ctx.err.print(
                 Text(f"resuming replay {replay_id} after {current.sent:,} of {current.total:,}")
             )
-        result = _send(ctx, backend, current)
+        result = _send(ctx, control, current)
     _report(ctx, result)
-
-
-def _not_found(replay_id: str) -> ReplayError:
-    return ReplayError(
-        "replay_not_found",
-        f"no replay {replay_id!r}; `pik replay status` lists the recent ones",
-        404,
-        "replay_id",
-    )
 
 
 @replay.command()
@@ -327,10 +282,8 @@ def _not_found(replay_id: str) -> ReplayError:
 @pass_context
 def cancel(ctx: Context, replay_id: str) -> None:
     """Ask running replay REPLAY_ID to stop before its next batch."""
-    with _replay_backend(ctx) as backend:
-        cancel_replay(backend.ledger, replay_id, backend.who)
-        current = backend.ledger.run(replay_id)
-    assert current is not None
+    with _replay_control(ctx) as control:
+        current = control.cancel(replay_id)
     if ctx.as_json:
         ctx.emit(current.to_document())
         return
@@ -351,14 +304,14 @@ def cancel(ctx: Context, replay_id: str) -> None:
 @pass_context
 def status(ctx: Context, replay_id: str | None, limit: int) -> None:
     """One replay's progress, or the most recent replays (newest first)."""
-    with _replay_backend(ctx) as backend:
+    with _replay_control(ctx) as control:
         if replay_id is not None:
-            found = backend.ledger.run(replay_id)
+            found = control.run(replay_id)
             if found is None:
-                raise _not_found(replay_id)
+                raise not_found(replay_id)
             runs = [found]
         else:
-            runs = backend.ledger.runs(limit)
+            runs = control.runs(limit)
     if ctx.as_json:
         ctx.emit(runs[0].to_document() if replay_id else {"runs": [r.to_document() for r in runs]})
         return
@@ -391,8 +344,8 @@ def audit(ctx: Context, since: str, limit: int) -> None:
     """Who planned, confirmed, resumed, cancelled or was refused what, oldest first."""
     since_us = time_option(since, "--since")
     assert since_us is not None
-    with _replay_backend(ctx) as backend:
-        records = backend.ledger.audit_log(since_us, limit + 1)
+    with _replay_control(ctx) as control:
+        records = control.audit_log(since_us, limit + 1)
     more = len(records) > limit
     records = records[:limit]
     if ctx.as_json:

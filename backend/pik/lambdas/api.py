@@ -4,6 +4,10 @@ Routing, validation and error shapes are exactly :func:`pik.api.routes.build_api
 resolver `pik serve` runs locally; this module adds the store's lifecycle, the ingest
 origin, logs and metrics.
 
+Replays. The replay routes act as that same principal: the control function writes the
+plans, confirmations and audit records for it (:mod:`pik.api.replay_routes`). A request
+without an IAM principal is refused with a 403; API Gateway lets none through.
+
 Origin. Events ingested here are labelled ``api:<caller ARN>`` with the IAM principal API
 Gateway authenticated (``requestContext.identity.userArn``), so `pik event` shows who sent
 each attempt; ``api`` alone when there is none. The ARN goes to the store and the logs,
@@ -21,6 +25,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pik.api.errors import ApiError
+from pik.api.replay_routes import ControlFor
 from pik.api.routes import JSON, build_api
 from pik.domain.outcome import Outcome
 from pik.lambdas.observability import (
@@ -30,8 +35,10 @@ from pik.lambdas.observability import (
     logger,
     record_ingest,
 )
-from pik.lambdas.store import Lazy, store_from_env
+from pik.lambdas.store import Lazy, replay_backend_from_env, store_from_env
 from pik.ports import EventStore
+from pik.services.replay import ReplayBackend
+from pik.services.replay_control import LedgerControl, ReplayControl
 from pik.storage_errors import StoreUnavailableError
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -42,19 +49,39 @@ MAX_PRINCIPAL_CHARS = 200
 _PRINCIPAL = re.compile(r"arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/-]+")
 
 
-def api_origin(event: dict[str, Any]) -> str:
-    """``api:<principal ARN>`` for an IAM-authenticated caller, else ``api``.
-
-    Only a well-formed IAM/STS ARN is taken: it is the one caller detail API Gateway vouches
-    for, and nothing else of the request reaches the store as an origin.
-    """
+def caller_arn(event: dict[str, Any]) -> str | None:
+    """The IAM principal API Gateway authenticated, when it is a well-formed IAM/STS ARN:
+    the one caller detail API Gateway vouches for."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
     arn = identity.get("userArn")
-    if not isinstance(arn, str) or not _PRINCIPAL.fullmatch(arn):
+    return arn if isinstance(arn, str) and _PRINCIPAL.fullmatch(arn) else None
+
+
+def api_origin(event: dict[str, Any]) -> str:
+    """``api:<principal ARN>`` for an IAM-authenticated caller, else ``api``; nothing else
+    of the request reaches the store as an origin."""
+    arn = caller_arn(event)
+    if arn is None:
         return ORIGIN
     if len(arn) > MAX_PRINCIPAL_CHARS:
         arn = arn[: MAX_PRINCIPAL_CHARS - 1] + "…"
     return f"{ORIGIN}:{arn}"
+
+
+def replay_control_for(backend: Lazy[ReplayBackend]) -> ControlFor:
+    """The replay control acting as each request's caller, over one shared backend."""
+
+    def control(event: dict[str, Any]) -> ReplayControl:
+        arn = caller_arn(event)
+        if arn is None:
+            raise ApiError(
+                403,
+                "not_authenticated",
+                "replays need a SigV4-signed request from an IAM principal",
+            )
+        return LedgerControl(backend.get(), who=arn)
+
+    return control
 
 
 def _request_id(event: dict[str, Any]) -> str:
@@ -74,7 +101,9 @@ def _error(event: dict[str, Any], error: ApiError) -> dict[str, Any]:
     }
 
 
-def _resolver(store: EventStore) -> APIGatewayRestResolver:
+def _resolver(
+    store: EventStore, replay_backend: Callable[[], ReplayBackend]
+) -> APIGatewayRestResolver:
     late_after_us = store.limits.late_after_us
 
     def on_ingest(outcomes: Sequence[Outcome]) -> None:
@@ -84,17 +113,23 @@ def _resolver(store: EventStore) -> APIGatewayRestResolver:
         origin = api_origin(app.current_event.raw_event)
         logger.info("ingest", extra={"origin": origin, **summary.log_fields()})
 
-    app = build_api(store, origin=api_origin, on_ingest=on_ingest)
+    replays = replay_control_for(Lazy(replay_backend))
+    app = build_api(store, origin=api_origin, on_ingest=on_ingest, replays=replays)
     return app
 
 
-def make_handler(store_factory: Callable[[], EventStore]) -> Handler:
+def make_handler(
+    store_factory: Callable[[], EventStore],
+    replay_backend: Callable[[], ReplayBackend] = replay_backend_from_env,
+) -> Handler:
     """A Lambda handler serving the API over the store ``store_factory`` makes.
 
     The factory runs on the first invocation, not at import, and its store (with the
-    resolver) is reused by every later invocation of the execution environment.
+    resolver) is reused by every later invocation of the execution environment. The replay
+    backend is made on the first replay request: only the replay control function, whose
+    role may write the ledger, is routed any.
     """
-    api = Lazy(lambda: _resolver(store_factory()))
+    api = Lazy(lambda: _resolver(store_factory(), replay_backend))
 
     @logger.inject_lambda_context(
         correlation_id_path=correlation_paths.API_GATEWAY_REST,

@@ -38,7 +38,7 @@ from pik.domain import replay
 from pik.domain.replay import REPLAY_ID, AuditRecord, ReplayError
 from pik.lambdas.observability import log_failure, logger, record_count
 from pik.lambdas.sqs import Handler, batch_handler
-from pik.lambdas.store import Lazy
+from pik.lambdas.store import Lazy, replay_backend_from_env
 from pik.services.replay import SYSTEM_CLOCK, Clock, execute_replay
 from pik.storage_errors import StoreUnavailableError
 
@@ -210,12 +210,4 @@ def make_handler(
     return handler
 
 
-def backend_from_env() -> AwsReplayBackend:
-    """The stack's replay backend, named by the function's environment (imported here:
-    boto3 loads on the first invocation, not while the runtime imports the handler)."""
-    from pik.engines.aws.replay_backend import AwsReplayBackend
-
-    return AwsReplayBackend.from_env()
-
-
-handler = make_handler(backend_from_env)
+handler = make_handler(replay_backend_from_env)

@@ -7,9 +7,12 @@ network calls, and lets tests hand the handlers any store through a factory.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pik.ports import EventStore
+
+if TYPE_CHECKING:
+    from pik.engines.aws.replay_backend import AwsReplayBackend
 
 T = TypeVar("T")
 
@@ -41,3 +44,11 @@ def store_from_env() -> EventStore:
     from pik.engines.aws import AwsEngine
 
     return AwsEngine.from_env()
+
+
+def replay_backend_from_env() -> AwsReplayBackend:
+    """The stack's replay backend, named by the function's environment (imported here, as
+    the engine is)."""
+    from pik.engines.aws.replay_backend import AwsReplayBackend
+
+    return AwsReplayBackend.from_env()

@@ -68,4 +68,5 @@ def discover(stack_name: str, session: Any = None, region: str | None = None) ->
         replay_work_queue_url=outputs.get("ReplayWorkQueueUrl"),
         # Present only when the deployer listed queues (ReplayTargetQueueArns).
         replay_targets=split_targets(outputs.get("ReplayTargetQueueArns", "")),
+        api_url=outputs.get("ApiUrl"),
     )

@@ -80,6 +80,8 @@ class AwsConfig:
     replay_work_queue_url: str | None = None
     replay_targets: tuple[str, ...] = ()
     """ARNs of the queues besides the stack's replay queue that replays may be sent to."""
+    api_url: str | None = None
+    """The stack's HTTP API (its stage URL): replays are planned and confirmed there."""
 
     @classmethod
     def from_env(cls) -> AwsConfig:

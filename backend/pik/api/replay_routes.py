@@ -1,0 +1,135 @@
+"""Replay routes of the HTTP API: plan, confirm, resume and cancel, as the caller.
+
+On a stack these are the only way to change the replay ledger: operators are allowed
+``execute-api:Invoke`` on them, never a write to the table, so every plan, confirmation and
+audit record is written by the replay control function, naming the IAM principal API
+Gateway authenticated. Reads (status, audit, plans) stay with the operator's read access.
+
+    POST /replays/plans                      {"entity_ids", "start", "end", "target",
+                                              "sources"?, "event_types"?}      -> 201 plan
+    POST /replays/plans/{plan_id}/confirm    {"confirm": true, "rate"?}        -> 201 run
+    POST /replays/{replay_id}/resume                                           -> 200 run
+    POST /replays/{replay_id}/cancel                                           -> 200 run
+
+A confirmed or resumed run is handed to the replay function at once; the answer is the run
+as it then stands. ``"confirm": true`` must be sent: a stray request confirms nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+
+from pik.api.errors import ApiError
+from pik.domain import replay
+from pik.domain.instants import TimeFormatError, parse_query_time
+from pik.domain.replay import ReplayError, Selection
+from pik.services.replay_control import ReplayControl
+
+MAX_REPLAY_BODY_BYTES = 256 * 1024
+"""A plan names at most 1,000 entities of 256 characters (about 1 MB escaped at worst;
+far less in practice); larger bodies are refused before they are parsed."""
+
+ControlFor = Callable[[dict[str, Any]], ReplayControl]
+"""The control acting as the caller of a request (its proxy event), or an ``ApiError``."""
+
+JsonResponse = Callable[[dict[str, Any], int], Response[str]]
+
+
+def add_replay_routes(
+    app: APIGatewayRestResolver,
+    control_for: ControlFor,
+    body_of: Callable[[dict[str, Any]], bytes],
+    respond: JsonResponse,
+    error_response: Callable[[ApiError], Response[str]],
+) -> None:
+    """Register the replay routes on ``app`` (which maps ``ApiError`` to answers)."""
+
+    def control() -> ReplayControl:
+        return control_for(app.current_event.raw_event)
+
+    def document() -> dict[str, Any]:
+        raw = body_of(app.current_event.raw_event)
+        if len(raw) > MAX_REPLAY_BODY_BYTES:
+            raise ApiError(
+                413,
+                "body_too_large",
+                f"the body is {len(raw)} bytes; the limit is {MAX_REPLAY_BODY_BYTES}",
+            )
+        if not raw.strip():
+            return {}
+        try:
+            found = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from None
+        if not isinstance(found, dict):
+            raise ApiError(400, "invalid_body", "the body must be a JSON object")
+        return found
+
+    def replay_error(error: ReplayError) -> Response[str]:
+        return error_response(ApiError(error.status, error.code, str(error), error.field))
+
+    app.exception_handler(ReplayError)(replay_error)
+
+    @app.post("/replays/plans")
+    def post_plan() -> Response[str]:
+        fields = document()
+        selection = Selection.build(
+            _names(fields, "entity_ids", required=True),
+            _instant(fields, "start"),
+            _instant(fields, "end"),
+            _text(fields, "target"),
+            _names(fields, "sources"),
+            _names(fields, "event_types"),
+        )
+        return respond(control().plan(selection).to_document(), 201)
+
+    @app.post("/replays/plans/<plan_id>/confirm")
+    def post_confirm(plan_id: str) -> Response[str]:
+        fields = document()
+        if fields.get("confirm") is not True:
+            raise ApiError(
+                400,
+                "confirmation_required",
+                'send {"confirm": true} to confirm the plan; nothing was started',
+                "confirm",
+            )
+        rate = fields.get("rate", replay.DEFAULT_RATE)
+        if isinstance(rate, bool) or not isinstance(rate, int):
+            raise ApiError(400, "invalid_rate", "rate is a whole number of events a second", "rate")
+        acting = control()
+        run = acting.confirm(plan_id, rate)
+        return respond(acting.start(run).to_document(), 201)
+
+    @app.post("/replays/<replay_id>/resume")
+    def post_resume(replay_id: str) -> Response[str]:
+        acting = control()
+        return respond(acting.start(acting.resume(replay_id)).to_document(), 200)
+
+    @app.post("/replays/<replay_id>/cancel")
+    def post_cancel(replay_id: str) -> Response[str]:
+        return respond(control().cancel(replay_id).to_document(), 200)
+
+
+def _text(fields: dict[str, Any], name: str) -> str:
+    value = fields.get(name)
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_field", f"{name} is required and must be a string", name)
+    return value
+
+
+def _instant(fields: dict[str, Any], name: str) -> int:
+    try:
+        return parse_query_time(_text(fields, name))
+    except TimeFormatError as exc:
+        raise ApiError(400, exc.code, f"{name}: {exc}", name) from None
+
+
+def _names(fields: dict[str, Any], name: str, required: bool = False) -> tuple[str, ...]:
+    value = fields.get(name, None if required else [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ApiError(400, "invalid_field", f"{name} must be a list of strings", name)
+    return tuple(value)

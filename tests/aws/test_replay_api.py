@@ -1,0 +1,193 @@
+"""Replays controlled through the stack's API, on the template's stack in moto.
+
+`pik --stack NAME replay` signs its requests (SigV4) to the stack's API, whose replay
+control function writes the ledger as the principal API Gateway authenticated; the
+operator's own credentials only read. A stand-in for API Gateway checks the signatures
+(moto cannot invoke a function behind its API); the handler behind it is the stack's, with
+the function's own environment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from api_events import api_event
+from gateway import Gateway
+from replay_stack import (
+    as_function,
+    check_complete,
+    delivered,
+    ingest,
+    purge,
+    stack_in_moto,
+    work_event,
+    work_items,
+)
+
+from pik.engines.aws import AwsConfig, AwsEngine
+from pik.engines.aws.ledger import AwsReplayLedger
+from pik.lambdas import api
+from pik.lambdas import replay as replay_function
+from pik.lambdas.store import replay_backend_from_env, store_from_env
+
+STACK = "pik-replay-api"
+OPERATOR = "arn:aws:iam::123456789012:user/operator"
+READER = "arn:aws:iam::123456789012:user/reader"
+WINDOW = ["--from", "2026-11-01T00:00:00Z", "--to", "2026-11-02T00:00:00Z"]
+MakeEvent = Callable[..., bytes]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[AwsConfig]:
+    with stack_in_moto(STACK) as config:
+        yield config
+
+
+@pytest.fixture
+def gateway(stack: AwsConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
+    """The replay control function behind API Gateway; `pik` finds it as the stack's API."""
+    purge(stack)
+    # The operator's credentials (moto's mock puts its own in the environment).
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    context = as_function(monkeypatch, STACK, "ReplayControlFunctionName")
+    handler = api.make_handler(store_from_env)
+    principals = {"testing": ("testing", OPERATOR), "READER": ("reader-secret", READER)}
+    with Gateway(handler, context, principals, allowed={OPERATOR}) as found:
+        monkeypatch.setenv("PIK_API_URL", found.url)
+        yield found
+
+
+def pik(*args: str, code: int = 0) -> Any:
+    from click.testing import CliRunner
+
+    from pik.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--stack", STACK, "--json", "replay", *args])
+    assert result.exit_code == code, result.output
+    return json.loads(result.stdout) if code == 0 else result.output
+
+
+def test_pik_replay_on_a_stack_goes_through_the_api_as_the_signed_caller(
+    gateway: Gateway, stack: AwsConfig, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = AwsEngine(stack)
+    ingest(store, [make_event(entity_id="api-1", event_time="2026-11-01T03:00:00.25Z")])
+    plan = pik("plan", "api-1", *WINDOW, "--target", "queue")
+    assert (plan["events"], plan["created_by"]) == (1, OPERATOR)
+    run = pik("run", plan["plan_id"], "--confirm")
+    assert (run["status"], run["sent"], run["confirmed_by"]) == ("running", 0, OPERATOR)
+    assert [e["path"] for e in gateway.requests] == [
+        "/replays/plans",
+        f"/replays/plans/{plan['plan_id']}/confirm",
+    ]
+    (item,) = work_items(stack)  # handed to the replay function by the control function
+    context = as_function(monkeypatch, STACK)
+    handler = replay_function.make_handler(replay_backend_from_env)
+    assert handler(work_event([item]), context) == {"batchItemFailures": []}
+    done = pik("status", run["replay_id"])
+    assert (done["status"], done["sent"]) == ("completed", 1)
+    check_complete(store, delivered(stack, run["replay_id"]), 1)
+    ended = pik("resume", run["replay_id"], code=1)
+    assert "[replay_ended]" in ended
+    audit = pik("audit", "--since", "2000-01-01")["records"]
+    mine = [(r["action"], r["who"]) for r in audit if r["plan_id"] == plan["plan_id"]]
+    assert ("planned", OPERATOR) in mine and ("confirmed", OPERATOR) in mine
+    assert ("refused", OPERATOR) in mine  # the resume of an ended run, audited as the caller
+
+
+def test_cancel_and_resume_go_through_the_api(
+    gateway: Gateway, stack: AwsConfig, make_event: MakeEvent
+) -> None:
+    store = AwsEngine(stack)
+    ingest(store, [make_event(entity_id="api-2", event_time="2026-11-01T04:00:00Z")])
+    plan = pik("plan", "api-2", *WINDOW, "--target", "queue")
+    run = pik("run", plan["plan_id"], "--confirm")
+    assert len(work_items(stack)) == 1  # received: hidden from the next look
+    resumed = pik("resume", run["replay_id"])
+    assert resumed["replay_id"] == run["replay_id"] and len(work_items(stack)) == 1
+    cancelled = pik("cancel", run["replay_id"])
+    assert cancelled["replay_id"] == run["replay_id"]
+    ledger = AwsReplayLedger(stack)
+    audit = ledger.audit_log(0, 1_000)
+    assert ("cancel_requested", OPERATOR) in [
+        (r.action, r.who) for r in audit if r.replay_id == run["replay_id"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "secret", "says"),
+    [
+        ("READER", "reader-secret", "is not authorized to perform: execute-api:Invoke"),
+        ("testing", "wrong-secret", "signature"),
+    ],
+    ids=["reader-policy", "bad-signature"],
+)
+def test_a_caller_the_api_refuses_changes_nothing(
+    gateway: Gateway,
+    stack: AwsConfig,
+    make_event: MakeEvent,
+    monkeypatch: pytest.MonkeyPatch,
+    key: str,
+    secret: str,
+    says: str,
+) -> None:
+    ingest(AwsEngine(stack), [make_event(entity_id="api-3")])
+    before = AwsReplayLedger(stack).audit_log(0, 10_000)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    output = pik("plan", "api-3", *WINDOW, "--target", "queue", code=1)
+    assert says in output and "ReplayOperatorPolicy" in output and "[forbidden]" in output
+    assert gateway.requests == []
+    assert AwsReplayLedger(stack).audit_log(0, 10_000) == before
+
+
+def test_the_routes_name_what_is_wrong_and_refuse_unauthenticated_callers(
+    stack: AwsConfig, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    context = as_function(monkeypatch, STACK, "ReplayControlFunctionName")
+    handler = api.make_handler(store_from_env)
+    ingest(AwsEngine(stack), [make_event(entity_id="api-4")])
+
+    def post(path: str, document: Any, user_arn: str | None = OPERATOR) -> tuple[int, Any]:
+        body = json.dumps(document)
+        answer = handler(api_event("POST", path, body, user_arn=user_arn), context)
+        return answer["statusCode"], json.loads(answer["body"])
+
+    good = {
+        "entity_ids": ["api-4"],
+        "start": "2026-11-01T00:00:00Z",
+        "end": "2026-11-02T00:00:00Z",
+        "target": "queue",
+    }
+    status, body = post("/replays/plans", good, user_arn=None)
+    assert (status, body["error"]["code"]) == (403, "not_authenticated")
+    for change, field in [
+        ({"entity_ids": "api-4"}, "entity_ids"),
+        ({"start": 5}, "start"),
+        ({"end": "yesterday-ish"}, "end"),
+        ({"target": None}, "target"),
+        ({"sources": [1]}, "sources"),
+    ]:
+        status, body = post("/replays/plans", {**good, **change})
+        assert (status, body["error"]["field"]) == (400, field), body
+    status, body = post("/replays/plans", {**good, "target": "sqs:arn:aws:sqs:x"})
+    assert (status, body["error"]["code"]) == (422, "invalid_selection")
+    status, plan = post("/replays/plans", good)
+    assert status == 201 and plan["created_by"] == OPERATOR
+    confirm = f"/replays/plans/{plan['plan_id']}/confirm"
+    status, body = post(confirm, {})
+    assert (status, body["error"]["code"]) == (400, "confirmation_required")
+    status, body = post(confirm, {"confirm": True, "rate": "fast"})
+    assert (status, body["error"]["field"]) == (400, "rate")
+    status, body = post("/replays/plans/" + "0" * 32 + "/confirm", {"confirm": True})
+    assert (status, body["error"]["code"]) == (404, "plan_not_found")
+    assert work_items(stack) == [], "nothing was started"
+    status, run = post(confirm, {"confirm": True, "rate": 50})
+    assert status == 201 and (run["rate"], run["confirmed_by"]) == (50, OPERATOR)
+    status, body = post(confirm, {"confirm": True})
+    assert (status, body["error"]["code"]) == (409, "plan_already_confirmed")
+    purge(stack)
