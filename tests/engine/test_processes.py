@@ -284,3 +284,45 @@ def test_a_full_disk_while_a_segment_is_made_leaves_no_segment(tmp_path: Path) -
         assert report.ok and report.events == 20, report.problems
     finally:
         engine.close()
+
+
+def test_workers_of_a_killed_parallel_ingest_stop_and_a_rerun_completes_it(
+    tmp_path: Path,
+) -> None:
+    store, data = tmp_path / "store", tmp_path / "big.ndjson"
+    data.write_bytes(lines(0, 60_000))
+    parent = subprocess.Popen(
+        [*PIK, "--store", str(store), "ingest", str(data), "--json", "--jobs", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    segments = store / "segments"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (segments.exists() and any(segments.iterdir())):
+        time.sleep(0.05)
+    time.sleep(0.3)  # the workers are committing batches
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    # Each worker notices its parent is gone after the batch it is writing, and stops.
+    last, still = -1, 0
+    while time.monotonic() < deadline and still < 10:
+        size = sum(p.stat().st_size for p in segments.iterdir())
+        still = still + 1 if size == last else 0
+        last = size
+        time.sleep(0.1)
+    assert still >= 10, "the workers went on writing after their parent died"
+    engine = LocalEngine(store)
+    try:
+        stored = engine.counts()["events"]
+        assert 0 < stored < 60_000, "killed part-way"
+        assert engine.verify().ok
+    finally:
+        engine.close()
+    again = subprocess.run(
+        [*PIK, "--store", str(store), "ingest", str(data), "--json", "--jobs", "2"],
+        capture_output=True,
+        timeout=120,
+    )
+    report = json.loads(again.stdout)
+    assert (report["accepted"], report["duplicate"]) == (60_000 - stored, stored)
+    assert check_store(store, set()) == 60_000

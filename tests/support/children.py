@@ -12,3 +12,10 @@ def crash_env(crash_point: str | None) -> dict[str, str]:
     if crash_point:
         env["PIK_CRASH_POINT"] = crash_point
     return env
+
+
+def store_on_a_full_disk() -> object:
+    """A store factory for worker processes whose store refuses for lack of space."""
+    from pik.storage_errors import StoreFullError
+
+    raise StoreFullError(28, "No space left on device")

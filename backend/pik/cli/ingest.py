@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import stat
 import sys
+from pathlib import Path
 from typing import BinaryIO
 
 import click
@@ -14,8 +17,11 @@ from rich.text import Text
 from pik.cli.context import Context, pass_context
 from pik.cli.options import json_option
 from pik.documents import ingest_document
+from pik.engines.local import LocalEngine
 from pik.ports import EventStore
+from pik.services import parallel_ingest as parallel
 from pik.services.ingest import DEFAULT_BATCH, IngestReport, ingest_ndjson
+from pik.storage_errors import StoreFullError, StoreUnavailableError
 from pik.textsafe import inert
 
 SHOWN_REJECTIONS = 20
@@ -37,9 +43,16 @@ PROGRESS_FROM_BYTES = 4 * 1024 * 1024
     show_default=True,
     help="Label recorded with every arrival (which feed or run sent it).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 16),
+    default=None,
+    help="Processes ingesting parts of FILE at once. Default: 2 on a machine with two or "
+    "more cores, for a file of 4 MiB or more on a local store; else 1.",
+)
 @json_option
 @pass_context
-def ingest(ctx: Context, file: BinaryIO, batch_size: int, origin: str) -> None:
+def ingest(ctx: Context, file: BinaryIO, batch_size: int, origin: str, jobs: int | None) -> None:
     """Ingest NDJSON events from FILE (or - for standard input).
 
     Valid lines are stored even when others are rejected; every line is accounted for.
@@ -48,11 +61,16 @@ def ingest(ctx: Context, file: BinaryIO, batch_size: int, origin: str) -> None:
     if not origin or len(origin.encode("utf-8")) > 64 or not origin.isprintable():
         raise click.BadParameter("1 to 64 bytes of printable characters", param_hint="--origin")
     size = _size(file)
-    with ctx.engine(create=True) as engine:
-        if size >= PROGRESS_FROM_BYTES and not ctx.as_json and ctx.err.is_terminal:
-            report = _with_progress(ctx, engine, file, origin, batch_size, size)
-        else:
-            report = ingest_ndjson(engine, file, origin, batch_size)
+    jobs = _jobs(ctx, file, size, jobs)
+    show = size >= PROGRESS_FROM_BYTES and not ctx.as_json and ctx.err.is_terminal
+    if jobs > 1:
+        report = _in_parallel(ctx, Path(file.name), origin, batch_size, jobs, size, show)
+    else:
+        with ctx.engine(create=True) as engine:
+            if show:
+                report = _with_progress(ctx, engine, file, origin, batch_size, size)
+            else:
+                report = ingest_ndjson(engine, file, origin, batch_size)
     if ctx.as_json:
         ctx.emit(ingest_document(report))
     else:
@@ -71,9 +89,61 @@ def ingest(ctx: Context, file: BinaryIO, batch_size: int, origin: str) -> None:
 
 def _size(file: BinaryIO) -> int:
     try:
-        return os.fstat(file.fileno()).st_size
+        status = os.fstat(file.fileno())
     except (OSError, ValueError):
         return 0
+    return status.st_size if stat.S_ISREG(status.st_mode) else 0
+
+
+def _jobs(ctx: Context, file: BinaryIO, size: int, asked: int | None) -> int:
+    """How many processes ingest: what was asked, or the default for this file."""
+    splittable = size > 0 and not ctx.stack
+    if asked is None:
+        cores = os.cpu_count() or 1
+        return min(2, cores) if splittable and size >= PROGRESS_FROM_BYTES else 1
+    if asked > 1 and not splittable:
+        where = "a stack" if ctx.stack else "standard input or a pipe"
+        raise click.BadParameter(
+            f"several processes need a regular file on a local store, not {where}; "
+            "leave --jobs out",
+            param_hint="--jobs",
+        )
+    return asked
+
+
+def _in_parallel(
+    ctx: Context, path: Path, origin: str, batch_size: int, jobs: int, size: int, show: bool
+) -> IngestReport:
+    with ctx.local_engine(create=True):
+        pass  # the store exists (and its index) before the workers open it
+    opener = functools.partial(LocalEngine, ctx.store_path, create=False)
+    columns = (
+        TextColumn(f"ingesting ({jobs} processes)"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[summary]}"),
+    )
+    try:
+        with Progress(*columns, console=ctx.err, transient=True, disable=not show) as progress:
+            task = progress.add_task("ingest", total=size, summary="")
+
+            def advance(now: parallel.Progress) -> None:
+                progress.update(
+                    task,
+                    completed=now.done_bytes,
+                    summary=(
+                        f"{now.accepted} accepted · {now.duplicate} duplicate · "
+                        f"{now.rejected} rejected"
+                    ),
+                )
+
+            return parallel.ingest_file(opener, path, origin, batch_size, jobs, advance)
+    except (StoreFullError, StoreUnavailableError, parallel.WorkerFailedError) as exc:
+        raise click.ClickException(
+            f"{exc}. The batches committed before it are stored; run the same command again "
+            "to store the rest (lines already stored count as duplicates)"
+        ) from None
 
 
 def _with_progress(

@@ -6,7 +6,6 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from pik.domain.arrivals import Arrival
 from pik.domain.envelope import prepare
@@ -14,7 +13,7 @@ from pik.domain.instants import now_us
 from pik.domain.outcome import Outcome, Status
 from pik.domain.rejection import Rejection
 from pik.ports import EventStore
-from pik.services.ndjson import TooLong, read_lines
+from pik.services.ndjson import LineReader, TooLong, read_lines
 
 _SOURCE_HINT = re.compile(rb'"source"\s*:\s*"([A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127})"')
 UNKNOWN_SOURCE = "(unknown)"
@@ -73,7 +72,7 @@ class IngestReport:
 
 def ingest_ndjson(
     store: EventStore,
-    stream: BinaryIO,
+    stream: LineReader,
     origin: str,
     batch_size: int = DEFAULT_BATCH,
     on_batch: Callable[[IngestReport], None] | None = None,
@@ -119,5 +118,5 @@ def _too_large(size: int, store: EventStore) -> Rejection:
     )
 
 
-def _lines(stream: BinaryIO, store: EventStore) -> Iterable[tuple[int, bytes | TooLong]]:
+def _lines(stream: LineReader, store: EventStore) -> Iterable[tuple[int, bytes | TooLong]]:
     return read_lines(stream, store.limits.max_event_bytes)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Protocol
 
 CHUNK = 1 << 16
 
@@ -17,7 +17,13 @@ class TooLong:
         self.size = size
 
 
-def read_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes | TooLong]]:
+class LineReader(Protocol):
+    """What NDJSON is read from: a binary file, standard input, or a range of a file."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def read_lines(stream: LineReader, max_bytes: int) -> Iterator[tuple[int, bytes | TooLong]]:
     """Yield ``(line_number, bytes)`` for each non-blank line, without its line ending."""
     number = 0
     while True:
