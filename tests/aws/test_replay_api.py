@@ -10,7 +10,9 @@ the function's own environment.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -27,11 +29,14 @@ from replay_stack import (
     work_items,
 )
 
+from pik.domain.replay import ReplayError
 from pik.engines.aws import AwsConfig, AwsEngine
 from pik.engines.aws.ledger import AwsReplayLedger
+from pik.engines.aws.replay_api import SignedApi
 from pik.lambdas import api
 from pik.lambdas import replay as replay_function
 from pik.lambdas.store import replay_backend_from_env, store_from_env
+from pik.storage_errors import StoreUnavailableError
 
 STACK = "pik-replay-api"
 OPERATOR = "arn:aws:iam::123456789012:user/operator"
@@ -54,7 +59,7 @@ def gateway(stack: AwsConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gatew
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     context = as_function(monkeypatch, STACK, "ReplayControlFunctionName")
-    handler = api.make_handler(store_from_env)
+    handler = api.make_handler(store_from_env, replay_backend_from_env)
     principals = {"testing": ("testing", OPERATOR), "READER": ("reader-secret", READER)}
     with Gateway(handler, context, principals, allowed={OPERATOR}) as found:
         monkeypatch.setenv("PIK_API_URL", found.url)
@@ -112,10 +117,10 @@ def test_cancel_and_resume_go_through_the_api(
     cancelled = pik("cancel", run["replay_id"])
     assert cancelled["replay_id"] == run["replay_id"]
     ledger = AwsReplayLedger(stack)
-    audit = ledger.audit_log(0, 1_000)
-    assert ("cancel_requested", OPERATOR) in [
-        (r.action, r.who) for r in audit if r.replay_id == run["replay_id"]
+    mine = [
+        (r.action, r.who) for r in ledger.audit_log(0, 1_000) if r.replay_id == run["replay_id"]
     ]
+    assert ("resume_requested", OPERATOR) in mine and ("cancel_requested", OPERATOR) in mine
 
 
 @pytest.mark.parametrize(
@@ -149,7 +154,7 @@ def test_the_routes_name_what_is_wrong_and_refuse_unauthenticated_callers(
     stack: AwsConfig, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     context = as_function(monkeypatch, STACK, "ReplayControlFunctionName")
-    handler = api.make_handler(store_from_env)
+    handler = api.make_handler(store_from_env, replay_backend_from_env)
     ingest(AwsEngine(stack), [make_event(entity_id="api-4")])
 
     def post(path: str, document: Any, user_arn: str | None = OPERATOR) -> tuple[int, Any]:
@@ -165,9 +170,12 @@ def test_the_routes_name_what_is_wrong_and_refuse_unauthenticated_callers(
     }
     status, body = post("/replays/plans", good, user_arn=None)
     assert (status, body["error"]["code"]) == (403, "not_authenticated")
+    answer = handler(api_event("POST", "/replays/plans", "[" * 100_000), context)
+    assert answer["statusCode"] == 400 and "nested too deeply" in answer["body"]
     for change, field in [
         ({"entity_ids": "api-4"}, "entity_ids"),
         ({"start": 5}, "start"),
+        ({"start": "-800000d"}, "start"),
         ({"end": "yesterday-ish"}, "end"),
         ({"target": None}, "target"),
         ({"sources": [1]}, "sources"),
@@ -176,6 +184,9 @@ def test_the_routes_name_what_is_wrong_and_refuse_unauthenticated_callers(
         assert (status, body["error"]["field"]) == (400, field), body
     status, body = post("/replays/plans", {**good, "target": "sqs:arn:aws:sqs:x"})
     assert (status, body["error"]["code"]) == (422, "invalid_selection")
+    largest = {**good, "entity_ids": [f"{n:03d}" + "é" * 253 for n in range(1_000)]}
+    status, body = post("/replays/plans", largest)  # every character escaped: ~1.5 MB
+    assert (status, body["events"], len(body["selection"]["entity_ids"])) == (201, 0, 1_000)
     status, plan = post("/replays/plans", good)
     assert status == 201 and plan["created_by"] == OPERATOR
     confirm = f"/replays/plans/{plan['plan_id']}/confirm"
@@ -191,3 +202,82 @@ def test_the_routes_name_what_is_wrong_and_refuse_unauthenticated_callers(
     status, body = post(confirm, {"confirm": True})
     assert (status, body["error"]["code"]) == (409, "plan_already_confirmed")
     purge(stack)
+
+
+def test_a_run_confirmed_but_not_handed_over_says_how_to_start_it(
+    stack: AwsConfig, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    context = as_function(monkeypatch, STACK, "ReplayControlFunctionName")
+    queue = stack.replay_work_queue_url
+    assert queue
+    monkeypatch.setenv("PIK_REPLAY_WORK_QUEUE_URL", queue + "-gone")
+    handler = api.make_handler(store_from_env, replay_backend_from_env)
+    ingest(AwsEngine(stack), [make_event(entity_id="api-5")])
+    good = {"entity_ids": ["api-5"], "start": "2026-11-01", "end": "2026-11-02", "target": "queue"}
+    plan = json.loads(
+        handler(api_event("POST", "/replays/plans", json.dumps(good), user_arn=OPERATOR), context)[
+            "body"
+        ]
+    )
+    confirm = f"/replays/plans/{plan['plan_id']}/confirm"
+    answer = handler(api_event("POST", confirm, '{"confirm": true}', user_arn=OPERATOR), context)
+    error = json.loads(answer["body"])["error"]
+    assert (answer["statusCode"], error["code"]) == (503, "replay_not_started")
+    [run] = [r for r in AwsReplayLedger(stack).runs(50) if r.plan_id == plan["plan_id"]]
+    assert run.status == "running" and f"pik replay resume {run.replay_id}" in error["message"]
+    monkeypatch.setenv("PIK_REPLAY_WORK_QUEUE_URL", queue)
+    again = api.make_handler(store_from_env, replay_backend_from_env)
+    resumed = again(
+        api_event("POST", f"/replays/{run.replay_id}/resume", None, user_arn=OPERATOR), context
+    )
+    assert resumed["statusCode"] == 200 and len(work_items(stack)) == 1
+    purge(stack)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "says"),
+    [
+        (200, b"[1, 2]", StoreUnavailableError, "other than a JSON object"),
+        (200, b"not json", StoreUnavailableError, "may or may not have taken effect"),
+        (504, b'{"message": "Endpoint request timed out"}', StoreUnavailableError, "timed out"),
+        (
+            500,
+            b'{"error": {"code": "internal_error", "message": "boom", "request_id": "r-9"}}',
+            StoreUnavailableError,
+            "request id r-9",
+        ),
+        (
+            409,
+            b'{"error": {"code": "plan_changed", "message": "changed", "field": "plan_id"}}',
+            ReplayError,
+            "changed",
+        ),
+        (403, b'{"message": "Forbidden"}', ReplayError, "ReplayOperatorPolicy"),
+    ],
+    ids=["a-list", "not-json", "gateway-timeout", "server-error", "refusal", "forbidden"],
+)
+def test_the_signed_client_names_every_answer_it_cannot_use(
+    monkeypatch: pytest.MonkeyPatch, status: int, body: bytes, error: type, says: str
+) -> None:
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            return
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        with pytest.raises(error, match=says):
+            SignedApi(api_url, "us-east-1").post("/replays/x/cancel", {})
+    finally:
+        server.shutdown()
+        server.server_close()

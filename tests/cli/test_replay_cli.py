@@ -346,3 +346,16 @@ def test_on_a_terminal_run_asks_and_no_is_the_default(store: Path, tmp_path: Pat
     assert code == 0, said
     assert "sent 60 of 60" in said
     assert len(lines(out)) == 60
+
+
+def test_a_target_too_long_once_made_absolute_is_refused_when_planning(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path.joinpath(*["d" * 200] * 5)
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    target = "file:" + "o" * 40  # short as typed, past the limit as recorded
+    result = invoke(store, "replay", "plan", "c0", *WINDOW, "--target", target, "--json", code=1)
+    assert "[invalid_selection]" in result.stderr and "target" in result.stderr
+    audit = document(store, "replay", "audit", "--since", "2000-01-01", "--json")
+    assert [r["action"] for r in audit["records"]] == []

@@ -10,7 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pik.domain.envelope import Event, prepare
-from pik.domain.instants import format_instant, parse_instant, parse_query_time
+from pik.domain.instants import (
+    TimeFormatError,
+    format_instant,
+    parse_instant,
+    parse_query_time,
+)
 from pik.domain.limits import DEFAULT_LIMITS
 
 NOW = parse_instant("2026-11-27T00:00:00Z")
@@ -69,6 +74,10 @@ def test_relative_query_times() -> None:
     assert parse_query_time("now-1d", now) == now - 86_400_000_000
     assert parse_query_time("2026-11-27", now) == parse_instant("2026-11-27T00:00:00Z")
     assert parse_query_time("now", now) == now
+    for far in ("-800000d", "-1" + "0" * 30 + "w"):
+        with pytest.raises(TimeFormatError, match="before the year 1") as refused:
+            parse_query_time(far, now)
+        assert refused.value.code == "time_out_of_range"
 
 
 def _event(**fields: object) -> Event:

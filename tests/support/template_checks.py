@@ -44,6 +44,7 @@ REPLAY_SENDERS = {
     "${ReplayWorkQueue.Arn}": {"ReplayRole", "ReplayControlRole"},
 }
 LEDGER_WRITERS = ("ReplayRole", "ReplayControlRole")
+_LIKE = "ForAllValues:StringLike"
 # What a replay operator may invoke beyond the reader's GET routes.
 REPLAY_ROUTES = r"/[^/]+/POST/replays/\*$"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -497,6 +498,29 @@ def replay_findings(cfn: Template) -> Iterator[str]:
                 writes = [a for a in actions(stmt) if a.lower() in ITEM_WRITES]
                 if writes and stmt.get("Condition") != LEDGER_KEYS:
                     yield f"{owner}: {', '.join(writes)} beyond the replay ledger's partitions"
+        yield from _ledger_denied(owner, document)
+
+
+def _ledger_denied(owner: str, document: Any) -> Iterator[str]:
+    """A role that may write items on any key (ingest) must be denied the ledger's keys."""
+    if owner in LEDGER_WRITERS:
+        return
+    found = statements(document)
+    unbounded = any(
+        stmt.get("Effect") == "Allow"
+        and any(a.lower() in ITEM_WRITES for a in actions(stmt))
+        and "Condition" not in stmt
+        for stmt in found
+    )
+    denied = {
+        a.lower()
+        for stmt in found
+        if stmt.get("Effect") == "Deny"
+        and stmt.get("Condition") == {"ForAnyValue:StringLike": LEDGER_KEYS[_LIKE]}
+        for a in actions(stmt)
+    }
+    if unbounded and not {"dynamodb:putitem", "dynamodb:updateitem"} <= denied:
+        yield f"{owner}: may write the replay ledger's items (no Deny on its keys)"
 
 
 # ------------------------------------------------------------------ processor

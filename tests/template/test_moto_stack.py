@@ -109,7 +109,7 @@ def test_each_queue_hands_failures_to_its_dead_letter_queue(
         ("QueryFunctionName", "pik.lambdas.api.handler"),
         ("QueueIngestFunctionName", "pik.lambdas.queue.handler"),
         ("ReplayFunctionName", "pik.lambdas.replay.handler"),
-        ("ReplayControlFunctionName", "pik.lambdas.api.handler"),
+        ("ReplayControlFunctionName", "pik.lambdas.api.replay_handler"),
     ],
 )
 def test_functions_point_at_the_created_resources(

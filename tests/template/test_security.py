@@ -525,6 +525,12 @@ CFN_MUTATIONS: list[tuple[str, Mutation, str]] = [
     ("control-role-writes-events", lambda t: _props(t, "ReplayControlRole")["Policies"][0]
      ["PolicyDocument"]["Statement"][3].pop("Condition"),
      "ReplayControlRole: dynamodb:PutItem, dynamodb:UpdateItem beyond the replay ledger"),
+    ("ingest-writes-ledger", lambda t: _props(t, "IngestRole")["Policies"][0]
+     ["PolicyDocument"]["Statement"].pop(4),
+     "IngestRole: may write the replay ledger's items (no Deny on its keys)"),
+    ("queue-ingest-ledger-deny-narrowed", lambda t: _props(t, "QueueIngestRole")["Policies"][0]
+     ["PolicyDocument"]["Statement"][4].update(Action="dynamodb:PutItem"),
+     "QueueIngestRole: may write the replay ledger's items (no Deny on its keys)"),
     ("control-role-sends-replays", _grant("ReplayControlRole", "sqs:SendMessage", _REPLAY_QUEUE),
      "ReplayControlRole: may send to ${ReplayQueue.Arn}"),
     ("processor-always-on", lambda t: t["Resources"]["ProcessorFunction"].pop("Condition"),

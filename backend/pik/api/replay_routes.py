@@ -18,6 +18,7 @@ as it then stands. ``"confirm": true`` must be sent: a stray request confirms no
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -26,12 +27,15 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from pik.api.errors import ApiError
 from pik.domain import replay
 from pik.domain.instants import TimeFormatError, parse_query_time
-from pik.domain.replay import ReplayError, Selection
+from pik.domain.replay import ReplayError, ReplayRun, Selection
 from pik.services.replay_control import ReplayControl
 
-MAX_REPLAY_BODY_BYTES = 256 * 1024
-"""A plan names at most 1,000 entities of 256 characters (about 1 MB escaped at worst;
-far less in practice); larger bodies are refused before they are parsed."""
+MAX_REPLAY_BODY_BYTES = 2 * 1024 * 1024
+"""Room for the largest selection the domain allows (1,000 entities of 256 characters, 100
+sources and 100 event types of 128), even with every character escaped; larger bodies are
+refused before they are parsed."""
+
+_log = logging.getLogger(__name__)
 
 ControlFor = Callable[[dict[str, Any]], ReplayControl]
 """The control acting as the caller of a request (its proxy event), or an ``ApiError``."""
@@ -63,8 +67,9 @@ def add_replay_routes(
             return {}
         try:
             found = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise ApiError(400, "invalid_json", f"the body is not JSON: {reason}") from None
         if not isinstance(found, dict):
             raise ApiError(400, "invalid_body", "the body must be a JSON object")
         return found
@@ -101,17 +106,36 @@ def add_replay_routes(
         if isinstance(rate, bool) or not isinstance(rate, int):
             raise ApiError(400, "invalid_rate", "rate is a whole number of events a second", "rate")
         acting = control()
-        run = acting.confirm(plan_id, rate)
-        return respond(acting.start(run).to_document(), 201)
+        return respond(_started(acting, acting.confirm(plan_id, rate)).to_document(), 201)
 
     @app.post("/replays/<replay_id>/resume")
     def post_resume(replay_id: str) -> Response[str]:
         acting = control()
-        return respond(acting.start(acting.resume(replay_id)).to_document(), 200)
+        return respond(_started(acting, acting.resume(replay_id)).to_document(), 200)
 
     @app.post("/replays/<replay_id>/cancel")
     def post_cancel(replay_id: str) -> Response[str]:
         return respond(control().cancel(replay_id).to_document(), 200)
+
+
+def _started(acting: ReplayControl, run: ReplayRun) -> ReplayRun:
+    """Hand a confirmed or resumed run to the replay function. The run exists whatever
+    happens here, so a failure says which run it is and how to start it later."""
+    try:
+        return acting.start(run)
+    except Exception as exc:
+        _log.error(
+            "replay %s was not handed to the replay function: %s", run.replay_id, type(exc).__name__
+        )
+        raise ApiError(
+            503,
+            "replay_not_started",
+            f"replay {run.replay_id} is confirmed but could not be handed to the replay "
+            f"function ({type(exc).__name__}); start it with `pik replay resume "
+            f"{run.replay_id}`",
+            "replay_id",
+            retry_after=5,
+        ) from None
 
 
 def _text(fields: dict[str, Any], name: str) -> str:

@@ -144,7 +144,11 @@ def parse_query_time(text: str, now: int | None = None) -> int:
         return current
     relative = _RELATIVE.fullmatch(text)
     if relative:
-        return current - int(relative.group(1)) * _UNIT_US[relative.group(2)]
+        digits = relative.group(1)
+        at = current - int(digits[:20]) * _UNIT_US[relative.group(2)]
+        if len(digits) > 20 or at < _MIN_US:
+            raise TimeFormatError("time_out_of_range", f"{text} reaches back before the year 1")
+        return at
     if _DATE.fullmatch(text):
         return parse_instant(text + "T00:00:00Z")
     return parse_instant(text)

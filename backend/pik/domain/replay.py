@@ -58,6 +58,7 @@ CONFIRMED = "confirmed"
 REFUSED = "refused"
 RESUMED = "resumed"
 CANCEL_REQUESTED = "cancel_requested"
+RESUME_REQUESTED = "resume_requested"
 
 
 class ReplayError(Exception):

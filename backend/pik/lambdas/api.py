@@ -102,7 +102,7 @@ def _error(event: dict[str, Any], error: ApiError) -> dict[str, Any]:
 
 
 def _resolver(
-    store: EventStore, replay_backend: Callable[[], ReplayBackend]
+    store: EventStore, replay_backend: Callable[[], ReplayBackend] | None
 ) -> APIGatewayRestResolver:
     late_after_us = store.limits.late_after_us
 
@@ -113,21 +113,21 @@ def _resolver(
         origin = api_origin(app.current_event.raw_event)
         logger.info("ingest", extra={"origin": origin, **summary.log_fields()})
 
-    replays = replay_control_for(Lazy(replay_backend))
+    replays = None if replay_backend is None else replay_control_for(Lazy(replay_backend))
     app = build_api(store, origin=api_origin, on_ingest=on_ingest, replays=replays)
     return app
 
 
 def make_handler(
     store_factory: Callable[[], EventStore],
-    replay_backend: Callable[[], ReplayBackend] = replay_backend_from_env,
+    replay_backend: Callable[[], ReplayBackend] | None = None,
 ) -> Handler:
     """A Lambda handler serving the API over the store ``store_factory`` makes.
 
     The factory runs on the first invocation, not at import, and its store (with the
-    resolver) is reused by every later invocation of the execution environment. The replay
-    backend is made on the first replay request: only the replay control function, whose
-    role may write the ledger, is routed any.
+    resolver) is reused by every later invocation of the execution environment. With a
+    ``replay_backend`` it serves the replay routes too (made on the first replay request):
+    only the replay control function, whose role may write the ledger, does.
     """
     api = Lazy(lambda: _resolver(store_factory(), replay_backend))
 
@@ -166,3 +166,4 @@ def make_handler(
 
 
 handler = make_handler(store_from_env)
+replay_handler = make_handler(store_from_env, replay_backend_from_env)

@@ -10,7 +10,6 @@ records are written by the function, on behalf of the caller the request proves.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Protocol
 
 from pik.domain import replay
@@ -77,7 +76,15 @@ class LedgerControl:
 
     def plan(self, selection: Selection) -> Plan:
         backend = self._backend
-        checked = replace(selection, target=backend.check_target(selection.target))
+        # Built again: the target in its recorded form must pass the selection's rules too.
+        checked = Selection.build(
+            selection.entity_ids,
+            selection.start_us,
+            selection.end_us,
+            backend.check_target(selection.target),
+            selection.sources,
+            selection.event_types,
+        )
         return plan_replay(backend.store, backend.ledger, checked, self.who)
 
     def confirm(self, plan_id: str, rate: int) -> ReplayRun:
@@ -101,6 +108,9 @@ class LedgerControl:
                 ),
                 current,
             )
+        self._backend.ledger.audit(
+            AuditRecord(now_us(), self.who, replay.RESUME_REQUESTED, current.plan_id, replay_id)
+        )
         return current
 
     def cancel(self, replay_id: str) -> ReplayRun:

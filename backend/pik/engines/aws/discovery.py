@@ -69,4 +69,5 @@ def discover(stack_name: str, session: Any = None, region: str | None = None) ->
         # Present only when the deployer listed queues (ReplayTargetQueueArns).
         replay_targets=split_targets(outputs.get("ReplayTargetQueueArns", "")),
         api_url=outputs.get("ApiUrl"),
+        replay_control=outputs.get("ReplayControlFunctionName"),
     )

@@ -82,6 +82,8 @@ class AwsConfig:
     """ARNs of the queues besides the stack's replay queue that replays may be sent to."""
     api_url: str | None = None
     """The stack's HTTP API (its stage URL): replays are planned and confirmed there."""
+    replay_control: str | None = None
+    """The function behind the replay routes (absent on stacks older than those routes)."""
 
     @classmethod
     def from_env(cls) -> AwsConfig:

@@ -11,6 +11,7 @@ domain name, a private endpoint).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -50,7 +51,7 @@ class SignedApi:
         region = self._region or session.region_name
         if not region:
             raise NoRegionError()
-        body = json.dumps(document).encode()
+        body = json.dumps(document, ensure_ascii=False).encode()
         request = AWSRequest(
             "POST", self._base + path, data=body, headers={"Content-Type": "application/json"}
         )
@@ -61,14 +62,26 @@ class SignedApi:
         )
         try:
             with urllib.request.urlopen(sent, timeout=TIMEOUT_S) as answer:
-                return dict(json.loads(answer.read()))
+                found = json.loads(answer.read())
         except urllib.error.HTTPError as refused:
             raise _refusal(refused.code, refused.read()) from None
-        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+        except urllib.error.URLError as exc:  # before the request reached the API
             raise StoreUnavailableError(
-                f"the stack's API at {self._base} could not be reached or answered badly "
-                f"({exc}); nothing was changed by this request, try again"
+                f"the stack's API at {self._base} could not be reached ({exc.reason}); "
+                "nothing was changed, try again"
             ) from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise StoreUnavailableError(
+                f"the stack's API did not answer in full ({type(exc).__name__}); the request "
+                "may or may not have taken effect: check with `pik replay status` and "
+                "`pik replay audit` before trying again"
+            ) from None
+        if not isinstance(found, dict):
+            raise StoreUnavailableError(
+                "the stack's API answered with something other than a JSON object; check "
+                "that PIK_API_URL (if set) names the stack's API"
+            )
+        return found
 
 
 def _refusal(status: int, body: bytes) -> Exception:
@@ -80,7 +93,10 @@ def _refusal(status: int, body: bytes) -> Exception:
     error = document.get("error") if isinstance(document, dict) else None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         if status >= 500:
-            return StoreUnavailableError(f"{error.get('message')} [{error['code']}]")
+            request = error.get("request_id")
+            return StoreUnavailableError(
+                f"{error.get('message')} [{error['code']}] (request id {request})"
+            )
         return ReplayError(error["code"], str(error.get("message")), status, error.get("field"))
     message = document.get("message") if isinstance(document, dict) else None
     if status in (401, 403):  # API Gateway's own answer: the signature or the policy
@@ -89,6 +105,11 @@ def _refusal(status: int, body: bytes) -> Exception:
             f"the stack's API refused the request ({message or status}); sign in as an "
             f"identity with the stack's {POLICY}",
             status,
+        )
+    if status == 504:
+        return StoreUnavailableError(
+            "the stack's API timed out; the request may still have taken effect: check with "
+            "`pik replay status` and `pik replay audit` before trying again"
         )
     return StoreUnavailableError(f"the stack's API answered {status} ({message or 'no detail'})")
 
@@ -110,10 +131,10 @@ class ApiReplayControl:
 
         config = discover(stack_name, session, region)
         api_url = os.environ.get("PIK_API_URL") or config.api_url
-        if not (api_url and config.replay_work_queue_url):
+        if not (api_url and config.replay_work_queue_url and config.replay_control):
             raise StackNotFoundError(
-                f"stack {stack_name!r} has no replay routes (outputs ApiUrl and "
-                "ReplayWorkQueueUrl): update it to this version of the template "
+                f"stack {stack_name!r} has no replay routes (output "
+                "ReplayControlFunctionName): update it to this version of the template "
                 "(docs/deploy.md, Phase 2: replay)"
             )
         return cls(config, api_url, session=session)

@@ -1,11 +1,13 @@
-"""Replays on a deployed stack: the pieces `pik replay --stack` and the replay function share.
+"""Replays on a deployed stack: what the replay control function and the replay function
+run on.
 
-An operator plans and confirms from their own machine, with their own credentials, so the
-ledger's audit records name their IAM principal. ``start`` then hands the run to the
-stack's replay function by putting ``{"replay_id": ...}`` on the replay work queue: the
-function sends the messages, pauses before its deadline and continues itself, while the
-operator follows the run in the ledger. Nothing is sent from the operator's machine, and
-a run survives the operator closing their laptop.
+An operator plans and confirms through the stack's API (:mod:`pik.engines.aws.replay_api`);
+the replay control function does it with this backend, as the principal API Gateway
+authenticated, and ``start`` hands the run to the replay function by putting
+``{"replay_id": ...}`` on the replay work queue. The replay function sends the messages,
+pauses before its deadline and continues itself, while the operator follows the run in the
+ledger. Nothing is sent from the operator's machine, and a run survives the operator
+closing their laptop.
 
 Targets on AWS: ``queue`` (the stack's replay queue, the default) or ``sqs:<queue ARN>``
 for a queue the deployer listed in the template's ``ReplayTargetQueueArns``; the replay
