@@ -5,7 +5,9 @@
 
 Ingests 1 KB events in batches of 1,000 (1,000 entities, event times spread over 90 days,
 arriving roughly in time order) into an empty store, grows the store to --events, ingests
-again, then measures timeline pages, event lookups and 1,000-entity x 90-day coverage.
+again (one producer, two producer processes, and `pik ingest` of an NDJSON file with one
+and two processes), then measures timeline pages, event lookups and 1,000-entity x 90-day
+coverage.
 As the ceiling, the same event rows are inserted straight into SQLite with the same
 schema, in the same transactions, in the same run. Results go to stdout (and --out).
 """
@@ -22,6 +24,7 @@ import random
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -161,6 +164,18 @@ def concurrent_rate(
     return sum(n for _, _, n in spans) / elapsed
 
 
+def cli_rate(store: Path, data: Path, lines: list[bytes], jobs: int) -> float:
+    """Events/s of `pik ingest FILE --jobs N` as a user runs it: process start included."""
+    data.write_bytes(b"\n".join(lines) + b"\n")
+    command = [sys.executable, "-m", "pik", "--store", str(store), "ingest", str(data)]
+    started = time.perf_counter()
+    done = subprocess.run([*command, "--json", "--jobs", str(jobs)], capture_output=True)
+    elapsed = time.perf_counter() - started
+    report = json.loads(done.stdout)
+    assert report["accepted"] == len(lines), report
+    return len(lines) / elapsed
+
+
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {
@@ -193,12 +208,19 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--sample-batches", type=int, default=50)
+    parser.add_argument(
+        "--cli-events", type=int, default=200_000, help="events per `pik ingest` file"
+    )
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: tmp)")
     parser.add_argument("--out", type=Path, default=None, help="also write results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     work_dir = Path(tempfile.mkdtemp(prefix="pik-bench-", dir=args.dir))
     total, size, sample = args.events, args.batch, args.sample_batches
+    cli_batches = args.cli_events // size
+    # Event times are spread over the events of every measurement, so the ones measured
+    # after the store is grown still arrive in time order within the 90 days.
+    span = total + ((sample // 2) * 2 + 2 * cli_batches) * size
     results: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}",
@@ -206,10 +228,10 @@ def main() -> None:
         "batch": size,
     }
     warm = LocalEngine(work_dir / "warm-up")
-    ingest_rate(warm, batches(0, 5, size, total))  # first-call costs out of the measurement
+    ingest_rate(warm, batches(0, 5, size, span))  # first-call costs out of the measurement
     warm.close()
     engine = LocalEngine(work_dir / "store")
-    first = batches(0, sample, size, total)
+    first = batches(0, sample, size, span)
     results["ceiling_sqlite_rows_per_s"] = round(sqlite_ceiling(first, work_dir))
     results["ingest_empty_events_per_s"] = round(ingest_rate(engine, first))
     print(
@@ -218,7 +240,7 @@ def main() -> None:
         file=sys.stderr,
     )
     results["ingest_empty_2_producers_events_per_s"] = round(
-        concurrent_rate(work_dir / "empty-2", 0, sample // 2, size, total, producers=2)
+        concurrent_rate(work_dir / "empty-2", 0, sample // 2, size, span, producers=2)
     )
     print(
         f"two producers, empty store: {results['ingest_empty_2_producers_events_per_s']:,} "
@@ -228,7 +250,7 @@ def main() -> None:
     done, started = sample * size, time.perf_counter()
     while done < total - sample * size:
         step = min(20, (total - sample * size - done) // size) or 1
-        for batch in batches(done, step, size, total):
+        for batch in batches(done, step, size, span):
             ingest_batch(engine, batch, "bench")
         done += step * size
         progress(done, total, started)
@@ -236,18 +258,30 @@ def main() -> None:
     results["grow_events_per_s"] = round(
         (done - sample * size) / max(time.perf_counter() - started, 1e-9)
     )
-    last = batches(done, sample, size, total)
+    last = batches(done, sample, size, span)
     results["ingest_full_events_per_s"] = round(ingest_rate(engine, last))
     results["stored_events"] = engine.counts()["events"]
     engine.close()
     done += sample * size
     results["ingest_full_2_producers_events_per_s"] = round(
-        concurrent_rate(work_dir / "store", done, sample // 2, size, total, producers=2)
+        concurrent_rate(work_dir / "store", done, sample // 2, size, span, producers=2)
     )
     print(
         f"two producers at {done:,}: {results['ingest_full_2_producers_events_per_s']:,} events/s",
         file=sys.stderr,
     )
+    done += (sample // 2) * 2 * size
+    for jobs in (1, 2):
+        lines = [line for batch in batches(done, cli_batches, size, span) for line in batch]
+        results[f"cli_ingest_full_jobs_{jobs}_events_per_s"] = round(
+            cli_rate(work_dir / "store", work_dir / f"cli-{jobs}.ndjson", lines, jobs)
+        )
+        done += cli_batches * size
+        print(
+            f"pik ingest --jobs {jobs} at {done:,}: "
+            f"{results[f'cli_ingest_full_jobs_{jobs}_events_per_s']:,} events/s",
+            file=sys.stderr,
+        )
     engine = LocalEngine(work_dir / "store")
     print(
         f"store of {results['stored_events']:,}: {results['ingest_full_events_per_s']:,} events/s",
