@@ -247,6 +247,11 @@ def main() -> None:
         "events/s",
         file=sys.stderr,
     )
+    for jobs in (1, 2):  # the first events again, each time into a new store
+        lines = [line for batch in batches(0, cli_batches, size, span) for line in batch]
+        rate = cli_rate(work_dir / f"empty-cli-{jobs}", work_dir / "empty.ndjson", lines, jobs)
+        results[f"cli_ingest_empty_jobs_{jobs}_events_per_s"] = round(rate)
+        print(f"pik ingest --jobs {jobs}, empty store: {rate:,.0f} events/s", file=sys.stderr)
     done, started = sample * size, time.perf_counter()
     while done < total - sample * size:
         step = min(20, (total - sample * size - done) // size) or 1
