@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
+import sys
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -101,3 +103,22 @@ def test_progress_adds_up_over_the_workers(tmp_path: Path) -> None:
     assert seen[-1].done_bytes == data.stat().st_size
     assert (seen[-1].accepted, seen[-1].rejected) == (report.accepted, report.rejected)
     assert [p.done_bytes for p in seen] == sorted(p.done_bytes for p in seen)
+
+
+def test_standard_input_redirected_from_a_large_file_is_read_by_one_process(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "big.ndjson"
+    body = b"\n".join(demo_lines(end_us=END)) + b"\n"
+    data.write_bytes(body * (5 * 1024 * 1024 // len(body) + 1))  # over 4 MiB
+    (tmp_path / "<stdin>").write_bytes(b"{}\n")  # a file by that name must not be read
+    with open(data, "rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", "pik", "--store", str(tmp_path / "s"), "ingest", "--json"],
+            stdin=stdin,
+            capture_output=True,
+            cwd=tmp_path,
+            timeout=300,
+        )
+    report = json.loads(done.stdout)
+    assert report["lines"] == data.read_bytes().count(b"\n"), done.stderr

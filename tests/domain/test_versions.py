@@ -125,6 +125,19 @@ def test_sums_keep_every_digit_and_leave_out_what_cannot_be_summed_exactly() -> 
     assert Aggregate.from_document(aggregate.to_document()) == aggregate
 
 
+def test_a_diff_states_the_change_of_the_total_in_full() -> None:
+    spec = AggregateSpec("day", "/amount")
+    first, second = [record(1)], [record(1), record(2)]
+    big = Decimal("123456789012345678901234567890")
+    v1 = next_version(
+        spec, "c", 0, None, first, compute(spec, first, [{"amount": 1}], MINUTE), None, 1
+    )
+    aggregate = compute(spec, second, [{"amount": 1}, {"amount": big}], MINUTE)
+    v2 = next_version(spec, "c", 0, v1, second, aggregate, None, 2)
+    assert v1 is not None and v2 is not None
+    assert diff(v1, v2, {}).to_document()["total_change"] == "123456789012345678901234567890"
+
+
 def test_same_inputs_make_no_new_version_and_new_inputs_the_next_number() -> None:
     spec = AggregateSpec()
     first = [record(1), record(2)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -333,3 +335,27 @@ def test_verify_while_another_process_ingests_reports_no_false_problem(
     finally:
         writer.close()
         verifier.close()
+
+
+def test_reindex_of_a_store_with_no_segment_yet_keeps_the_open_index(store_path: Path) -> None:
+    writer = LocalEngine(store_path)
+    try:
+        inode = writer.layout.index.stat().st_ino
+        reindex(store_path)
+        assert writer.layout.index.stat().st_ino == inode
+    finally:
+        writer.close()
+
+
+def test_segments_are_made_where_hard_links_are_not(
+    engine: LocalEngine, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*_: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")  # as vfat answers
+
+    monkeypatch.setattr(os, "link", refused)
+    ingest_batch(engine, [make_event()], "a")
+    assert [p.name for p in engine.layout.segments.iterdir()] == ["00000001.seg"]
+    with pytest.raises(FileExistsError):
+        create_segment(engine.layout, 1)
+    assert engine.verify().ok

@@ -79,6 +79,20 @@ def test_payload_numbers_are_summed_as_written_not_as_doubles(
     assert version.to_document()["aggregate"]["total"] == expected
 
 
+def test_a_number_beyond_a_decimal_is_left_unsummed_not_stuck(
+    engine: LocalEngine, versions: LocalVersionStore, make_event: MakeEvent
+) -> None:
+    tiny = make_event(entity_id="c1", event_time=f"{DAY}T10:00:00Z", payload={"amount": 0})
+    tiny = tiny.replace(b'"amount":0', b'"amount":1e-9999999999999999999999')
+    ingest_batch(
+        engine,
+        [tiny, make_event(entity_id="c1", event_time=f"{DAY}T10:01:00Z", payload={"amount": 2})],
+        "test",
+    )
+    [version] = process_messages(engine, versions, SPEC, [message("c1", f"{DAY}T10:00:00Z")])
+    assert (version.aggregate.total, version.aggregate.unsummed) == (Decimal(2), 1)
+
+
 def test_a_late_event_makes_version_two_and_the_diff_names_it(
     engine: LocalEngine, versions: LocalVersionStore, make_event: MakeEvent
 ) -> None:

@@ -16,13 +16,12 @@ from rich.console import Console
 
 from pik.domain.instants import TimeFormatError, parse_query_time
 from pik.engines.local import LocalEngine
-from pik.engines.local.disk import StorageFullError
-from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import StoreError
 from pik.engines.local.ledger import LocalReplayLedger
 from pik.engines.local.replay import LocalReplayBackend
 from pik.ports import EventStore
 from pik.services.replay_control import LedgerControl, ReplayControl
+from pik.storage_errors import StoreFullError, StoreUnavailableError
 
 
 @dataclass
@@ -57,17 +56,19 @@ class Context:
     def local_engine(self, create: bool = False) -> Iterator[LocalEngine]:
         try:
             engine = LocalEngine(self.store_path, create=create, read_only=not create)
-        except (StoreError, IndexCorruptError) as exc:
+        except (StoreError, StoreUnavailableError) as exc:  # the index's faults included
             raise click.ClickException(str(exc)) from None
+        except StoreFullError as exc:  # opening for writing recovers what a crash left
+            raise click.ClickException(f"{exc}; make room, then try again") from None
         try:
             yield engine
-        except IndexCorruptError as exc:
-            raise click.ClickException(str(exc)) from None
+        except StoreUnavailableError as exc:
+            raise click.ClickException(f"{exc} [{exc.code}]") from None
         except sqlite3.DatabaseError as exc:
             raise click.ClickException(
                 f"the index cannot be read ({exc}); rebuild it with `pik reindex`"
             ) from None
-        except StorageFullError as exc:
+        except StoreFullError as exc:
             raise click.ClickException(
                 f"{exc}; nothing in the failed batch was acknowledged"
             ) from None

@@ -95,9 +95,19 @@ def _size(file: BinaryIO) -> int:
     return status.st_size if stat.S_ISREG(status.st_mode) else 0
 
 
+def _named_file(file: BinaryIO) -> bool:
+    """Whether FILE is the regular file its name names (not standard input redirected
+    from a file, which has no name the workers could open)."""
+    try:
+        opened, named = os.fstat(file.fileno()), os.stat(file.name)
+    except (OSError, ValueError, TypeError):
+        return False
+    return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
+
+
 def _jobs(ctx: Context, file: BinaryIO, size: int, asked: int | None) -> int:
     """How many processes ingest: what was asked, or the default for this file."""
-    splittable = size > 0 and not ctx.stack
+    splittable = size > 0 and not ctx.stack and _named_file(file)
     if asked is None:
         cores = os.cpu_count() or 1
         return min(2, cores) if splittable and size >= PROGRESS_FROM_BYTES else 1

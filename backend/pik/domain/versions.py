@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, Inexact, localcontext
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any
 
 from pik.domain.instants import format_instant, parse_instant
@@ -153,6 +153,15 @@ def _number(value: Any) -> Decimal | None:
     if not isinstance(exponent, int) or number.adjusted() >= SUM_DIGITS:
         return None  # NaN and the infinities have no integer exponent
     return None if exponent < -SUM_DIGITS else number
+
+
+def payload_number(text: str) -> Decimal | None:
+    """A JSON number of a payload as a decimal, every digit kept; ``None`` (not summed) when
+    its exponent is beyond what a decimal holds (the store accepted it as a float's 0)."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return None
 
 
 def _exact_sum(numbers: Sequence[Decimal]) -> Decimal:
@@ -294,7 +303,7 @@ class VersionDiff:
             "count_change": new.count - old.count,
             "total_change": None
             if new.total is None or old.total is None
-            else str(new.total - old.total),
+            else format(_exact_sum([new.total, -old.total]), "f"),
             "added": [_change(c) for c in self.added],
             "removed": [_change(c) for c in self.removed],
         }

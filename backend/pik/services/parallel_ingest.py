@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
@@ -28,6 +29,7 @@ from pik.storage_errors import StoreFullError, StoreUnavailableError
 StoreFactory = Callable[[], EventStore]
 """Opens the store in a worker; must be picklable (a ``functools.partial`` of a class)."""
 _POLL_S = 0.2
+_LOST_AFTER_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +54,22 @@ def split(path: Path, parts: int) -> list[tuple[int, int]]:
     with open(path, "rb") as handle:
         for k in range(1, parts):
             at = max(size * k // parts, bounds[-1])
-            handle.seek(at)
             if at > 0:
                 handle.seek(at - 1)
                 if handle.read(1) != b"\n":
-                    handle.readline()  # move to the start of the next line
+                    _skip_line(handle)  # to the start of the next line
+            else:
+                handle.seek(at)
             bounds.append(min(handle.tell(), size))
     bounds.append(size)
     return [(a, b) for a, b in pairwise(bounds) if b > a]
+
+
+def _skip_line(handle: IO[bytes]) -> None:
+    """Move past the next newline, reading a bounded chunk at a time (a line can be huge)."""
+    while chunk := handle.readline(1 << 16):
+        if chunk.endswith(b"\n"):
+            return
 
 
 class RangeStream:
@@ -154,12 +164,13 @@ def ingest_file(
         worker.start()
     results: dict[int, tuple[IngestReport, int]] = {}
     seen: dict[int, tuple[int, int, int, int]] = {}
+    quiet_since: dict[int, float] = {}
     try:
         while len(results) < len(workers):
             try:
                 message = messages.get(timeout=_POLL_S)
             except queue.Empty:
-                _check_alive(workers, results)
+                _check_alive(workers, results, quiet_since)
                 continue
             kind, index = message[0], message[1]
             if kind == "progress":
@@ -178,10 +189,19 @@ def ingest_file(
     return merge([results[i] for i in range(len(workers))])
 
 
-def _check_alive(workers: list[Any], results: dict[int, Any]) -> None:
+def _check_alive(
+    workers: list[Any], results: dict[int, Any], quiet_since: dict[int, float]
+) -> None:
+    """Raise for a worker that ended without its report. One that exited cleanly flushed
+    its report before exiting, so that is waited for a while before it counts as lost."""
+    now = time.monotonic()
     for index, worker in enumerate(workers):
-        if index not in results and not worker.is_alive() and worker.exitcode is not None:
+        if index in results or worker.is_alive() or worker.exitcode is None:
+            continue
+        if worker.exitcode != 0:
             raise WorkerFailedError(f"an ingest worker died (exit code {worker.exitcode})")
+        if now - quiet_since.setdefault(index, now) > _LOST_AFTER_S:
+            raise WorkerFailedError("an ingest worker ended without its report")
 
 
 def _failure(kind: str, message: str) -> Exception:

@@ -15,7 +15,6 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -23,7 +22,7 @@ import orjson
 from pik.domain import replay
 from pik.domain.instants import parse_instant
 from pik.domain.records import EventRecord
-from pik.domain.versions import AggregateSpec, Version, compute, next_version
+from pik.domain.versions import AggregateSpec, Version, compute, next_version, payload_number
 from pik.ports import EventStore, VersionStore
 from pik.services.replay import PAGE, SYSTEM_CLOCK, Clock
 from pik.storage_errors import StoreUnavailableError
@@ -99,7 +98,7 @@ def _payload(store: EventStore, record: EventRecord) -> Any:
         raise RawUnreadableError(record.event_id)
     # Numbers as decimals: a payload's 0.1000000000000000000001 is summed as written, not
     # as the nearest binary double. The bytes were validated strictly when stored.
-    return json.loads(raw, parse_float=Decimal).get("payload")
+    return json.loads(raw, parse_float=payload_number).get("payload")
 
 
 def recompute(

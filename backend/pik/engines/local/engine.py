@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from pik.domain.records import (
 )
 from pik.engines.local import recovery, segments
 from pik.engines.local.batch import IndexBatch
+from pik.engines.local.disk import index_write
 from pik.engines.local.index import IndexCorruptError, SqliteIndex
 from pik.engines.local.layout import Layout, StoreError
 from pik.engines.local.prepare import (
@@ -36,6 +38,7 @@ from pik.engines.local.prepare import (
 from pik.engines.local.rows import SegmentRow, placed
 from pik.faults import crash_point
 from pik.ports import Progress
+from pik.storage_errors import StoreUnavailableError
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,11 @@ class LocalEngine:
         # A power cut may have taken the index's last commits (synchronous=NORMAL) or a
         # crash its last batch: re-derive them from the fsync'd raw now, not at the next
         # write, so nothing acknowledged is missing from answers in between.
-        self.reconcile()
+        try:
+            self.reconcile()
+        except BaseException:
+            self._index.close()
+            raise
 
     def close(self) -> None:
         self._index.close()
@@ -167,7 +174,10 @@ class LocalEngine:
         self._index.apply(index.rows, index.attempts, index.tally, segment_id, new_end)
         crash_point("after_index_commit")
         if new_end >= self.policy.max_bytes:
-            self._seal(segment_id, new_end, 0, ingest_us)
+            # The batch is committed: a failure to seal now must not report it as failed.
+            # The next write finds the segment full and seals it then.
+            with contextlib.suppress(OSError, sqlite3.Error, StoreUnavailableError):
+                self._seal(segment_id, new_end, 0, ingest_us)
 
     def _commit_locked(
         self,
@@ -377,6 +387,7 @@ def reindex(root: Path, limits: Limits = DEFAULT_LIMITS, progress: Progress | No
     store_id = layout.open_or_create(create=False)
     with layout.write_lock():
         timestamps: dict[int, tuple[int, int | None]] = {}
+        live = True  # the old index opens: processes may be using it
         try:
             old = SqliteIndex(layout.index, store_id, create=False)
             try:
@@ -384,44 +395,41 @@ def reindex(root: Path, limits: Limits = DEFAULT_LIMITS, progress: Progress | No
             finally:
                 old.close()
         except Exception:  # a missing or corrupt index is why we are here
-            timestamps = {}
+            live = False
         building = layout.root / "index.rebuild.sqlite3"
         files = [(sid, layout.segment(sid)) for sid in layout.segment_ids()]
-        recovery.rebuild(building, store_id, files, limits, timestamps, progress)
-        if timestamps and _copy_into(building, layout.index):
+        try:
+            recovery.rebuild(building, store_id, files, limits, timestamps, progress)
+            if live:
+                _copy_into(building, layout.index)
+            else:  # nobody can be using an index that does not open: replace the file
+                _remove_database(layout.index)  # its WAL would be replayed into the new one
+                building.replace(layout.index)
+        finally:
             _remove_database(building)
-            return
-        # The old index is missing or unreadable, so no one can be using it: replace it.
-        _remove_database(layout.index)  # its WAL would otherwise be replayed into the new one
-        building.replace(layout.index)
-        _remove_database(building)
 
 
-def _copy_into(source: Path, target: Path) -> bool:
-    """Copy a rebuilt index over the live one in one transaction; ``False`` if it cannot be.
+def _copy_into(source: Path, target: Path) -> None:
+    """Copy a rebuilt index over the live one in one transaction.
 
     Processes that have the store open keep their connections and see the new index at
     their next read: the file they hold is never unlinked from under them, and there is no
-    moment without an index for a process that opens the store to find.
+    moment without an index for a process that opens the store to find. A copy that fails
+    (a full disk, say) leaves the live index as it was.
     """
-    try:
+    with index_write(str(target)):
         live = sqlite3.connect(f"{target.resolve().as_uri()}?mode=rw", uri=True, timeout=30)
-    except sqlite3.Error:
-        return False
-    try:
-        built = sqlite3.connect(source)
         try:
-            built.backup(live)
+            built = sqlite3.connect(source)
+            try:
+                built.backup(live)
+            finally:
+                built.close()
+            # Fold the copied pages back into the file if no reader is in the way; a long
+            # reader (a verify) only defers that to the next automatic checkpoint.
+            live.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
-            built.close()
-        # Fold the copied pages back into the file now; readers in the middle of a query
-        # may refuse, which only defers it to the next automatic checkpoint.
-        live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return True
-    except sqlite3.DatabaseError:
-        return False
-    finally:
-        live.close()
+            live.close()
 
 
 def _remove_database(path: Path) -> None:

@@ -151,17 +151,20 @@ class SqliteIndex:
 
     @_serialised
     def add_segment(self, segment_id: int, created_us: int, committed_end: int) -> None:
-        self._db.execute(
-            "INSERT INTO segments (segment_id, created_us, committed_end) VALUES (?, ?, ?)",
-            (segment_id, created_us, committed_end),
-        )
+        with index_write(str(self.path)):
+            self._db.execute(
+                "INSERT INTO segments (segment_id, created_us, committed_end) VALUES (?, ?, ?)",
+                (segment_id, created_us, committed_end),
+            )
 
     @_serialised
     def seal_segment(self, segment_id: int, sealed_us: int, sha256: str, torn: int) -> None:
-        self._db.execute(
-            "UPDATE segments SET sealed_us = ?, sha256 = ?, torn_bytes = ? WHERE segment_id = ?",
-            (sealed_us, sha256, torn, segment_id),
-        )
+        with index_write(str(self.path)):
+            self._db.execute(
+                "UPDATE segments SET sealed_us = ?, sha256 = ?, torn_bytes = ? "
+                "WHERE segment_id = ?",
+                (sealed_us, sha256, torn, segment_id),
+            )
 
     @_serialised
     def known(self, event_ids: Sequence[bytes]) -> dict[bytes, bytes]:
@@ -487,7 +490,8 @@ class SqliteIndex:
             try:
                 yield
             finally:
-                self._db.execute("COMMIT")
+                if self._db.in_transaction:
+                    self._db.execute("COMMIT")
 
     def event_locations(self) -> Iterator[tuple[bytes, int, int, int, bytes]]:
         """(event_id, segment_id, offset, length, sha256) for every event, in segment order.

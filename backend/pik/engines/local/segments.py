@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -36,11 +37,25 @@ def create_segment(layout: Layout, segment_id: int) -> int:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.link(pending, path)  # unlike rename, refuses to replace an existing segment
+            _publish(pending, path)
             fsync_dir(layout.segments)
     finally:
         pending.unlink(missing_ok=True)
     return len(SEGMENT_MAGIC)
+
+
+def _publish(pending: Path, path: Path) -> None:
+    """Give the pending file the segment's name, never replacing an existing segment."""
+    try:
+        os.link(pending, path)  # unlike rename, refuses an existing name by itself
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        # No hard links here (FAT, some network mounts). The caller holds the store's write
+        # lock, so no other writer can take the name between this check and the rename.
+        if path.exists():
+            raise FileExistsError(f"segment {path.name} exists and is never overwritten") from None
+        os.rename(pending, path)
 
 
 def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
