@@ -19,6 +19,7 @@ from pik.domain.envelope import Event, prepare
 from pik.domain.limits import DEFAULT_LIMITS
 from pik.engines.local import LocalEngine
 from pik.engines.local.engine import SegmentPolicy, reindex
+from pik.engines.local.layout import Layout
 from pik.faults import CRASH_POINTS
 from pik.services.ingest import ingest_batch
 
@@ -326,3 +327,21 @@ def test_workers_of_a_killed_parallel_ingest_stop_and_a_rerun_completes_it(
     report = json.loads(again.stdout)
     assert (report["accepted"], report["duplicate"]) == (60_000 - stored, stored)
     assert check_store(store, set()) == 60_000
+
+
+def test_a_writer_waiting_for_the_store_says_why(tmp_path: Path) -> None:
+    store, data = tmp_path / "store", tmp_path / "some.ndjson"
+    data.write_bytes(lines(0, 10))
+    LocalEngine(store).close()
+    with Layout(store).write_lock():  # as a reindex holds it
+        child = subprocess.Popen(
+            [*PIK, "--store", str(store), "ingest", str(data), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)
+        assert child.poll() is None, "it waits for the lock"
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0 and json.loads(out)["accepted"] == 10
+    assert "waiting for another process to release the store" in err

@@ -52,10 +52,22 @@ class Context:
         with self.local_engine(create) as local:
             yield local
 
+    def _say_waiting(self) -> None:
+        self.err.print(
+            "waiting for another process to release the store (a `pik reindex` holds it "
+            "until it ends; another writer only for a batch)…",
+            style="yellow",
+        )
+
     @contextmanager
     def local_engine(self, create: bool = False) -> Iterator[LocalEngine]:
         try:
-            engine = LocalEngine(self.store_path, create=create, read_only=not create)
+            engine = LocalEngine(
+                self.store_path,
+                create=create,
+                read_only=not create,
+                on_lock_wait=self._say_waiting,
+            )
         except (StoreError, StoreUnavailableError) as exc:  # the index's faults included
             raise click.ClickException(str(exc)) from None
         except StoreFullError as exc:  # opening for writing recovers what a crash left

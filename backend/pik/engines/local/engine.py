@@ -72,18 +72,21 @@ class LocalEngine:
         limits: Limits = DEFAULT_LIMITS,
         policy: SegmentPolicy = SegmentPolicy(),
         clock: Callable[[], int] = now_us,
+        on_lock_wait: Callable[[], None] | None = None,
     ) -> None:
         """Open the store at ``root``.
 
         ``create`` makes a new store when there is none; ``read_only`` opens an existing one
         without writing anything (for queries, and read-only media); ``clock`` is the
-        ingest clock, in microseconds since the epoch.
+        ingest clock, in microseconds since the epoch; ``on_lock_wait`` is told when a
+        write has to wait for another process (a reindex, say) to release the store.
         """
         self.layout = Layout(Path(root))
         self.limits = limits
         self.policy = policy
         self.read_only = read_only
         self._clock = clock
+        self._on_lock_wait = on_lock_wait
         self.store_id = self.layout.open_or_create(create and not read_only)
         if not self.layout.index.exists() and self.layout.segment_ids():
             raise IndexCorruptError(
@@ -95,7 +98,7 @@ class LocalEngine:
         elif self.layout.index.exists():
             self._index = SqliteIndex(self.layout.index, self.store_id, create=True)
         else:
-            with self.layout.write_lock():  # one process creates the schema
+            with self.layout.write_lock(on_lock_wait):  # one process creates the schema
                 self._index = SqliteIndex(self.layout.index, self.store_id, create=True)
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
@@ -136,7 +139,7 @@ class LocalEngine:
 
     def _commit_group(self, tickets: list[_Ticket]) -> None:
         try:
-            with self.layout.write_lock():
+            with self.layout.write_lock(self._on_lock_wait):
                 outcomes = self._commit_prepared(combine([t.prepared for t in tickets]))
         except BaseException as exc:
             for ticket in tickets:
@@ -321,7 +324,7 @@ class LocalEngine:
         before every write)."""
         if self.read_only:
             return
-        with self._commit_lock, self.layout.write_lock():
+        with self._commit_lock, self.layout.write_lock(self._on_lock_wait):
             self._recover(self._clock())
 
     # --- reads ---------------------------------------------------------------------------

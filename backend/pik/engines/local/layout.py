@@ -21,7 +21,7 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -127,11 +127,20 @@ class Layout:
             )
 
     @contextmanager
-    def write_lock(self) -> Iterator[None]:
-        """Exclusive across processes; released by the kernel if the holder dies."""
+    def write_lock(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Exclusive across processes; released by the kernel if the holder dies.
+
+        ``on_wait`` is called once, before blocking, when another process holds the lock
+        (a reindex can hold it for minutes), so a caller can say why it is waiting.
+        """
         fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)
