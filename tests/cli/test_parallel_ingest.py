@@ -122,3 +122,28 @@ def test_standard_input_redirected_from_a_large_file_is_read_by_one_process(
         )
     report = json.loads(done.stdout)
     assert report["lines"] == data.read_bytes().count(b"\n"), done.stderr
+
+
+def test_a_descriptor_path_is_read_by_one_process(tmp_path: Path) -> None:
+    data = tmp_path / "big.ndjson"
+    body = b"\n".join(demo_lines(end_us=END)) + b"\n"
+    data.write_bytes(body * (5 * 1024 * 1024 // len(body) + 1))
+    with open(data, "rb") as handle:
+        fd = handle.fileno()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pik",
+                "--store",
+                str(tmp_path / "s"),
+                "ingest",
+                "--json",
+                f"/dev/fd/{fd}",
+            ],
+            capture_output=True,
+            pass_fds=(fd,),
+            timeout=300,
+        )
+    report = json.loads(done.stdout)
+    assert report["lines"] == data.read_bytes().count(b"\n"), done.stderr

@@ -359,3 +359,26 @@ def test_segments_are_made_where_hard_links_are_not(
     with pytest.raises(FileExistsError):
         create_segment(engine.layout, 1)
     assert engine.verify().ok
+
+
+def test_reindex_over_an_index_of_another_schema_keeps_its_file_and_times(
+    store_path: Path, make_event: MakeEvent
+) -> None:
+    fill(store_path, make_event)
+    index = store_path / "index.sqlite3"
+    before = dump(index)["segments"]
+    db = sqlite3.connect(index)  # as an older version of pik left it
+    with db:
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.close()
+    inode = index.stat().st_ino
+    with pytest.raises(IndexCorruptError, match="another schema"):
+        LocalEngine(store_path)
+    reindex(store_path)
+    assert index.stat().st_ino == inode, "copied into, not replaced"
+    assert dump(index)["segments"] == before, "segment times carried over"
+    engine = LocalEngine(store_path)
+    try:
+        assert engine.verify().ok
+    finally:
+        engine.close()

@@ -30,10 +30,10 @@ from pik.domain.instants import TimeFormatError, parse_query_time
 from pik.domain.replay import ReplayError, ReplayRun, Selection
 from pik.services.replay_control import ReplayControl
 
-MAX_REPLAY_BODY_BYTES = 2 * 1024 * 1024
+MAX_REPLAY_BODY_BYTES = 4 * 1024 * 1024
 """Room for the largest selection the domain allows (1,000 entities of 256 characters, 100
-sources and 100 event types of 128), even with every character escaped; larger bodies are
-refused before they are parsed."""
+sources and 100 event types of 128), even with every character a 4-byte one escaped as a
+surrogate pair (12 bytes); larger bodies are refused before they are parsed."""
 
 _log = logging.getLogger(__name__)
 
@@ -124,9 +124,7 @@ def _started(acting: ReplayControl, run: ReplayRun) -> ReplayRun:
     try:
         return acting.start(run)
     except Exception as exc:
-        _log.error(
-            "replay %s was not handed to the replay function: %s", run.replay_id, type(exc).__name__
-        )
+        _log.exception("replay %s was not handed to the replay function", run.replay_id)
         raise ApiError(
             503,
             "replay_not_started",

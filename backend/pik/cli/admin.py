@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from pik.engines.local.engine import reindex as rebuild_index
 from pik.engines.local.layout import StoreError
 from pik.paths import demo_store
 from pik.ports import Progress as ProgressCallback
+from pik.storage_errors import StoreFullError, StoreUnavailableError
 from pik.textsafe import inert
 
 
@@ -92,6 +94,11 @@ def reindex(ctx: Context) -> None:
             rebuild_index(ctx.store_path, progress=_callback(progress, "reindex"))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
+    except (StoreFullError, StoreUnavailableError, sqlite3.Error) as exc:
+        raise click.ClickException(
+            f"reindex failed ({exc}); the index in use is unchanged. Rebuilding needs room "
+            "for a second index, and the copy over the live one about as much again"
+        ) from None
     with ctx.engine() as engine:
         counts = engine.counts()
     if ctx.as_json:

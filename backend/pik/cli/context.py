@@ -32,6 +32,7 @@ class Context:
     err: Console
     stack: str | None = None
     """A deployed AWS stack to use instead of the local store."""
+    _said_waiting: bool = False
 
     @property
     def store_label(self) -> str:
@@ -53,6 +54,9 @@ class Context:
             yield local
 
     def _say_waiting(self) -> None:
+        if self._said_waiting:
+            return
+        self._said_waiting = True
         self.err.print(
             "waiting for another process to release the store (a `pik reindex` holds it "
             "until it ends; another writer only for a batch)…",

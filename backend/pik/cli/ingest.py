@@ -64,7 +64,8 @@ def ingest(ctx: Context, file: BinaryIO, batch_size: int, origin: str, jobs: int
     jobs = _jobs(ctx, file, size, jobs)
     show = size >= PROGRESS_FROM_BYTES and not ctx.as_json and ctx.err.is_terminal
     if jobs > 1:
-        report = _in_parallel(ctx, Path(file.name), origin, batch_size, jobs, size, show)
+        path = Path(os.path.realpath(file.name))
+        report = _in_parallel(ctx, path, origin, batch_size, jobs, size, show)
     else:
         with ctx.engine(create=True) as engine:
             if show:
@@ -96,11 +97,15 @@ def _size(file: BinaryIO) -> int:
 
 
 def _named_file(file: BinaryIO) -> bool:
-    """Whether FILE is the regular file its name names (not standard input redirected
-    from a file, which has no name the workers could open)."""
+    """Whether FILE is the regular file its name names, by a name other processes can open
+    too: not standard input redirected from a file, not a descriptor's name
+    (/dev/fd/N, /proc/self/fd/N), which means another file in another process."""
     try:
         opened, named = os.fstat(file.fileno()), os.stat(file.name)
     except (OSError, ValueError, TypeError):
+        return False
+    real = os.path.realpath(file.name)
+    if not os.path.isabs(real) or real.startswith(("/dev/", "/proc/")):
         return False
     return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
 

@@ -28,6 +28,7 @@ from pik.engines.aws.engine import AwsConfig, AwsEngine
 from pik.engines.aws.ledger import AwsReplayLedger
 from pik.engines.aws.sinks import QueueSink
 from pik.ports import EventStore, Progress, ReplayLedger
+from pik.storage_errors import StoreUnavailableError
 
 QUEUE_TARGET = "queue"
 SQS_PREFIX = "sqs:"
@@ -136,7 +137,10 @@ class AwsReplayBackend:
     def start(self, run: ReplayRun, progress: Progress | None = None) -> ReplayRun:
         """Hand a confirmed run to the replay function; the run as the ledger has it."""
         self.enqueue(run.replay_id)
-        return self.ledger.run(run.replay_id) or run
+        try:
+            return self.ledger.run(run.replay_id) or run
+        except StoreUnavailableError:  # handed over all the same: say so, as it was
+            return run
 
     def enqueue(self, replay_id: str, delay_s: int = 0) -> None:
         """Put a run on the work queue: to start it, or to continue it (the function,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -39,6 +39,8 @@ from pik.engines.local.rows import SegmentRow, placed
 from pik.faults import crash_point
 from pik.ports import Progress
 from pik.storage_errors import StoreUnavailableError
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,15 @@ class LocalEngine:
         if read_only:
             self._index = SqliteIndex(self.layout.index, self.store_id, False, read_only=True)
         elif self.layout.index.exists():
-            self._index = SqliteIndex(self.layout.index, self.store_id, create=True)
+            try:
+                self._index = SqliteIndex(self.layout.index, self.store_id, create=False)
+            except IndexCorruptError:
+                # Perhaps another process is creating it this moment: look again once it
+                # is done (it holds the write lock while it does).
+                with self.layout.write_lock(on_lock_wait):
+                    self._index = SqliteIndex(
+                        self.layout.index, self.store_id, create=_blank(self.layout.index)
+                    )
         else:
             with self.layout.write_lock(on_lock_wait):  # one process creates the schema
                 self._index = SqliteIndex(self.layout.index, self.store_id, create=True)
@@ -179,8 +189,10 @@ class LocalEngine:
         if new_end >= self.policy.max_bytes:
             # The batch is committed: a failure to seal now must not report it as failed.
             # The next write finds the segment full and seals it then.
-            with contextlib.suppress(OSError, sqlite3.Error, StoreUnavailableError):
+            try:
                 self._seal(segment_id, new_end, 0, ingest_us)
+            except (OSError, sqlite3.Error, StoreUnavailableError):
+                _log.warning("segment %08d full but not sealed yet", segment_id, exc_info=True)
 
     def _commit_locked(
         self,
@@ -384,32 +396,68 @@ class LocalEngine:
         return verify_store(self.layout, self._index, progress)
 
 
+def _blank(index: Path) -> bool:
+    """Whether an index file holds no table yet (a creation was cut short)."""
+    try:
+        db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            return bool(db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0)
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+
+
 def reindex(root: Path, limits: Limits = DEFAULT_LIMITS, progress: Progress | None = None) -> None:
     """Rebuild a store's index from its segment files alone, then swap it in."""
     layout = Layout(Path(root))
     store_id = layout.open_or_create(create=False)
     with layout.write_lock():
-        timestamps: dict[int, tuple[int, int | None]] = {}
-        live = True  # the old index opens: processes may be using it
-        try:
-            old = SqliteIndex(layout.index, store_id, create=False)
-            try:
-                timestamps = {r.segment_id: (r.created_us, r.sealed_us) for r in old.segments()}
-            finally:
-                old.close()
-        except Exception:  # a missing or corrupt index is why we are here
-            live = False
+        timestamps = _old_timestamps(layout.index)
         building = layout.root / "index.rebuild.sqlite3"
         files = [(sid, layout.segment(sid)) for sid in layout.segment_ids()]
         try:
             recovery.rebuild(building, store_id, files, limits, timestamps, progress)
-            if live:
-                _copy_into(building, layout.index)
-            else:  # nobody can be using an index that does not open: replace the file
-                _remove_database(layout.index)  # its WAL would be replayed into the new one
-                building.replace(layout.index)
+            if layout.index.exists() and _copied_into(building, layout.index):
+                return
+            # Nobody can be using an index that is missing or not a database: replace it.
+            _remove_database(layout.index)  # its WAL would be replayed into the new one
+            building.replace(layout.index)
         finally:
             _remove_database(building)
+
+
+def _old_timestamps(index: Path) -> dict[int, tuple[int, int | None]]:
+    """Each segment's (created, sealed) times from the old index, whatever its schema,
+    when it can still be read; else nothing (the files' times stand in)."""
+    if not index.exists():
+        return {}
+    try:
+        old = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = old.execute("SELECT segment_id, created_us, sealed_us FROM segments")
+            return {int(r[0]): (int(r[1]), None if r[2] is None else int(r[2])) for r in rows}
+        finally:
+            old.close()
+    except (sqlite3.Error, TypeError, ValueError):
+        return {}
+
+
+def _copied_into(source: Path, target: Path) -> bool:
+    """Copy into the live index; ``False`` only when it is no database at all (corrupt or
+    not SQLite), which no process can be using. Any other failure is raised, the live
+    index left as it was."""
+    try:
+        _copy_into(source, target)
+    except sqlite3.DatabaseError as exc:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            return False
+        raise StoreError(
+            f"reindex could not copy the rebuilt index over {target} ({exc}); the index in "
+            "use is unchanged. The copy needs about twice the index's size free on its disk"
+        ) from exc
+    return True
 
 
 def _copy_into(source: Path, target: Path) -> None:
@@ -436,5 +484,5 @@ def _copy_into(source: Path, target: Path) -> None:
 
 
 def _remove_database(path: Path) -> None:
-    for suffix in ("-wal", "-shm", ""):
+    for suffix in ("-wal", "-shm", "-journal", ""):
         Path(f"{path}{suffix}").unlink(missing_ok=True)

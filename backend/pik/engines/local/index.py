@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -75,7 +76,7 @@ class IndexCorruptError(StoreUnavailableError):
         super().__init__(message, retry_after_s=60)
 
 
-def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+def _connect(path: Path, read_only: bool, create: bool) -> sqlite3.Connection:
     if read_only:
         uri = f"{path.resolve().as_uri()}?mode=ro"
         connection = sqlite3.connect(
@@ -83,7 +84,12 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
         )
         connection.execute("PRAGMA cache_size=-65536")
         return connection
-    connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    # Only a creation makes the file: opening an existing index never leaves an empty one
+    # behind (a reindex would take it for the live index of a running process).
+    uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+    connection = sqlite3.connect(
+        uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False
+    )
     connection.execute("PRAGMA journal_mode=WAL")
     # The raw segments are fsync'd before the index is written and the index is rebuilt
     # from them after a crash, so the index may trade the per-commit WAL sync for speed.
@@ -114,7 +120,7 @@ class SqliteIndex:
         self.path = path
         self._lock = threading.RLock()
         try:
-            self._db = _connect(path, read_only)
+            self._db = _connect(path, read_only, create)
             if create and not read_only:
                 self._db.executescript(
                     resources.files("pik.engines.local").joinpath("schema.sql").read_text()
@@ -125,6 +131,15 @@ class SqliteIndex:
                 )
             meta = dict(self._db.execute("SELECT key, value FROM meta"))
         except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (
+                sqlite3.SQLITE_BUSY,
+                sqlite3.SQLITE_LOCKED,
+            ):
+                raise StoreUnavailableError(
+                    f"the index at {path} is busy ({exc}): another process holds it, "
+                    "perhaps a `pik reindex`; try again when it is done",
+                    retry_after_s=30,
+                ) from exc
             raise IndexCorruptError(
                 f"the index at {path} cannot be read ({exc}); rebuild it from raw with "
                 f"`pik --store {path.parent} reindex`"
@@ -138,6 +153,24 @@ class SqliteIndex:
     @_serialised
     def close(self) -> None:
         self._db.close()
+
+    @_serialised
+    def build_without_wal(self) -> None:
+        """For an index being built in a file nobody else opens: every commit lands in the
+        file itself (a full disk fails the commit, not a checkpoint at close that SQLite
+        cannot report), and nothing is synced until :meth:`finish_build`."""
+        self._db.execute("PRAGMA journal_mode=DELETE")
+        self._db.execute("PRAGMA synchronous=OFF")
+
+    @_serialised
+    def finish_build(self) -> None:
+        """Close a built index with its bytes on disk."""
+        self._db.close()
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     # --- writer side (called only under the store's write lock) -------------------------
 

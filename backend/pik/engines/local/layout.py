@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,6 +53,22 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
     os.replace(temporary, path)
     fsync_dir(path.parent)
+
+
+LOCK_PATIENCE_S = 1.0
+"""How long a writer waits for the lock before it says it is waiting."""
+
+
+def _taken_within(fd: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
 
 
 class Layout:
@@ -130,14 +147,13 @@ class Layout:
     def write_lock(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Exclusive across processes; released by the kernel if the holder dies.
 
-        ``on_wait`` is called once, before blocking, when another process holds the lock
-        (a reindex can hold it for minutes), so a caller can say why it is waiting.
+        ``on_wait`` is called once when another process has held the lock for a second
+        (a reindex can hold it for minutes; a writer, for one batch), so a caller can say
+        why it is waiting.
         """
         fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if on_wait is None or not _taken_within(fd, LOCK_PATIENCE_S):
                 if on_wait is not None:
                     on_wait()
                 fcntl.flock(fd, fcntl.LOCK_EX)

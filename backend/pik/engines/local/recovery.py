@@ -115,9 +115,11 @@ def rebuild(
     ``timestamps`` carries each segment's (created, sealed) times from the old index when it
     could still be read; otherwise the file's modification time stands in for both.
     """
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{index_path}{suffix}").unlink(missing_ok=True)
     index = SqliteIndex(index_path, store_id, create=True)
+    index.build_without_wal()
+    built = False
     try:
         total = sum(path.stat().st_size for _, path in segment_files)
         done = 0
@@ -141,5 +143,9 @@ def rebuild(
             done += len(data)
             if progress:
                 progress(done, total)
+        built = True
     finally:
-        index.close()
+        if built:
+            index.finish_build()
+        else:
+            index.close()

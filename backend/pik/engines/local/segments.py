@@ -14,6 +14,8 @@ from pik.faults import armed, crash_point
 from pik.frames import SEGMENT_MAGIC
 
 _PENDING = ".seg.new"
+# What a filesystem without hard links (FAT, exFAT, some network and FUSE mounts) answers.
+_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS)
 
 
 def create_segment(layout: Layout, segment_id: int) -> int:
@@ -49,7 +51,13 @@ def _publish(pending: Path, path: Path) -> None:
     try:
         os.link(pending, path)  # unlike rename, refuses an existing name by itself
     except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+        if exc.errno not in (
+            errno.EPERM,
+            errno.ENOTSUP,
+            errno.EOPNOTSUPP,
+            errno.EMLINK,
+            errno.ENOSYS,
+        ):
             raise
         # No hard links here (FAT, some network mounts). The caller holds the store's write
         # lock, so no other writer can take the name between this check and the rename.
@@ -103,7 +111,7 @@ def digest(path: Path, length: int) -> str:
     """sha256 of the first ``length`` bytes of a segment."""
     hasher = hashlib.sha256()
     remaining = length
-    with open(path, "rb") as handle:
+    with raw_write(f"reading segment {path.name} to seal it"), open(path, "rb") as handle:
         while remaining > 0:
             chunk = handle.read(min(remaining, 1 << 20))
             if not chunk:
