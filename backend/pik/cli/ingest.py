@@ -6,6 +6,8 @@ import functools
 import os
 import stat
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -126,34 +128,45 @@ def _jobs(ctx: Context, file: BinaryIO, size: int, asked: int | None) -> int:
     return asked
 
 
+Advance = Callable[[int, int, int, int], None]
+"""Tell the bar: bytes of the file read, then accepted, duplicate and rejected so far."""
+
+
+@contextmanager
+def _bar(ctx: Context, label: str, size: int, show: bool) -> Iterator[Advance]:
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[summary]}"),
+    )
+    with Progress(*columns, console=ctx.err, transient=True, disable=not show) as progress:
+        task = progress.add_task("ingest", total=size, summary="")
+
+        def advance(done: int, accepted: int, duplicate: int, rejected: int) -> None:
+            summary = f"{accepted} accepted · {duplicate} duplicate · {rejected} rejected"
+            progress.update(task, completed=done, summary=summary)
+
+        yield advance
+
+
 def _in_parallel(
     ctx: Context, path: Path, origin: str, batch_size: int, jobs: int, size: int, show: bool
 ) -> IngestReport:
     with ctx.local_engine(create=True):
         pass  # the store exists (and its index) before the workers open it
     opener = functools.partial(LocalEngine, ctx.store_path, create=False)
-    columns = (
-        TextColumn(f"ingesting ({jobs} processes)"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[summary]}"),
-    )
     try:
-        with Progress(*columns, console=ctx.err, transient=True, disable=not show) as progress:
-            task = progress.add_task("ingest", total=size, summary="")
-
-            def advance(now: parallel.Progress) -> None:
-                progress.update(
-                    task,
-                    completed=now.done_bytes,
-                    summary=(
-                        f"{now.accepted} accepted · {now.duplicate} duplicate · "
-                        f"{now.rejected} rejected"
-                    ),
-                )
-
-            return parallel.ingest_file(opener, path, origin, batch_size, jobs, advance)
+        with _bar(ctx, f"ingesting ({jobs} processes)", size, show) as advance:
+            return parallel.ingest_file(
+                opener,
+                path,
+                origin,
+                batch_size,
+                jobs,
+                lambda now: advance(now.done_bytes, now.accepted, now.duplicate, now.rejected),
+            )
     except (StoreFullError, StoreUnavailableError, parallel.WorkerFailedError) as exc:
         raise click.ClickException(
             f"{exc}. The batches committed before it are stored; run the same command again "
@@ -164,27 +177,14 @@ def _in_parallel(
 def _with_progress(
     ctx: Context, engine: EventStore, file: BinaryIO, origin: str, batch_size: int, size: int
 ) -> IngestReport:
-    columns = (
-        TextColumn("ingesting"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[summary]}"),
-    )
-    with Progress(*columns, console=ctx.err, transient=True) as progress:
-        task = progress.add_task("ingest", total=size, summary="")
-
-        def advance(report: IngestReport) -> None:
-            progress.update(
-                task,
-                completed=file.tell(),
-                summary=(
-                    f"{report.accepted} accepted · {report.duplicate} duplicate · "
-                    f"{report.rejected} rejected"
-                ),
-            )
-
-        return ingest_ndjson(engine, file, origin, batch_size, on_batch=advance)
+    with _bar(ctx, "ingesting", size, True) as advance:
+        return ingest_ndjson(
+            engine,
+            file,
+            origin,
+            batch_size,
+            on_batch=lambda r: advance(file.tell(), r.accepted, r.duplicate, r.rejected),
+        )
 
 
 def _print(ctx: Context, report: IngestReport) -> None:

@@ -21,8 +21,13 @@ class StorageFullError(StoreFullError):
     """The disk or the file-size limit refused the write; nothing was acknowledged."""
 
 
+def sqlite_code(exc: sqlite3.Error) -> int:
+    """The primary result code of an SQLite error (``SQLITE_FULL``, ``SQLITE_BUSY``, …)."""
+    return int(getattr(exc, "sqlite_errorcode", 0)) & 0xFF
+
+
 def is_sqlite_full(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+    return sqlite_code(exc) == sqlite3.SQLITE_FULL
 
 
 @contextmanager
@@ -30,10 +35,8 @@ def raw_write(what: str) -> Iterator[None]:
     """Name an ``OSError`` from writing raw bytes for what the caller should do next."""
     try:
         yield
-    except FileExistsError:
-        raise
-    except StoreFullError:
-        raise
+    except (FileExistsError, StoreFullError):
+        raise  # already say what they mean
     except OSError as exc:
         if exc.errno in FULL_ERRNOS:
             raise StorageFullError(exc.errno, f"storage full while {what}: {exc.strerror}") from exc

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from pik.domain.records import (
 )
 from pik.engines.local import recovery, segments
 from pik.engines.local.batch import IndexBatch
-from pik.engines.local.disk import index_write
+from pik.engines.local.disk import index_write, sqlite_code
 from pik.engines.local.index import IndexCorruptError, SqliteIndex
 from pik.engines.local.layout import Layout, StoreError
 from pik.engines.local.prepare import (
@@ -269,8 +270,7 @@ class LocalEngine:
             if row.committed_end < len(frames.SEGMENT_MAGIC):
                 # Open without its magic (an older rebuild of an empty file): no frame may
                 # be written into it, or it would never be read back.
-                path = self.layout.segment(row.segment_id)
-                self._seal(row.segment_id, 0, segments.size(path), now)
+                self._seal_foreign(row.segment_id, now)
                 continue
             end = self._recover_tail(row, now)
             if end is None or row is not rows[-1]:
@@ -297,9 +297,9 @@ class LocalEngine:
             head = segments.read_range(path, 0, len(frames.SEGMENT_MAGIC))
             if head == frames.SEGMENT_MAGIC:
                 self._index.add_segment(segment_id, now, len(head))
-            else:  # not a segment this engine began: keep it, never write into it
+            else:
                 self._index.add_segment(segment_id, now, 0)
-                self._seal(segment_id, 0, segments.size(path), now)
+                self._seal_foreign(segment_id, now)
         return self._index.segments()
 
     def _recover_tail(self, row: SegmentRow, now: int) -> int | None:
@@ -324,6 +324,10 @@ class LocalEngine:
             self._seal(row.segment_id, end, torn, now)
             return None
         return end
+
+    def _seal_foreign(self, segment_id: int, now: int) -> None:
+        """Seal a file this engine did not begin (no magic): kept whole, never written."""
+        self._seal(segment_id, 0, segments.size(self.layout.segment(segment_id)), now)
 
     def _seal(self, segment_id: int, end: int, torn: int, now: int) -> None:
         path = self.layout.segment(segment_id)
@@ -396,14 +400,21 @@ class LocalEngine:
         return verify_store(self.layout, self._index, progress)
 
 
+@contextmanager
+def _peek(index: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only look at an index file, whatever it holds (it never creates one)."""
+    db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
 def _blank(index: Path) -> bool:
     """Whether an index file holds no table yet (a creation was cut short)."""
     try:
-        db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        try:
+        with _peek(index) as db:
             return bool(db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0)
-        finally:
-            db.close()
     except sqlite3.Error:
         return False
 
@@ -433,54 +444,45 @@ def _old_timestamps(index: Path) -> dict[int, tuple[int, int | None]]:
     if not index.exists():
         return {}
     try:
-        old = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        try:
+        with _peek(index) as old:
             rows = old.execute("SELECT segment_id, created_us, sealed_us FROM segments")
             return {int(r[0]): (int(r[1]), None if r[2] is None else int(r[2])) for r in rows}
-        finally:
-            old.close()
     except (sqlite3.Error, TypeError, ValueError):
         return {}
 
 
 def _copied_into(source: Path, target: Path) -> bool:
-    """Copy into the live index; ``False`` only when it is no database at all (corrupt or
-    not SQLite), which no process can be using. Any other failure is raised, the live
-    index left as it was."""
+    """Copy a rebuilt index over the live one in one transaction.
+
+    Processes that have the store open keep their connections and see the new index at
+    their next read: the file they hold is never unlinked from under them, and there is no
+    moment without an index for a process that opens the store to find. ``False`` only
+    when the live file is no database at all (corrupt or not SQLite), which no process can
+    be using; any other failure (a full disk: storage full) is raised, the live index left
+    as it was.
+    """
     try:
-        _copy_into(source, target)
+        with index_write(str(target)):
+            live = sqlite3.connect(f"{target.resolve().as_uri()}?mode=rw", uri=True, timeout=30)
+            try:
+                built = sqlite3.connect(source)
+                try:
+                    built.backup(live)
+                finally:
+                    built.close()
+                # Fold the copied pages back into the file if no reader is in the way; a
+                # long reader (a verify) only defers that to the next automatic checkpoint.
+                live.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                live.close()
     except sqlite3.DatabaseError as exc:
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        if sqlite_code(exc) in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
             return False
         raise StoreError(
             f"reindex could not copy the rebuilt index over {target} ({exc}); the index in "
             "use is unchanged. The copy needs about twice the index's size free on its disk"
         ) from exc
     return True
-
-
-def _copy_into(source: Path, target: Path) -> None:
-    """Copy a rebuilt index over the live one in one transaction.
-
-    Processes that have the store open keep their connections and see the new index at
-    their next read: the file they hold is never unlinked from under them, and there is no
-    moment without an index for a process that opens the store to find. A copy that fails
-    (a full disk, say) leaves the live index as it was.
-    """
-    with index_write(str(target)):
-        live = sqlite3.connect(f"{target.resolve().as_uri()}?mode=rw", uri=True, timeout=30)
-        try:
-            built = sqlite3.connect(source)
-            try:
-                built.backup(live)
-            finally:
-                built.close()
-            # Fold the copied pages back into the file if no reader is in the way; a long
-            # reader (a verify) only defers that to the next automatic checkpoint.
-            live.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            live.close()
 
 
 def _remove_database(path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +23,8 @@ from pik.domain.records import (
     WindowCount,
 )
 from pik.domain.tally import Tally
-from pik.engines.local.disk import index_write
+from pik.engines.local.disk import index_write, sqlite_code
+from pik.engines.local.layout import fsync_path
 from pik.engines.local.rows import (
     EVENT_COLUMNS,
     ROW_COLUMNS,
@@ -131,10 +131,7 @@ class SqliteIndex:
                 )
             meta = dict(self._db.execute("SELECT key, value FROM meta"))
         except sqlite3.DatabaseError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (
-                sqlite3.SQLITE_BUSY,
-                sqlite3.SQLITE_LOCKED,
-            ):
+            if sqlite_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise StoreUnavailableError(
                     f"the index at {path} is busy ({exc}): another process holds it, "
                     "perhaps a `pik reindex`; try again when it is done",
@@ -166,11 +163,7 @@ class SqliteIndex:
     def finish_build(self) -> None:
         """Close a built index with its bytes on disk."""
         self._db.close()
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(self.path)
 
     # --- writer side (called only under the store's write lock) -------------------------
 

@@ -36,12 +36,17 @@ class StoreError(RuntimeError):
     """The store cannot be used as asked; the message says what to do next."""
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def fsync_path(path: Path, directory: bool = False) -> None:
+    """Put a file's (or a directory's entries') bytes on disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fsync_path(path, directory=True)
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 from pik.engines.local.disk import raw_write
-from pik.engines.local.layout import Layout, fsync_dir
+from pik.engines.local.layout import Layout, fsync_dir, fsync_path
 from pik.faults import armed, crash_point
 from pik.frames import SEGMENT_MAGIC
 
@@ -124,11 +124,7 @@ def digest(path: Path, length: int) -> str:
 def seal(path: Path) -> None:
     """Make a segment read-only for everyone: no byte of it changes again."""
     with raw_write(f"sealing segment {path.name}"):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(path)
         os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
 
 
