@@ -173,3 +173,48 @@ def test_verify_finds_altered_and_missing_objects(engine: AwsEngine, make_event:
     assert not report.ok
     assert {"segment_missing"} <= kinds
     assert kinds & {"frame_corrupt", "event_hash_mismatch"}
+
+
+def _cancelled_for_capacity(times: int) -> Callable[[int, str, str], dict[str, Any] | None]:
+    """The first ``times`` transactions are cancelled as a provisioned table over its
+    capacity cancels them (moto never throttles)."""
+    seen: list[str] = []
+
+    def cancel(_n: int, _service: str, operation: str) -> dict[str, Any] | None:
+        if operation != "TransactWriteItems" or len(seen) >= times:
+            return None
+        seen.append(operation)
+        return {
+            "Code": "TransactionCanceledException",
+            "CancellationReasons": [
+                {"Code": "ProvisionedThroughputExceeded"},
+                {"Code": "None"},
+            ],
+        }
+
+    return cancel
+
+
+def test_a_transaction_over_provisioned_capacity_is_tried_again(
+    engine: AwsEngine, log: RequestLog, make_event: MakeEvent
+) -> None:
+    events = batch(make_event, 30, 3, "capacity")
+    log.fail = _cancelled_for_capacity(2)
+    outcomes = ingest_batch(engine, events, "x")
+    assert {o.status for o in outcomes} == {Status.ACCEPTED}
+    assert engine.counts()["events"] == 30 and engine.verify().problems == ()
+
+
+def test_capacity_that_never_comes_is_unavailable_and_a_retry_stores_once(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    now = [now_us()]
+    engine = AwsEngine(aws_config, session=log.session(), clock=lambda: now[0])
+    events = batch(make_event, 30, 3, "no-capacity")
+    log.fail = _cancelled_for_capacity(10**6)
+    with pytest.raises(StoreUnavailableError, match="provisioned capacity"):
+        ingest_batch(engine, events, "x")
+    log.fail = None
+    now[0] += LEASE_US + 1
+    assert {o.status for o in ingest_batch(engine, events, "x")} == {Status.ACCEPTED}
+    assert engine.counts()["events"] == 30 and engine.verify().problems == ()

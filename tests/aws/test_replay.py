@@ -417,6 +417,28 @@ def test_a_confirmation_whose_audit_cannot_be_written_starts_nothing(
     assert run.status == "running"
 
 
+def test_a_confirmation_over_provisioned_capacity_is_tried_again(
+    operator: AwsReplayBackend, store: AwsEngine, stack: AwsConfig, make_event: MakeEvent
+) -> None:
+    ingest(store, [make_event(entity_id="busy", event_time="2026-11-01T01:00:00Z")])
+    selection = Selection.build(["busy"], START, END, "queue")
+    plan = plan_replay(store, operator.ledger, selection, "planner")
+    log = RequestLog()
+    cancelled: list[int] = []
+
+    def over_capacity(_n: int, _s: str, operation: str) -> dict[str, Any] | None:
+        if operation != "TransactWriteItems" or len(cancelled) == 2:
+            return None
+        cancelled.append(1)
+        reasons = [{"Code": "ProvisionedThroughputExceeded"}, {"Code": "None"}]
+        return {"Code": "TransactionCanceledException", "CancellationReasons": reasons}
+
+    log.fail = over_capacity
+    busy = AwsReplayBackend(stack, session=log.session(), who="op")
+    run = confirm_replay(busy.store, busy.ledger, plan.plan_id, busy.who)
+    assert run.status == "running" and len(cancelled) == 2
+
+
 def test_a_message_the_target_refuses_fails_the_run_and_is_not_retried(
     operator: AwsReplayBackend,
     store: AwsEngine,

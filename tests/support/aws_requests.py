@@ -21,8 +21,10 @@ class RequestLog:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self._pending: dict[str, Any] = {}
-        self.fail: Callable[[int, str, str], str | None] | None = None
-        """Called with (call number from 1, service, operation): an error code fails it."""
+        self.fail: Callable[[int, str, str], str | dict[str, Any] | None] | None = None
+        """Called with (call number from 1, service, operation): an error code fails it;
+        so does an error body ({"Code": ..., and what else the answer carries, such as a
+        cancelled transaction's CancellationReasons})."""
 
     def session(self) -> Any:
         session = boto3.session.Session()
@@ -36,14 +38,17 @@ class RequestLog:
     def _before_call(self, model: Any, **_: Any) -> Any:
         service = model.service_model.service_name
         self.calls.append((service, model.name, self._pending))
-        code = self.fail(len(self.calls), service, model.name) if self.fail else None
-        if code is None:
+        failure = self.fail(len(self.calls), service, model.name) if self.fail else None
+        if failure is None:
             return None
+        extra = dict(failure) if isinstance(failure, dict) else {"Code": failure}
+        code = extra.pop("Code")
         status = 503 if code in {"SlowDown", "ServiceUnavailable", "InternalError"} else 400
         response = AWSResponse("https://aws.invalid", status, {}, None)
         return response, {
             "Error": {"Code": code, "Message": "injected by the test"},
             "ResponseMetadata": {"HTTPStatusCode": status},
+            **extra,
         }
 
     def by_operation(self) -> Counter[str]:

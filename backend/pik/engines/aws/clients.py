@@ -33,6 +33,12 @@ RETRYABLE = frozenset(
     }
 )
 MISSING = frozenset({"NoSuchKey", "404"})
+# Why a transaction was cancelled, when trying again later can succeed: another
+# transaction held an item, or the table (provisioned capacity) or a partition was over
+# its throughput. A refused condition is an answer, not one of these.
+RETRYABLE_CANCELLATIONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
 
 
 class Clients:

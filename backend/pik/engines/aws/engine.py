@@ -41,7 +41,12 @@ from pik.domain.records import (
     VerifyReport,
 )
 from pik.engines.aws import reads, shapes, writes
-from pik.engines.aws.clients import Clients, error_code, unavailable_on_failure
+from pik.engines.aws.clients import (
+    RETRYABLE_CANCELLATIONS,
+    Clients,
+    error_code,
+    unavailable_on_failure,
+)
 from pik.engines.aws.items import (
     Location,
     content_hash_of,
@@ -424,12 +429,13 @@ class AwsEngine(reads.Reader):
                 if refused:
                     return refused
                 codes = {r.get("Code") for r in reasons} - {"None", None}
-                if codes <= {"TransactionConflict", "ThrottlingError"}:
+                if codes <= RETRYABLE_CANCELLATIONS:
                     self._pause(tries)
                     continue
                 raise
         raise StoreUnavailableError(
-            "the index is busy with concurrent writes to the same counters; retry the request"
+            "the index is busy (concurrent writes to the same counters, or over its"
+            " provisioned capacity); retry the request"
         )
 
     def _count_attempts(

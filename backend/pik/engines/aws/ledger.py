@@ -40,7 +40,12 @@ from pik.domain import replay
 from pik.domain.instants import format_instant
 from pik.domain.replay import AuditRecord, Plan, ReplayError, ReplayRun
 from pik.engines.aws import ledger_shapes, shapes
-from pik.engines.aws.clients import Clients, error_code, unavailable_on_failure
+from pik.engines.aws.clients import (
+    RETRYABLE_CANCELLATIONS,
+    Clients,
+    error_code,
+    unavailable_on_failure,
+)
 from pik.engines.aws.engine import AwsConfig
 from pik.storage_errors import StoreUnavailableError
 
@@ -313,11 +318,13 @@ class AwsReplayLedger:
                 reasons = [str(r.get("Code") or "None") for r in cancelled]
                 if CONDITION_FAILED in reasons:
                     return reasons
-                if set(reasons) - {"None"} <= {"TransactionConflict", "ThrottlingError"}:
+                if set(reasons) - {"None"} <= RETRYABLE_CANCELLATIONS:
                     time.sleep(min(0.05 * 2**tries, 1.0) * (0.5 + self._random.random()))
                     continue
                 raise
-        raise StoreUnavailableError(f"{what}: DynamoDB kept reporting conflicts; retry")
+        raise StoreUnavailableError(
+            f"{what}: DynamoDB kept reporting conflicts or throttling; retry"
+        )
 
     def _query(self, request: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
         """Every item a query matches, page by page, as the caller consumes them."""
