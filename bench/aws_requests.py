@@ -41,6 +41,14 @@ PRICES = {
     "lambda_gb_second": 0.0000166667,
     "api_gateway_rest_per_million": 3.50,
 }
+# Provisioned capacity (the template's IndexCapacity=provisioned), us-east-1, November 2026:
+# per capacity unit and hour, paid whether used or not. Auto scaling keeps the use near its
+# target (70%), so a unit consumed costs the hourly price / 3,600 / that use.
+PROVISIONED = {
+    "wcu_hour": 0.00065,
+    "rcu_hour": 0.00013,
+    "utilisation": 0.70,
+}
 LAMBDA_GB = 0.5
 LAMBDA_SECONDS_PER_BATCH = 0.4
 """Assumed billed duration of one ingest invocation (a batch); measure on a deployment."""
@@ -127,6 +135,15 @@ def cost(requests: Counter[str], wru: int, rru: int, events: int, batches: int) 
         "api_gateway": batches * scale * PRICES["api_gateway_rest_per_million"] / 1_000_000,
     }
     per_million["total"] = sum(per_million.values())
+    # The same units on provisioned capacity: a write unit a second for an hour is 3,600
+    # writes, at the target use.
+    unit = 3600 * PROVISIONED["utilisation"]
+    per_million["dynamodb_provisioned"] = (
+        wru * scale * PROVISIONED["wcu_hour"] / unit + rru * scale * PROVISIONED["rcu_hour"] / unit
+    )
+    per_million["total_provisioned"] = (
+        per_million["total"] - per_million["dynamodb"] + per_million["dynamodb_provisioned"]
+    )
     return {k: round(v, 3) for k, v in per_million.items()}
 
 
@@ -214,13 +231,17 @@ def main() -> None:
         os.environ[name] = "testing"
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
     results = []
-    print(f"{'batch':>6} {'entities':>8} {'req/1k':>7} {'WRU/ev':>7} {'RRU/ev':>7} {'$/M':>7}")
+    print(
+        f"{'batch':>6} {'entities':>8} {'req/1k':>7} {'WRU/ev':>7} {'RRU/ev':>7} "
+        f"{'$/M on-demand':>14} {'$/M provisioned':>16}"
+    )
     for batch, entities, events in SHAPES:
         shape = run_shape(batch, entities, events)
         results.append(shape)
         print(
             f"{batch:>6} {entities:>8} {shape.requests_per_1k:>7} {shape.wru_per_event:>7} "
-            f"{shape.rru_per_event:>7} {shape.cost_per_million['total']:>7}",
+            f"{shape.rru_per_event:>7} {shape.cost_per_million['total']:>14} "
+            f"{shape.cost_per_million['total_provisioned']:>16}",
             flush=True,
         )
     naive = naive_cost()
@@ -230,6 +251,7 @@ def main() -> None:
         document = {
             "machine": platform.platform(),
             "prices": PRICES,
+            "provisioned": PROVISIONED,
             "lambda": {"gb": LAMBDA_GB, "seconds_per_batch": LAMBDA_SECONDS_PER_BATCH},
             "shapes": [asdict(r) for r in results],
             "naive": naive,

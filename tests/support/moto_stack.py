@@ -33,6 +33,7 @@ DEFAULT_PARAMETERS = {
     "EnableProcessor": "false",
     "LogRetentionDays": "30",
     "AlarmTopicArn": "",
+    "IndexCapacity": "on-demand",
 }
 
 _CODE_KEY = "pik-lambda.zip"
@@ -80,6 +81,16 @@ def moto_compatible(cfn: Template) -> Template:
     # 5. AWS::CloudWatch::Alarm: moto's CloudFormation cannot create alarms (it warns and
     #    skips them). That every dead-letter queue has one is checked statically.
     _remove_types(cfn, {"AWS::CloudWatch::Alarm"})
+    # 6. AWS::ApplicationAutoScaling::*: (provisioned index capacity only) moto's
+    #    CloudFormation cannot create scalable targets or policies. The table is created
+    #    with its provisioned throughput; the scaling is checked statically.
+    _remove_types(
+        cfn,
+        {
+            "AWS::ApplicationAutoScaling::ScalableTarget",
+            "AWS::ApplicationAutoScaling::ScalingPolicy",
+        },
+    )
     return cfn
 
 

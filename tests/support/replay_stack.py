@@ -23,7 +23,7 @@ REGION = "us-east-1"
 
 
 @contextmanager
-def stack_in_moto(name: str) -> Iterator[AwsConfig]:
+def stack_in_moto(name: str, parameters: dict[str, str] | None = None) -> Iterator[AwsConfig]:
     """The template's stack created in moto, found by its name as `pik --stack` finds it."""
     from moto import mock_aws
 
@@ -34,7 +34,7 @@ def stack_in_moto(name: str) -> Iterator[AwsConfig]:
         serialise_moto(patch)
         patch_moto_transactions(patch)
         with mock_aws():
-            create_stack(name, REGION)
+            create_stack(name, REGION, parameters)
             yield discover(name, region=REGION)
 
 

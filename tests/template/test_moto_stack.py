@@ -179,3 +179,37 @@ def test_listed_replay_targets_reach_the_function_and_the_outputs(
         assert found.replay_targets == tuple(targets.split(","))
         assert found.replay_work_queue_url == outputs["ReplayWorkQueueUrl"]
         assert found.replay_queue_arn == outputs["ReplayQueueArn"]
+
+
+def test_a_provisioned_index_is_created_and_used_by_name() -> None:
+    """With IndexCapacity=provisioned the table and both indexes have capacity (the auto
+    scaling around them is checked statically), and the engine found by the stack's name
+    stores and reads events as on demand."""
+    from replay_stack import REGION, stack_in_moto
+
+    from pik.domain.outcome import Status
+    from pik.engines.aws import AwsEngine
+    from pik.services.ingest import ingest_batch
+
+    with stack_in_moto("Pik-Provisioned", {"IndexCapacity": "provisioned"}) as config:
+        table = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=config.table)[
+            "Table"
+        ]
+        assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+        wanted = {"ReadCapacityUnits": 10, "WriteCapacityUnits": 25}
+        for described in [table, *table["GlobalSecondaryIndexes"]]:
+            throughput = described["ProvisionedThroughput"]
+            assert {k: throughput[k] for k in wanted} == wanted
+        store = AwsEngine(config)
+        event = json.dumps(
+            {
+                "source": "s",
+                "event_type": "t",
+                "entity_id": "e-1",
+                "event_time": "2026-11-01T00:00:00Z",
+                "payload": {},
+            }
+        ).encode()
+        (outcome,) = ingest_batch(store, [event], "test")
+        assert outcome.status == Status.ACCEPTED
+        assert [e.event_id for e in store.timeline("e-1", 0, 2**62, 10)] == [outcome.event_id]

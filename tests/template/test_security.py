@@ -231,6 +231,56 @@ def test_object_lock_only_when_enabled(cfn: Template) -> None:
     assert retention == {"Mode": "GOVERNANCE", "Days": {"Ref": "ObjectLockDays"}}
 
 
+def test_provisioned_capacity_scales_the_table_and_both_indexes(cfn: Template) -> None:
+    table = cfn["Resources"]["IndexTable"]["Properties"]
+    on_demand = resolve(cfn, table)
+    assert on_demand["BillingMode"] == "PAY_PER_REQUEST"
+    assert "ProvisionedThroughput" not in on_demand
+    assert all("ProvisionedThroughput" not in i for i in on_demand["GlobalSecondaryIndexes"])
+    provisioned = resolve(cfn, table, {"IndexCapacity": "provisioned"})
+    assert provisioned["BillingMode"] == "PROVISIONED"
+    for described in [provisioned, *provisioned["GlobalSecondaryIndexes"]]:
+        assert described["ProvisionedThroughput"] == {
+            "ReadCapacityUnits": {"Ref": "IndexReadCapacityMin"},
+            "WriteCapacityUnits": {"Ref": "IndexWriteCapacityMin"},
+        }
+
+    resources = cfn["Resources"]
+    targets = {
+        name: r
+        for name, r in resources.items()
+        if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"
+    }
+    scaled = set()
+    for name, target in targets.items():
+        assert target["Condition"] == "IndexProvisioned"
+        props = target["Properties"]
+        io = props["ScalableDimension"].rsplit(":", 1)[1].removesuffix("CapacityUnits")
+        assert props["MinCapacity"] == {"Ref": f"Index{io}CapacityMin"}
+        assert props["MaxCapacity"] == {"Ref": f"Index{io}CapacityMax"}
+        resource_id = props["ResourceId"]["Fn::Sub"]
+        scaled.add((resource_id, props["ScalableDimension"]))
+        (policy,) = [
+            r["Properties"]
+            for r in resources.values()
+            if r["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy"
+            and r["Properties"]["ScalingTargetId"] == {"Ref": name}
+        ]
+        tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+        assert tracking["TargetValue"] == 70
+        metric = tracking["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        assert metric == f"DynamoDB{io}CapacityUtilization"
+    assert scaled == {
+        (resource, f"dynamodb:{kind}:{io}CapacityUnits")
+        for resource, kind in [
+            ("table/${IndexTable}", "table"),
+            ("table/${IndexTable}/index/timeline", "index"),
+            ("table/${IndexTable}/index/directory", "index"),
+        ]
+        for io in ("Read", "Write")
+    }
+
+
 def test_the_replay_operator_can_do_all_the_reader_can(cfn: Template) -> None:
     def document(name: str) -> list[dict[str, Any]]:
         return statements(cfn["Resources"][name]["Properties"]["PolicyDocument"])
