@@ -169,3 +169,18 @@ def test_hostile_text_is_shown_inert(tmp_path: Path) -> None:
     shown = run(store, "event", event_id)
     assert "\x1b" not in shown and "\u202e" not in shown
     assert "\\u001b]52;c;AAAA\\u0007[bold]hi[/bold]\\u202e" in shown
+
+
+def test_a_store_on_the_command_line_wins_over_pik_stack(demo: Path) -> None:
+    """`export PIK_STACK=...` must not send `pik --store DIR ...` to the stack."""
+    result = CliRunner().invoke(
+        cli, ["--store", str(demo), "--json", "entities"], env={"PIK_STACK": "no-such-stack"}
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["entities"]
+
+
+def test_store_and_stack_together_are_refused(demo: Path) -> None:
+    result = CliRunner().invoke(cli, ["--store", str(demo), "--stack", "pik", "entities"])
+    assert result.exit_code == 2
+    assert "not both" in result.output

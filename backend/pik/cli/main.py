@@ -33,7 +33,7 @@ STORE_HELP = (
     default=None,
     metavar="NAME",
     help="Use a deployed AWS stack (found by its name, in your AWS region) instead of a "
-    "local store. Defaults to $PIK_STACK.",
+    "local store. Defaults to $PIK_STACK, unless --store is given.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.")
 @click.version_option(__version__, prog_name="pik")
@@ -43,6 +43,12 @@ def cli(ctx: click.Context, store: Path, stack: str | None, as_json: bool) -> No
 
     Every query command takes --json (before or after the command name) for scripts.
     """
+    given = click.core.ParameterSource.COMMANDLINE
+    store_given = ctx.get_parameter_source("store") == given
+    if store_given and ctx.get_parameter_source("stack") == given:
+        raise click.UsageError("give --store or --stack, not both")
+    if store_given:
+        stack = None  # a store named on the command line wins over $PIK_STACK
     ctx.obj = Context(store, as_json, Console(), Console(stderr=True), stack)
 
 
