@@ -224,7 +224,8 @@ def test_a_run_confirmed_but_not_handed_over_says_how_to_start_it(
     error = json.loads(answer["body"])["error"]
     assert (answer["statusCode"], error["code"]) == (503, "replay_not_started")
     [run] = [r for r in AwsReplayLedger(stack).runs(50) if r.plan_id == plan["plan_id"]]
-    assert run.status == "running" and f"pik replay resume {run.replay_id}" in error["message"]
+    resume = f"pik --stack {STACK} replay resume {run.replay_id}"
+    assert run.status == "running" and resume in error["message"]
     monkeypatch.setenv("PIK_REPLAY_WORK_QUEUE_URL", queue)
     again = api.make_handler(store_from_env, replay_backend_from_env)
     resumed = again(

@@ -34,6 +34,8 @@ OUTPUTS = {
     "OperatorReadOnlyPolicyArn",
     "ReplayOperatorPolicyArn",
     "ProducerPolicyArn",
+    "ReplayConsumerPolicyArn",
+    "ReplayRoleArn",
 }
 
 
@@ -129,7 +131,12 @@ def test_functions_point_at_the_created_resources(
 
 def test_the_managed_policies_exist(template_stack: dict[str, Any]) -> None:
     iam = _client(template_stack, "iam")
-    for name in ("OperatorReadOnlyPolicyArn", "ReplayOperatorPolicyArn", "ProducerPolicyArn"):
+    for name in (
+        "OperatorReadOnlyPolicyArn",
+        "ReplayOperatorPolicyArn",
+        "ProducerPolicyArn",
+        "ReplayConsumerPolicyArn",
+    ):
         arn = template_stack["outputs"][name]
         assert iam.get_policy(PolicyArn=arn)["Policy"]["Arn"] == arn
 

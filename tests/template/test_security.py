@@ -291,6 +291,14 @@ def test_the_replay_operator_can_do_all_the_reader_can(cfn: Template) -> None:
     producer = {s["Sid"]: s for s in document("ProducerPolicy")}
     assert render(producer["PostEvents"]["Resource"]).endswith("${Api}/v1/POST/events")
     assert producer["SendToIngestQueue"]["Resource"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    (consumer,) = document("ReplayConsumerPolicy")
+    assert consumer["Resource"] == {"Fn::GetAtt": ["ReplayQueue", "Arn"]}
+    assert set(consumer["Action"]) == {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+    }
 
 
 def test_the_processor_reads_events_writes_versions_and_consumes_the_replay_queue(
@@ -351,6 +359,7 @@ def test_every_output_the_cli_reads_is_declared(cfn: Template) -> None:
         "QueueIngestFunctionName", "ReplayFunctionName", "ReplayControlFunctionName",
         "OperatorReadOnlyPolicyArn",
         "ReplayOperatorPolicyArn", "ProducerPolicyArn", "ProcessorFunctionName",
+        "ReplayConsumerPolicyArn", "ReplayRoleArn",
     }  # fmt: skip
     assert set(cfn["Outputs"]) == names
     assert all(output.get("Description") for output in cfn["Outputs"].values())

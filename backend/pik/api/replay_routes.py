@@ -49,8 +49,10 @@ def add_replay_routes(
     body_of: Callable[[dict[str, Any]], bytes],
     respond: JsonResponse,
     error_response: Callable[[ApiError], Response[str]],
+    resume_command: str = "pik replay resume",
 ) -> None:
-    """Register the replay routes on ``app`` (which maps ``ApiError`` to answers)."""
+    """Register the replay routes on ``app`` (which maps ``ApiError`` to answers);
+    ``resume_command`` is the command an answer names to start a confirmed run later."""
 
     def control() -> ReplayControl:
         return control_for(app.current_event.raw_event)
@@ -106,19 +108,23 @@ def add_replay_routes(
         if isinstance(rate, bool) or not isinstance(rate, int):
             raise ApiError(400, "invalid_rate", "rate is a whole number of events a second", "rate")
         acting = control()
-        return respond(_started(acting, acting.confirm(plan_id, rate)).to_document(), 201)
+        return respond(
+            _started(acting, acting.confirm(plan_id, rate), resume_command).to_document(), 201
+        )
 
     @app.post("/replays/<replay_id>/resume")
     def post_resume(replay_id: str) -> Response[str]:
         acting = control()
-        return respond(_started(acting, acting.resume(replay_id)).to_document(), 200)
+        return respond(
+            _started(acting, acting.resume(replay_id), resume_command).to_document(), 200
+        )
 
     @app.post("/replays/<replay_id>/cancel")
     def post_cancel(replay_id: str) -> Response[str]:
         return respond(control().cancel(replay_id).to_document(), 200)
 
 
-def _started(acting: ReplayControl, run: ReplayRun) -> ReplayRun:
+def _started(acting: ReplayControl, run: ReplayRun, resume_command: str) -> ReplayRun:
     """Hand a confirmed or resumed run to the replay function. The run exists whatever
     happens here, so a failure says which run it is and how to start it later."""
     try:
@@ -129,7 +135,7 @@ def _started(acting: ReplayControl, run: ReplayRun) -> ReplayRun:
             503,
             "replay_not_started",
             f"replay {run.replay_id} is confirmed but could not be handed to the replay "
-            f"function ({type(exc).__name__}); start it with `pik replay resume "
+            f"function ({type(exc).__name__}); start it with `{resume_command} "
             f"{run.replay_id}`",
             "replay_id",
             retry_after=5,

@@ -63,12 +63,14 @@ def build_api(
     origin: Origin = "http",
     on_ingest: IngestObserver | None = None,
     replays: ControlFor | None = None,
+    resume_command: str = "pik replay resume",
 ) -> APIGatewayRestResolver:
     """An API Gateway (REST, proxy) resolver serving ``store``.
 
     ``origin`` labels what the requests ingest (a function of the event when it depends on
     the caller); ``on_ingest`` is told each committed batch's outcomes; ``replays``, when
-    given, serves the replay routes (:mod:`pik.api.replay_routes`) as the caller.
+    given, serves the replay routes (:mod:`pik.api.replay_routes`) as the caller, and
+    ``resume_command`` is what an answer tells the caller to run to start a run later.
     """
     app = APIGatewayRestResolver()
 
@@ -122,7 +124,7 @@ def build_api(
     app.exception_handler(StoreUnavailableError)(unavailable)
     app.exception_handler(sqlite3.OperationalError)(storage_busy)
     if replays is not None:
-        add_replay_routes(app, replays, _body, _json, api_error)
+        add_replay_routes(app, replays, _body, _json, api_error, resume_command)
 
     @app.not_found
     def not_found(_: NotFoundError) -> Response[str]:

@@ -16,6 +16,7 @@ never into a metric dimension.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -114,7 +115,11 @@ def _resolver(
         logger.info("ingest", extra={"origin": origin, **summary.log_fields()})
 
     replays = None if replay_backend is None else replay_control_for(Lazy(replay_backend))
-    app = build_api(store, origin=api_origin, on_ingest=on_ingest, replays=replays)
+    stack = os.environ.get("PIK_STACK_NAME")
+    resume = f"pik --stack {stack} replay resume" if stack else "pik replay resume"
+    app = build_api(
+        store, origin=api_origin, on_ingest=on_ingest, replays=replays, resume_command=resume
+    )
     return app
 
 
