@@ -85,6 +85,23 @@ def test_a_stack_that_does_not_exist_says_what_to_check(aws_engine: AwsEngine) -
     assert "no stack named 'no-such-stack'" in output and "AWS_DEFAULT_REGION" in output
 
 
+def test_a_stack_the_policy_does_not_cover_says_what_to_check(aws_engine: AwsEngine) -> None:
+    """An operator's policy allows describing its own stack only: another name, or another
+    region, is refused rather than reported missing, and the message says both."""
+    from aws_requests import RequestLog
+
+    from pik.engines.aws.discovery import StackNotFoundError, stack_outputs
+    from pik.engines.aws.explain import explain
+
+    log = RequestLog()
+    log.fail = lambda _n, _s, op: "AccessDenied" if op == "DescribeStacks" else None
+    with pytest.raises(StackNotFoundError) as refused:
+        stack_outputs("pik-typo", session=log.session())
+    message = explain(refused.value) or ""
+    assert "not allowed to describe a stack named 'pik-typo'" in message
+    assert "region" in message and "OperatorReadOnlyPolicy" in message
+
+
 def test_missing_credentials_say_what_to_configure(
     aws_engine: AwsEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

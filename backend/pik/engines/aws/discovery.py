@@ -41,6 +41,15 @@ def stack_outputs(
                 "(AWS_DEFAULT_REGION or your profile's) and the account your credentials "
                 "belong to (`aws sts get-caller-identity`)"
             ) from None
+        if error_code(exc) in {"AccessDenied", "AccessDeniedException"}:
+            # The stack's own policies allow describing that stack only, so to its
+            # operators a wrong name or region looks like this, not like a missing stack.
+            raise StackNotFoundError(
+                f"not allowed to describe a stack named {stack_name!r} in {where}: check the "
+                "name and the region (AWS_DEFAULT_REGION or your profile's), which the "
+                "stack's policies need to match exactly, and that your identity (`aws sts "
+                "get-caller-identity`) has the stack's OperatorReadOnlyPolicy"
+            ) from None
         raise
     stack = stacks[0]
     if stack["StackStatus"] not in USABLE_STATES:
