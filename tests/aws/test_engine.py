@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from pik.domain.instants import now_us
 from pik.domain.outcome import Status
 from pik.engines.aws import AwsConfig, AwsEngine
-from pik.engines.aws.engine import LEASE_US
+from pik.engines.aws.engine import LEASE_US, TRANSACTION_ATTEMPTS
 from pik.engines.aws.shapes import MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ACTIONS
 from pik.services.ingest import ingest_batch
 from pik.storage_errors import StoreUnavailableError
@@ -175,15 +175,19 @@ def test_verify_finds_altered_and_missing_objects(engine: AwsEngine, make_event:
     assert kinds & {"frame_corrupt", "event_hash_mismatch"}
 
 
-def _cancelled_for_capacity(times: int) -> Callable[[int, str, str], dict[str, Any] | None]:
-    """The first ``times`` transactions are cancelled as a provisioned table over its
-    capacity cancels them (moto never throttles)."""
+def _cancelled_for_capacity(
+    skip: int, times: int
+) -> Callable[[int, str, str], dict[str, Any] | None]:
+    """After ``skip`` transactions, the next ``times`` are cancelled as a provisioned table
+    over its capacity cancels them (moto never throttles)."""
     seen: list[str] = []
 
     def cancel(_n: int, _service: str, operation: str) -> dict[str, Any] | None:
-        if operation != "TransactWriteItems" or len(seen) >= times:
+        if operation != "TransactWriteItems":
             return None
         seen.append(operation)
+        if not skip < len(seen) <= skip + times:
+            return None
         return {
             "Code": "TransactionCanceledException",
             "CancellationReasons": [
@@ -199,22 +203,62 @@ def test_a_transaction_over_provisioned_capacity_is_tried_again(
     engine: AwsEngine, log: RequestLog, make_event: MakeEvent
 ) -> None:
     events = batch(make_event, 30, 3, "capacity")
-    log.fail = _cancelled_for_capacity(2)
+    log.fail = _cancelled_for_capacity(0, 2)
     outcomes = ingest_batch(engine, events, "x")
     assert {o.status for o in outcomes} == {Status.ACCEPTED}
     assert engine.counts()["events"] == 30 and engine.verify().problems == ()
 
 
-def test_capacity_that_never_comes_is_unavailable_and_a_retry_stores_once(
-    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+@pytest.mark.parametrize("code", ["capacity", "ThrottlingException"])
+def test_a_batch_refused_between_its_claims_can_be_retried_at_once(
+    engine: AwsEngine, log: RequestLog, make_event: MakeEvent, code: str
 ) -> None:
-    now = [now_us()]
-    engine = AwsEngine(aws_config, session=log.session(), clock=lambda: now[0])
-    events = batch(make_event, 30, 3, "no-capacity")
-    log.fail = _cancelled_for_capacity(10**6)
-    with pytest.raises(StoreUnavailableError, match="provisioned capacity"):
+    """250 events take three claim transactions: the first gets through, the second is
+    refused for good. The request is unavailable, and its first claims are released, so an
+    immediate retry (no lease has run out) stores the batch, once."""
+    events = batch(make_event, 250, 25, code)
+    if code == "capacity":
+        log.fail = _cancelled_for_capacity(1, TRANSACTION_ATTEMPTS)
+    else:
+        transactions: list[str] = []
+
+        def throttled(_n: int, _s: str, operation: str) -> str | None:
+            if operation == "TransactWriteItems":
+                transactions.append(operation)
+                return code if len(transactions) == 2 else None
+            return None
+
+        log.fail = throttled
+    with pytest.raises(StoreUnavailableError):
         ingest_batch(engine, events, "x")
+    claims = [
+        params for _, op, params in log.calls
+        if op == "TransactWriteItems" and "Put" in params["TransactItems"][0]
+    ]  # fmt: skip
+    assert len(claims) >= 2, "the failure came after a claim transaction"
     log.fail = None
-    now[0] += LEASE_US + 1
+    assert {o.status for o in ingest_batch(engine, events, "x")} == {Status.ACCEPTED}
+    assert engine.counts()["events"] == 250 and engine.verify().problems == ()
+
+
+def test_a_throttled_release_is_tried_again_so_a_retry_need_not_wait(
+    engine: AwsEngine, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """The commit is throttled, and so is the first try to release the claims (throttling
+    rarely comes alone); the release is tried again, and an immediate retry stores all."""
+    events = batch(make_event, 30, 3, "release")
+    transactions: list[str] = []
+
+    def throttled(_n: int, _s: str, operation: str) -> str | None:
+        if operation == "TransactWriteItems":
+            transactions.append(operation)
+            return "ThrottlingException" if len(transactions) in {2, 3} else None
+        return None
+
+    log.fail = throttled
+    with pytest.raises(StoreUnavailableError):
+        ingest_batch(engine, events, "x")
+    assert len(transactions) == 4, "claims, commit, release refused, release"
+    log.fail = None
     assert {o.status for o in ingest_batch(engine, events, "x")} == {Status.ACCEPTED}
     assert engine.counts()["events"] == 30 and engine.verify().problems == ()

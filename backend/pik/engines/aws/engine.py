@@ -63,6 +63,7 @@ LEASE_US = 20 * 60 * 1_000_000
 """A claim not committed after this long is taken over (no Lambda runs this long; a late
 commit of it fails, so the lease decides only when, never whether, an event is stored)."""
 MAX_OBJECTS_READ = 4
+RELEASE_ATTEMPTS = 3
 """Objects read to find bytes a failed request left (a batch's claims are in one object)."""
 CLAIM_WAIT_S = 3.0
 """How long a request waits for another request's claim on one of its events to commit."""
@@ -155,7 +156,13 @@ class AwsEngine(reads.Reader):
             self._find_written(stale)
         classified = classify(arrivals, known)
         key, body, news = self._plan_raw(arrivals, classified.new, stale, ingest_us)
-        lost = self._claim(news, ingest_us)
+        try:
+            lost = self._claim(news, ingest_us)
+        except StoreUnavailableError:
+            # The claims of earlier transactions stand: abandoned now, a retry takes them
+            # over at once instead of waiting out their lease. Nothing was written to S3.
+            self._release(key, {new.group for new in news}, ingest_us, durable=False)
+            raise
         if lost:
             # Another request claimed these first: their frames hold no data, and they are
             # later arrivals once that request's group is committed.
@@ -369,9 +376,17 @@ class AwsEngine(reads.Reader):
         for start in range(0, len(ordered), shapes.MAX_TRANSACTION_ACTIONS):
             chunk = ordered[start : start + shapes.MAX_TRANSACTION_ACTIONS]
             actions = [shapes.abandon_group(table, key, g, ingest_us, durable) for g in chunk]
-            try:
-                self._transact(writes.Transaction(actions=actions))
-            except Exception:  # the lease frees them all the same
+            for tries in range(RELEASE_ATTEMPTS):
+                # The failure being handled is often throttling, which this meets too: a
+                # few more tries, since otherwise the claims wait out their lease.
+                try:
+                    self._transact(writes.Transaction(actions=actions))
+                    break
+                except StoreUnavailableError:
+                    self._pause(tries + 3)
+                except Exception:  # the lease frees them all the same
+                    return
+            else:
                 return
 
     def _commit_groups(
