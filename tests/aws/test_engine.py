@@ -262,3 +262,57 @@ def test_a_throttled_release_is_tried_again_so_a_retry_need_not_wait(
     log.fail = None
     assert {o.status for o in ingest_batch(engine, events, "x")} == {Status.ACCEPTED}
     assert engine.counts()["events"] == 30 and engine.verify().problems == ()
+
+
+def test_batch_reads_the_table_defers_are_sent_again(
+    aws_config: AwsConfig, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table over its capacity answers a batch read with some keys unread
+    (UnprocessedKeys): the reader sends them again after a pause, and gives up with a 503
+    only if they stay unread."""
+    from botocore.awsrequest import AWSResponse
+
+    from pik.engines.aws import reads
+
+    store = AwsEngine(aws_config)
+    ingest_batch(store, batch(make_event, 30, 3, "deferred"), "x")
+    expected = (store.timeline("entity-1", 0, 2**62, 100), store.counts())
+    deferrals = [3]
+
+    def defer(model: Any, params: dict[str, Any], **_: Any) -> Any:
+        if deferrals[0] <= 0:
+            return None  # read for real
+        deferrals[0] -= 1
+        unread = json.loads(params["body"])["RequestItems"]
+        return AWSResponse("https://aws.invalid", 200, {}, None), {
+            "Responses": {},
+            "UnprocessedKeys": unread,
+        }
+
+    log = RequestLog()
+    session = log.session()
+    session.events.register("before-call.dynamodb.BatchGetItem", defer)
+    reader = AwsEngine(aws_config, session=session)
+    assert (reader.timeline("entity-1", 0, 2**62, 100), reader.counts()) == expected
+    assert deferrals == [0]
+    monkeypatch.setattr(reads, "DEFERRED_ATTEMPTS", 2)
+    deferrals[0] = 10**6
+    with pytest.raises(StoreUnavailableError, match="kept deferring"):
+        reader.counts()
+
+
+def test_verify_waits_out_a_throttled_scan(
+    engine: AwsEngine, log: RequestLog, make_event: MakeEvent
+) -> None:
+    ingest_batch(engine, batch(make_event, 10, 2, "scan"), "x")
+    scans: list[str] = []
+
+    def throttled(_n: int, _s: str, operation: str) -> str | None:
+        if operation == "Scan":
+            scans.append(operation)
+            return "ProvisionedThroughputExceededException" if len(scans) <= 2 else None
+        return None
+
+    log.fail = throttled
+    report = engine.verify()
+    assert report.problems == () and len(scans) == 3

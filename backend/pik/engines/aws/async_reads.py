@@ -17,7 +17,19 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pik.engines.aws.clients import unavailable_on_failure
-from pik.engines.aws.plans import Answer, AsyncReads, Call, Plan, ReadPlans, Running
+from pik.engines.aws.plans import (
+    DEFERRED_ATTEMPTS,
+    Answer,
+    AsyncReads,
+    Call,
+    Plan,
+    ReadPlans,
+    Running,
+    deferred,
+    deferred_pause_s,
+    gave_up,
+    merged,
+)
 
 if TYPE_CHECKING:
     from pik.engines.aws.engine import AwsConfig
@@ -79,6 +91,17 @@ class AsyncAwsReader(AsyncReads):
         return [task.result() for task in tasks]
 
     async def _send(self, call: Call) -> Answer:
+        answer = await self._send_once(call)
+        tries = 0
+        while (again := deferred(call, answer)) is not None:
+            if tries == DEFERRED_ATTEMPTS:
+                raise gave_up(call)
+            await asyncio.sleep(deferred_pause_s(tries))
+            tries += 1
+            answer = merged(answer, await self._send_once(again))
+        return answer
+
+    async def _send_once(self, call: Call) -> Answer:
         client = await self._client(call.service)
         async with self._slots:
             with unavailable_on_failure(call.what):

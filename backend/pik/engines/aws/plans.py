@@ -28,6 +28,7 @@ from pik.domain.records import AttemptSummary, EntityRecord, EventRecord, RateRe
 from pik.domain.tally import GRANULARITIES
 from pik.engines.aws import shapes
 from pik.engines.aws.items import attempt_summary, event_record, number
+from pik.storage_errors import StoreUnavailableError
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -81,6 +82,43 @@ class Running(Generic[T]):
             self.calls = step()
         except StopIteration as stop:
             self.done, self.calls, self.result = True, [], stop.value
+
+
+DEFERRED_ATTEMPTS = 8
+"""How many times an executor sends again the keys a batch read deferred (DynamoDB defers
+them when the table is over its capacity), pausing longer each time, before it gives up."""
+
+
+def deferred(call: Call, answer: Answer) -> Call | None:
+    """The call that reads what ``answer`` left unread (a batch read's ``UnprocessedKeys``),
+    or ``None``. Executors send it after a pause and merge the answers, so plans see every
+    batch read whole."""
+    rest = answer.get("UnprocessedKeys") if call.operation == "batch_get_item" else None
+    if not rest:
+        return None
+    return Call(call.service, call.operation, {"RequestItems": rest}, call.what)
+
+
+def deferred_pause_s(tries: int) -> float:
+    return min(0.05 * 2.0**tries, 2.0)
+
+
+def merged(answer: Answer, more: Answer) -> Answer:
+    """A batch read's answer with the items of the read of its deferred keys."""
+    responses: dict[str, list[Row]] = {
+        table: list(items) for table, items in answer.get("Responses", {}).items()
+    }
+    for table, items in more.get("Responses", {}).items():
+        responses.setdefault(table, []).extend(items)
+    return {"Responses": responses, "UnprocessedKeys": more.get("UnprocessedKeys") or {}}
+
+
+def gave_up(call: Call) -> StoreUnavailableError:
+    return StoreUnavailableError(
+        f"{call.what}: DynamoDB kept deferring reads (the table is over its capacity); "
+        "retry in a moment",
+        retry_after_s=2,
+    )
 
 
 def one(call: Call) -> Plan[Answer]:
@@ -163,16 +201,13 @@ class ReadPlans:
             shapes.commit_states(self.table, list(keys.values())[start : start + 100])
             for start in range(0, len(keys), shapes.MAX_BATCH_GET_KEYS)
         ]
-        while requests:
-            calls = [Call(DYNAMODB, "batch_get_item", r, "reading commit groups") for r in requests]
-            answers = yield calls
-            requests = []
-            for answer in answers:
-                for found in answer.get("Responses", {}).get(self.table, []):
-                    if found["st"]["S"] == shapes.COMMITTED:
-                        committed.add(found["pk"]["S"])
-                if unprocessed := answer.get("UnprocessedKeys"):
-                    requests.append({"RequestItems": unprocessed})
+        answers = yield [
+            Call(DYNAMODB, "batch_get_item", r, "reading commit groups") for r in requests
+        ]
+        for answer in answers:
+            for found in answer.get("Responses", {}).get(self.table, []):
+                if found["st"]["S"] == shapes.COMMITTED:
+                    committed.add(found["pk"]["S"])
         return [i for i in items if (k := shapes.group_of(i)) is None or k["pk"]["S"] in committed]
 
     def attempts(self, event_id: bytes) -> Plan[list[AttemptSummary]]:

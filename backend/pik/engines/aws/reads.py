@@ -6,11 +6,24 @@ async reader; this module only sends the calls.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from pik.engines.aws.clients import Clients, unavailable_on_failure
-from pik.engines.aws.plans import Answer, BlockingReads, Call, Plan, ReadPlans, Running
+from pik.engines.aws.plans import (
+    DEFERRED_ATTEMPTS,
+    Answer,
+    BlockingReads,
+    Call,
+    Plan,
+    ReadPlans,
+    Running,
+    deferred,
+    deferred_pause_s,
+    gave_up,
+    merged,
+)
 
 if TYPE_CHECKING:
     from pik.engines.aws.engine import AwsConfig
@@ -40,6 +53,17 @@ class Reader(BlockingReads):
             return list(pool.map(self._send, calls))
 
     def _send(self, call: Call) -> Answer:
+        answer = self._send_once(call)
+        tries = 0
+        while (again := deferred(call, answer)) is not None:
+            if tries == DEFERRED_ATTEMPTS:
+                raise gave_up(call)
+            time.sleep(deferred_pause_s(tries))
+            tries += 1
+            answer = merged(answer, self._send_once(again))
+        return answer
+
+    def _send_once(self, call: Call) -> Answer:
         client = getattr(self._clients, call.service)
         with unavailable_on_failure(call.what):
             answer: Answer = getattr(client, call.operation)(**call.request)

@@ -11,6 +11,7 @@ its commit group is committed.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +21,29 @@ from pik.domain.records import EventRecord, Problem, VerifyReport
 from pik.engines.aws import shapes
 from pik.engines.aws.clients import Clients, unavailable_on_failure
 from pik.engines.aws.items import event_record
+from pik.engines.aws.plans import DEFERRED_ATTEMPTS, deferred_pause_s
 from pik.ports import Progress
+from pik.storage_errors import StoreUnavailableError
 
 if TYPE_CHECKING:
     from pik.engines.aws.engine import AwsConfig
+
+
+def _scan_page(clients: Clients, request: dict[str, Any]) -> dict[str, Any]:
+    """One page of the scan. A verify reads the whole table, which on provisioned capacity
+    can run into throttling: the page is asked again after a pause, so a long verify is not
+    lost to one busy moment."""
+    tries = 0
+    while True:
+        try:
+            with unavailable_on_failure("scanning the index"):
+                answer: dict[str, Any] = clients.dynamodb.scan(**request)
+            return answer
+        except StoreUnavailableError:
+            if tries == DEFERRED_ATTEMPTS:
+                raise
+            time.sleep(deferred_pause_s(tries + 3))
+            tries += 1
 
 
 def _indexed(
@@ -38,8 +58,7 @@ def _indexed(
     committed: set[str] = set()
     request: dict[str, Any] = shapes.scan_events(table)
     while True:
-        with unavailable_on_failure("scanning the index"):
-            answer = clients.dynamodb.scan(**request)
+        answer = _scan_page(clients, request)
         for item in answer.get("Items", []):
             if item["sk"]["S"] == "B":
                 if item["st"]["S"] == shapes.COMMITTED:
