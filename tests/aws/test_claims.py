@@ -6,9 +6,11 @@ request runs, or the clock jumps, just before one of this request's calls goes o
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
 from aws_requests import RequestLog
 
@@ -336,3 +338,71 @@ def test_after_the_lease_a_takeover_finds_bytes_a_request_wrote_before_it_died(
     check_stored_in(engine, events, outcomes, first)
     assert engine.verify().problems == ()
     assert engine.counts()["events"] == 10
+
+
+def _transactions(log: RequestLog) -> list[list[dict[str, Any]]]:
+    return [p["TransactItems"] for _, op, p in log.calls if op == "TransactWriteItems"]
+
+
+def test_a_refused_first_claim_releases_only_the_groups_it_tried(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """Nothing was claimed past the refused transaction: the release writes no abandon
+    item for groups whose claims were never sent (each would be one more write, on a table
+    that is probably throttling)."""
+    engine = AwsEngine(aws_config, session=log.session())
+    events = [make_event(entity_id=f"first-{i:03d}") for i in range(300)]
+    sent: list[str] = []
+
+    def throttled(_n: int, _s: str, operation: str) -> str | None:
+        if operation == "TransactWriteItems":
+            sent.append(operation)
+            return "ThrottlingException" if len(sent) == 1 else None
+        return None
+
+    log.fail = throttled
+    with pytest.raises(StoreUnavailableError):
+        ingest_batch(engine, events, "x")
+    claims, *releases = _transactions(log)
+    tried = {int(a["Put"]["Item"]["grp"]["N"]) for a in claims if "Put" in a}
+    released = {int(a["Update"]["Key"]["pk"]["S"].rsplit("#", 1)[1]) for r in releases for a in r}
+    assert released == tried and len(tried) < 4, "a batch of four groups"
+    log.fail = None
+    assert {o.status for o in ingest_batch(engine, events, "x")} == {Status.ACCEPTED}
+
+
+def test_a_commit_applied_but_unanswered_does_not_block_the_other_groups(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first group's commit is applied but its answer is lost. The release of all the
+    groups is refused for that one (it is committed); the others are released all the same,
+    so an immediate retry stores the rest and finds the committed ones duplicates."""
+    from botocore.awsrequest import AWSResponse
+
+    monkeypatch.setattr(aws_engine, "CLAIM_WAIT_S", 0.2)
+    events = [make_event(entity_id=f"lost-{i}") for i in range(300)]
+    answers_lost: list[int] = []
+
+    def lose_answer(model: Any, params: dict[str, Any], **_: Any) -> Any:
+        request = json.loads(params["body"])
+        first = request["TransactItems"][0]
+        is_commit = "Put" in first and first["Put"]["Item"]["sk"]["S"] == "B"
+        if not is_commit or answers_lost:
+            return None
+        answers_lost.append(1)
+        boto3.client("dynamodb", region_name=aws_config.region).transact_write_items(**request)
+        return AWSResponse("https://aws.invalid", 500, {}, None), {
+            "Error": {"Code": "InternalServerError", "Message": "answer lost"},
+            "ResponseMetadata": {"HTTPStatusCode": 500},
+        }
+
+    session = log.session()
+    session.events.register("before-call.dynamodb.TransactWriteItems", lose_answer)
+    engine = AwsEngine(aws_config, session=session)
+    with pytest.raises(StoreUnavailableError):
+        ingest_batch(engine, events, "x")
+    assert answers_lost == [1]
+    outcomes = ingest_batch(engine, events, "retry")
+    statuses = {o.status for o in outcomes}
+    assert statuses == {Status.ACCEPTED, Status.DUPLICATE}
+    assert engine.counts()["events"] == 300 and engine.verify().problems == ()

@@ -100,6 +100,9 @@ def test_a_stack_the_policy_does_not_cover_says_what_to_check(aws_engine: AwsEng
     message = explain(refused.value) or ""
     assert "not allowed to describe a stack named 'pik-typo'" in message
     assert "region" in message and "OperatorReadOnlyPolicy" in message
+    assert "injected by the test" in message  # AWS's own words: an SCP, a boundary...
+    replay = explain(refused.value, "ReplayOperatorPolicy") or ""
+    assert "ReplayOperatorPolicy" in replay and "OperatorReadOnlyPolicy" not in replay
 
 
 def test_missing_credentials_say_what_to_configure(

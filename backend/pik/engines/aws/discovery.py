@@ -21,6 +21,15 @@ class StackNotFoundError(LookupError):
     """No usable stack of that name (wrong name, region or account, or not deployed)."""
 
 
+class StackAccessDeniedError(StackNotFoundError):
+    """Describing the stack was refused: its policies cover that one stack only, so to its
+    operators a wrong name or region looks like this; so does a missing policy."""
+
+    def __init__(self, message: str, aws_message: str) -> None:
+        super().__init__(message)
+        self.aws_message = aws_message
+
+
 def stack_outputs(
     stack_name: str, session: Any = None, region: str | None = None
 ) -> dict[str, str]:
@@ -42,13 +51,11 @@ def stack_outputs(
                 "belong to (`aws sts get-caller-identity`)"
             ) from None
         if error_code(exc) in {"AccessDenied", "AccessDeniedException"}:
-            # The stack's own policies allow describing that stack only, so to its
-            # operators a wrong name or region looks like this, not like a missing stack.
-            raise StackNotFoundError(
+            raise StackAccessDeniedError(
                 f"not allowed to describe a stack named {stack_name!r} in {where}: check the "
                 "name and the region (AWS_DEFAULT_REGION or your profile's), which the "
-                "stack's policies need to match exactly, and that your identity (`aws sts "
-                "get-caller-identity`) has the stack's OperatorReadOnlyPolicy"
+                "stack's policies must match exactly",
+                exc.response.get("Error", {}).get("Message", ""),
             ) from None
         raise
     stack = stacks[0]

@@ -63,8 +63,11 @@ LEASE_US = 20 * 60 * 1_000_000
 """A claim not committed after this long is taken over (no Lambda runs this long; a late
 commit of it fails, so the lease decides only when, never whether, an event is stored)."""
 MAX_OBJECTS_READ = 4
-RELEASE_ATTEMPTS = 3
 """Objects read to find bytes a failed request left (a batch's claims are in one object)."""
+RELEASE_BUDGET_S = 4.0
+"""How long a failed request keeps trying to release its claims (the failure is often
+throttling, which meets the release too) before it leaves them to the lease; short, so the
+answer still comes well within API Gateway's 29 seconds."""
 CLAIM_WAIT_S = 3.0
 """How long a request waits for another request's claim on one of its events to commit."""
 
@@ -156,12 +159,13 @@ class AwsEngine(reads.Reader):
             self._find_written(stale)
         classified = classify(arrivals, known)
         key, body, news = self._plan_raw(arrivals, classified.new, stale, ingest_us)
+        tried: set[int] = set()
         try:
-            lost = self._claim(news, ingest_us)
+            lost = self._claim(news, ingest_us, tried)
         except StoreUnavailableError:
             # The claims of earlier transactions stand: abandoned now, a retry takes them
             # over at once instead of waiting out their lease. Nothing was written to S3.
-            self._release(key, {new.group for new in news}, ingest_us, durable=False)
+            self._release(key, tried, ingest_us, durable=False)
             raise
         if lost:
             # Another request claimed these first: their frames hold no data, and they are
@@ -342,11 +346,17 @@ class AwsEngine(reads.Reader):
         body += frames.batch_end_frame(ingest_us)
         return key, body, news
 
-    def _claim(self, news: Sequence[writes.NewEvent], ingest_us: int) -> dict[bytes, Item]:
+    def _claim(
+        self, news: Sequence[writes.NewEvent], ingest_us: int, tried: set[int]
+    ) -> dict[bytes, Item]:
         """Claim the new events; returns those another request holds (id -> its claim, or
-        an empty item when a takeover found the old group committed after all)."""
+        an empty item when a takeover found the old group committed after all).
+
+        ``tried`` collects the groups of every claim transaction sent, whether it was
+        applied or not: the groups a failure may leave claims of."""
         lost: dict[bytes, Item] = {}
         for plan in writes.claims(self.config.table, news, ingest_us):
+            tried.update(new.group for new in plan.puts.values())
             pending = plan
             for _ in range(TRANSACTION_ATTEMPTS):
                 refused = self._transact(pending)
@@ -373,21 +383,27 @@ class AwsEngine(reads.Reader):
         the object was written, points at its bytes instead of writing them again)."""
         table = self.config.table
         ordered = sorted(groups)
+        deadline = time.monotonic() + RELEASE_BUDGET_S
         for start in range(0, len(ordered), shapes.MAX_TRANSACTION_ACTIONS):
             chunk = ordered[start : start + shapes.MAX_TRANSACTION_ACTIONS]
             actions = [shapes.abandon_group(table, key, g, ingest_us, durable) for g in chunk]
-            for tries in range(RELEASE_ATTEMPTS):
-                # The failure being handled is often throttling, which this meets too: a
-                # few more tries, since otherwise the claims wait out their lease.
+            tries = 0
+            while actions:
                 try:
-                    self._transact(writes.Transaction(actions=actions))
-                    break
+                    refused = self._transact(writes.Transaction(actions=actions))
                 except StoreUnavailableError:
+                    if time.monotonic() >= deadline:
+                        return  # the lease frees them all the same
                     self._pause(tries + 3)
+                    tries += 1
+                    continue
                 except Exception:  # the lease frees them all the same
                     return
-            else:
-                return
+                if not refused:
+                    break
+                # A group refused is committed after all (its commit was applied but its
+                # answer lost): the others still need releasing.
+                actions = [a for i, a in enumerate(actions) if i not in refused]
 
     def _commit_groups(
         self, key: str, claimed: Sequence[writes.NewEvent], ingest_us: int, committed: set[int]

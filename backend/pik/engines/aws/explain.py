@@ -7,7 +7,7 @@ the text its own way.
 from __future__ import annotations
 
 from pik.engines.aws.clients import error_code
-from pik.engines.aws.discovery import StackNotFoundError
+from pik.engines.aws.discovery import StackAccessDeniedError, StackNotFoundError
 from pik.storage_errors import StoreUnavailableError
 
 
@@ -22,6 +22,11 @@ def explain(exc: BaseException, policy: str = "OperatorReadOnlyPolicy") -> str |
         PartialCredentialsError,
     )
 
+    if isinstance(exc, StackAccessDeniedError):
+        return (
+            f"{exc}, and that your identity (`aws sts get-caller-identity`) has the stack's "
+            f"{policy}; AWS said: {exc.aws_message}"
+        )
     if isinstance(exc, StackNotFoundError):
         return str(exc)
     causes: list[BaseException] = []  # the failure, and what it says it came from

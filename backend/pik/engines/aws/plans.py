@@ -17,6 +17,7 @@ moment ago may take a moment to appear there (in practice well under a second).
 from __future__ import annotations
 
 import functools
+import random
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
 from collections.abc import Callable, Coroutine, Generator, Iterator, Sequence
@@ -100,7 +101,8 @@ def deferred(call: Call, answer: Answer) -> Call | None:
 
 
 def deferred_pause_s(tries: int) -> float:
-    return min(0.05 * 2.0**tries, 2.0)
+    """Growing, and jittered, so that reads deferred together are not sent again together."""
+    return min(0.05 * 2.0**tries, 2.0) * random.uniform(0.5, 1.5)
 
 
 def merged(answer: Answer, more: Answer) -> Answer:
