@@ -45,3 +45,13 @@ def test_coverage_heatmap_with_the_gap(
     snap_compare: SnapCompare, demo_app: PikApp, settle: Settle
 ) -> None:
     assert snap(snap_compare, demo_app, settle, ["down"] * 6 + ["3"])
+
+
+def test_rates_of_the_last_hours(
+    snap_compare: SnapCompare, demo_app: PikApp, settle: Settle
+) -> None:
+    assert snap(snap_compare, demo_app, settle, ["4"])
+
+
+def test_help(snap_compare: SnapCompare, demo_app: PikApp, settle: Settle) -> None:
+    assert snap(snap_compare, demo_app, settle, ["question_mark"])
