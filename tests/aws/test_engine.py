@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from pik.domain.instants import now_us
 from pik.domain.outcome import Status
 from pik.engines.aws import AwsConfig, AwsEngine
+from pik.engines.aws import engine as aws_engine
 from pik.engines.aws.engine import LEASE_US, TRANSACTION_ATTEMPTS
 from pik.engines.aws.shapes import MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ACTIONS
 from pik.services.ingest import ingest_batch
@@ -127,10 +128,17 @@ def test_raw_objects_are_written_once(engine: AwsEngine, make_event: MakeEvent) 
 
 @pytest.mark.parametrize("code", ["ThrottlingException", "InternalServerError", "SlowDown"])
 def test_a_failing_call_is_unavailable_unacknowledged_and_a_retry_stores_once(
-    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent, code: str
+    aws_config: AwsConfig,
+    log: RequestLog,
+    make_event: MakeEvent,
+    code: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A request that fails after claiming its events leaves claims nobody commits: a retry
-    takes them over once their lease has run out (the clock jumps past it here)."""
+    """A request that fails after claiming its events, and cannot release them (every call
+    from the N-th on fails), leaves claims nobody commits: a retry takes them over once
+    their lease has run out (the clock jumps past it here)."""
+    # One try at the release: every later call fails anyway, and this runs once per call.
+    monkeypatch.setattr(aws_engine, "RELEASE_BUDGET_S", 0.0)
     now = [now_us()]
     engine = AwsEngine(aws_config, session=log.session(), clock=lambda: now[0])
     events = [*batch(make_event, 120, 40, code), b"{bad"]
