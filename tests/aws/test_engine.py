@@ -56,6 +56,16 @@ def _check_limits(log: RequestLog) -> None:
             assert keys <= MAX_BATCH_GET_KEYS
         if operation == "BatchWriteItem":
             assert sum(len(t) for t in params["RequestItems"].values()) <= 25
+        _check_key_condition(params)
+
+
+def _check_key_condition(params: dict[str, Any]) -> None:
+    """DynamoDB refuses a BETWEEN whose lower bound is above its upper one (moto does not)."""
+    condition = params.get("KeyConditionExpression", "")
+    if " BETWEEN " in condition:
+        low, high = condition.split(" BETWEEN ")[1].split(" AND ")
+        values = params["ExpressionAttributeValues"]
+        assert values[low.strip()]["S"] <= values[high.strip()]["S"], condition
 
 
 @pytest.mark.parametrize(("size", "entities"), [(100, 100), (1000, 1000), (1000, 10)])
@@ -324,3 +334,16 @@ def test_verify_waits_out_a_throttled_scan(
     log.fail = throttled
     report = engine.verify()
     assert report.problems == () and len(scans) == 3
+
+
+def test_no_query_is_sent_with_its_bounds_reversed(
+    engine: AwsEngine, log: RequestLog, make_event: MakeEvent
+) -> None:
+    from pik.services.query import list_entities
+
+    ingest_batch(engine, [make_event(entity_id=e) for e in ("acct:1", "user:1")], "x")
+    log.clear()
+    assert list_entities(engine, "acct:", after="user:1") == []
+    assert [e.entity_id for e in list_entities(engine, "acct:", after="acct:0")] == ["acct:1"]
+    for _, _, params in log.calls:
+        _check_key_condition(params)

@@ -137,6 +137,7 @@ def test_entities_list_prefix_and_page(store: EventStore, make_event: MakeEvent)
     rest = list_entities(store, "acct:", limit=2, after=first[-1].entity_id)
     assert [e.entity_id for e in rest] == ["acct:3"]
     assert [e.entity_id for e in list_entities(store, source="payments")] == ["acct:1"]
+    assert list_entities(store, "acct:", after="user:1") == []  # past the prefix: nothing
 
 
 def test_latest_page_ends_at_the_range_end_and_pages_back(timeline_store: EventStore) -> None:

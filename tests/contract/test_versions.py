@@ -102,6 +102,7 @@ def test_windows_lists_the_latest_version_of_each_window(
     assert [v.window_start_us for v in first] == [WINDOW, parse_instant(f"{later}:00:00Z")]
     found = versions.windows(SPEC.spec_id, "c1", 0, parse_instant("2027-01-01T00:00:00Z"))
     assert found == first and all(v.replay_id is None for v in found)
+    assert versions.windows(SPEC.spec_id, "c1", WINDOW + 1, WINDOW) == []  # an empty range
 
 
 def test_a_processor_that_loses_a_race_starts_again_from_the_events_stored_then(

@@ -84,6 +84,8 @@ class AwsVersionStore:
         )
 
     def windows(self, spec_id: str, entity_id: str, start_us: int, end_us: int) -> list[Version]:
+        if end_us <= start_us:
+            return []  # DynamoDB refuses a BETWEEN whose bounds are reversed
         latest: dict[int, Version] = {}
         for v in self._query(
             shapes.versions_between(self._table, spec_id, entity_id, start_us, end_us)
