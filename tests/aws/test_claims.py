@@ -335,6 +335,9 @@ def test_after_the_lease_a_takeover_finds_bytes_a_request_wrote_before_it_died(
     outcomes = ingest_batch(engine, events, "later")
     assert {o.status for o in outcomes} == {Status.ACCEPTED}
     assert log.by_operation()["s3:PutObject"] == 0
+    # Only the span of the events sought is read, never a whole (possibly huge) object.
+    (read,) = [params for _, op, params in log.calls if op == "GetObject"]
+    assert read["Range"].startswith("bytes=") and read["Key"] == first
     check_stored_in(engine, events, outcomes, first)
     assert engine.verify().problems == ()
     assert engine.counts()["events"] == 10

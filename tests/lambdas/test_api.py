@@ -311,3 +311,46 @@ def test_importing_the_handlers_loads_no_aws_engine_and_no_sdk() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_names_no_stored_one_can_have_are_refused_before_the_store_is_asked(api: Api) -> None:
+    """They would be over DynamoDB's key size limits, which moto does not enforce."""
+    long = "e" * 257
+    status, _, error = api.call("GET", f"/entities/{long}/timeline")
+    assert (status, error["error"]["code"], error["error"]["field"]) == (
+        400,
+        "too_long",
+        "entity_id",
+    )
+    for name, value in (("prefix", long), ("after", long), ("source", "s" * 129)):
+        status, _, error = api.call("GET", "/entities", query={name: [value]})
+        assert (status, error["error"]["field"]) == (400, name)
+    status, _, error = api.call("GET", "/coverage", query={"entity": ["a", long]})
+    assert (status, error["error"]["field"]) == (400, "entity")
+    status, _, error = api.call("GET", "/rates", query={"source": ["s" * 129]})
+    assert (status, error["error"]["field"]) == (400, "source")
+    status, _, _ = api.call("GET", "/entities", query={"prefix": ["e" * 256]})
+    assert status == 200
+
+
+def test_an_answer_over_what_lambda_can_return_says_to_ask_for_less(
+    api: Api, make_envelope: Envelope, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pik.lambdas import api as api_module
+
+    batch = "\n".join(compact(make_envelope(entity_id=f"c-{i}")) for i in range(20))
+    assert api.call("POST", "/events", batch, content_type="application/x-ndjson")[0] == 200
+    monkeypatch.setattr(api_module, "MAX_RESPONSE_BYTES", 2_000)  # 20 entities are more
+    status, _, error = api.call("GET", "/entities")
+    assert (status, error["error"]["code"]) == (422, "result_too_large")
+    assert "shorter time range" in error["error"]["message"]
+    status, _, _ = api.call("GET", "/entities", query={"limit": ["1"]})
+    assert status == 200
+
+
+def test_a_batch_of_unknown_fields_gets_an_answer_of_bounded_size(api: Api) -> None:
+    lines = "\n".join(json.dumps({"k" * 380 + str(i): 1}) for i in range(100))
+    status, _, answer = api.call("POST", "/events", lines, content_type="application/x-ndjson")
+    assert status == 200
+    fields = [r["error"]["field"] for r in answer["results"]]
+    assert all(len(f) == 64 and f.endswith("…") for f in fields)

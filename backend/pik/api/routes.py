@@ -43,7 +43,9 @@ from pik.services import query
 from pik.services.ingest import ingest_batch
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 
-MAX_BODY_BYTES = 6 * 1024 * 1024
+MAX_BODY_BYTES = 5 * 1024 * 1024
+"""Below Lambda's 6 MB request limit even after API Gateway escapes the body into the
+event (a JSON body gains a byte for every quote it holds)."""
 JSON = "application/json"
 
 Origin = str | Callable[[dict[str, Any]], str]
@@ -153,17 +155,36 @@ def build_api(
             raise ApiError(404, "event_not_found", f"no event {key.hex()}", "event_id")
         return _json(event_document(detail))
 
+    def bounded(value: str | None, field: str, limit: int) -> str | None:
+        """A name to look up, refused when no stored one can be that long (such a key
+        would also be over DynamoDB's key size limits)."""
+        if value is not None and len(value) > limit:
+            raise ApiError(
+                400, "too_long", f"{field} is {len(value)} characters; the limit is {limit}", field
+            )
+        return value
+
+    def entity_param(value: str | None, field: str) -> str | None:
+        return bounded(value, field, store.limits.max_entity_id_chars)
+
+    def source_param() -> str | None:
+        return bounded(param("source"), "source", store.limits.max_source_chars)
+
     @app.get("/entities")
     def get_entities() -> Response[str]:
         limit = int_param("limit", 100, 1, query.MAX_PAGE)
         rows = query.list_entities(
-            store, param("prefix") or "", param("source"), limit, param("after")
+            store,
+            entity_param(param("prefix"), "prefix") or "",
+            source_param(),
+            limit,
+            entity_param(param("after"), "after"),
         )
         return _json(entities_document(rows, limit))
 
     @app.get("/entities/<entity_id>/timeline")
     def get_timeline(entity_id: str) -> Response[str]:
-        entity = unquote(entity_id)
+        entity = entity_param(unquote(entity_id), "entity_id") or ""
         start, end = time_param("from", 0), time_param("to", END_OF_TIME_US)
         limit = int_param("limit", 100, 1, query.MAX_PAGE)
         try:
@@ -182,14 +203,16 @@ def build_api(
         if by not in ("hour", "day"):
             raise ApiError(400, "invalid_parameter", "by is hour or day", "by")
         entities = (app.current_event.multi_value_query_string_parameters or {}).get("entity")
-        report = query.coverage_report(store, start, end, by, entities, param("source"))
+        for entity in entities or ():
+            entity_param(entity, "entity")
+        report = query.coverage_report(store, start, end, by, entities, source_param())
         return _json(coverage_document(start, end, report))
 
     @app.get("/rates")
     def get_rates() -> Response[str]:
         end = time_param("until", now_us() + 60_000_000)
         start = time_param("since", end - US_PER_HOUR - 60_000_000)
-        report = query.rates_report(store, start, end, param("source"))
+        report = query.rates_report(store, start, end, source_param())
         return _json(rates_document(start, end, store.limits.late_after_us // 1000, report))
 
     return app

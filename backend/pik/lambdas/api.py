@@ -16,6 +16,7 @@ never into a metric dimension.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -43,6 +44,9 @@ from pik.services.replay_control import LedgerControl, ReplayControl
 from pik.storage_errors import StoreUnavailableError
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+MAX_RESPONSE_BYTES = 6_000_000
+"""Lambda returns at most 6 MB (6,291,556 bytes) of response, headers and escaping
+included; the rest is margin."""
 
 ORIGIN = "api"
 MAX_PRINCIPAL_CHARS = 200
@@ -161,6 +165,7 @@ def make_handler(
             )
         finally:
             flush_metrics()
+        response = _within_lambda_limit(event, response)
         logger.info(
             "request",
             extra={"method": event.get("httpMethod"), "status": response["statusCode"]},
@@ -168,6 +173,23 @@ def make_handler(
         return response
 
     return handler
+
+
+def _within_lambda_limit(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """The response, or an answer saying to ask for less when Lambda could not return it
+    (API Gateway would answer 502 with no word of why)."""
+    size = len(json.dumps(response, ensure_ascii=False).encode())
+    if size <= MAX_RESPONSE_BYTES:
+        return response
+    return _error(
+        event,
+        ApiError(
+            422,
+            "result_too_large",
+            f"the answer would be {size} bytes, over the {MAX_RESPONSE_BYTES} a function can "
+            "return; ask for less: a shorter time range, fewer entities or a smaller page",
+        ),
+    )
 
 
 handler = make_handler(store_from_env)

@@ -64,6 +64,8 @@ LEASE_US = 20 * 60 * 1_000_000
 commit of it fails, so the lease decides only when, never whether, an event is stored)."""
 MAX_OBJECTS_READ = 4
 """Objects read to find bytes a failed request left (a batch's claims are in one object)."""
+MAX_SPAN_READ = 64 * 1024 * 1024
+"""The most bytes of one object read to find them (the span of the events sought)."""
 RELEASE_BUDGET_S = 4.0
 """How long a failed request keeps trying to release its claims (the failure is often
 throttling, which meets the release too) before it leaves them to the lease; short, so the
@@ -261,17 +263,22 @@ class AwsEngine(reads.Reader):
             if not durable:
                 unsure.setdefault(item["seg"]["S"], []).append(event_id)
         for key, event_ids in sorted(unsure.items())[:MAX_OBJECTS_READ]:
+            # Only the span of these events, and only up to a bound: an object written by
+            # `pik ingest` can be gigabytes, far more than a function's memory.
+            places = [location_of(stale[event_id][0]) for event_id in event_ids]
+            start = min(where.offset for where in places)
+            end = max(where.offset + where.length for where in places)
+            if end - start > MAX_SPAN_READ:
+                continue
+            request = shapes.read_event_bytes(self.config.bucket, key, start, end - start)
             try:
-                body = self._clients.s3.get_object(Bucket=self.config.bucket, Key=key)["Body"]
-                data = body.read()
+                data = self._clients.s3.get_object(**request)["Body"].read()
             except Exception:  # missing (the usual case), not readable, throttled: write anew
                 continue
-            for event_id in event_ids:
-                item = stale[event_id][0]
-                where = location_of(item)
-                raw = data[where.offset : where.offset + where.length]
+            for event_id, where in zip(event_ids, places, strict=True):
+                raw = data[where.offset - start : where.offset - start + where.length]
                 if len(raw) == where.length and hashlib.sha256(raw).digest() == where.sha256:
-                    stale[event_id] = (item, True)
+                    stale[event_id] = (stale[event_id][0], True)
 
     def _known(self, event_ids: Sequence[bytes]) -> dict[bytes, Item]:
         """The claims (event items) of these events that exist: id -> item."""
