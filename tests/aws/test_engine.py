@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aws_requests import RequestLog
+from aws_requests import CapacityCancellations, RequestLog
 from botocore.exceptions import ClientError
 
 from pik.domain.instants import now_us
@@ -193,35 +193,11 @@ def test_verify_finds_altered_and_missing_objects(engine: AwsEngine, make_event:
     assert kinds & {"frame_corrupt", "event_hash_mismatch"}
 
 
-def _cancelled_for_capacity(
-    skip: int, times: int
-) -> Callable[[int, str, str], dict[str, Any] | None]:
-    """After ``skip`` transactions, the next ``times`` are cancelled as a provisioned table
-    over its capacity cancels them (moto never throttles)."""
-    seen: list[str] = []
-
-    def cancel(_n: int, _service: str, operation: str) -> dict[str, Any] | None:
-        if operation != "TransactWriteItems":
-            return None
-        seen.append(operation)
-        if not skip < len(seen) <= skip + times:
-            return None
-        return {
-            "Code": "TransactionCanceledException",
-            "CancellationReasons": [
-                {"Code": "ProvisionedThroughputExceeded"},
-                {"Code": "None"},
-            ],
-        }
-
-    return cancel
-
-
 def test_a_transaction_over_provisioned_capacity_is_tried_again(
     engine: AwsEngine, log: RequestLog, make_event: MakeEvent
 ) -> None:
     events = batch(make_event, 30, 3, "capacity")
-    log.fail = _cancelled_for_capacity(0, 2)
+    log.fail = CapacityCancellations(0, 2)
     outcomes = ingest_batch(engine, events, "x")
     assert {o.status for o in outcomes} == {Status.ACCEPTED}
     assert engine.counts()["events"] == 30 and engine.verify().problems == ()
@@ -236,7 +212,7 @@ def test_a_batch_refused_between_its_claims_can_be_retried_at_once(
     immediate retry (no lease has run out) stores the batch, once."""
     events = batch(make_event, 250, 25, code)
     if code == "capacity":
-        log.fail = _cancelled_for_capacity(1, TRANSACTION_ATTEMPTS)
+        log.fail = CapacityCancellations(1, TRANSACTION_ATTEMPTS)
     else:
         transactions: list[str] = []
 

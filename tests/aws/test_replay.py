@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_requests import RequestLog
+from aws_requests import CapacityCancellations, RequestLog
 from replay_stack import (
     REGION,
     as_function,
@@ -35,7 +35,7 @@ from replay_stack import (
 from pik.domain import replay
 from pik.domain.instants import format_instant as event_time
 from pik.domain.instants import now_us, parse_instant
-from pik.domain.replay import AuditRecord, ReplayError, ReplayRun, Selection
+from pik.domain.replay import AuditRecord, Plan, ReplayError, ReplayRun, Selection
 from pik.engines.aws import AwsConfig, AwsEngine, shapes
 from pik.engines.aws.discovery import StackNotFoundError
 from pik.engines.aws.ledger import AwsReplayLedger
@@ -397,12 +397,19 @@ def test_two_operators_confirming_one_plan_start_one_run(
     assert sorted(a.action for a in audit) == ["confirmed", "planned", "refused"]
 
 
+def one_event_plan(
+    operator: AwsReplayBackend, store: AwsEngine, make_event: MakeEvent, entity: str
+) -> Plan:
+    """A plan of one stored event of ``entity``, made by another operator."""
+    ingest(store, [make_event(entity_id=entity, event_time="2026-11-01T01:00:00Z")])
+    selection = Selection.build([entity], START, END, "queue")
+    return plan_replay(store, operator.ledger, selection, "planner")
+
+
 def test_a_confirmation_whose_audit_cannot_be_written_starts_nothing(
     operator: AwsReplayBackend, store: AwsEngine, stack: AwsConfig, make_event: MakeEvent
 ) -> None:
-    ingest(store, [make_event(entity_id="closed", event_time="2026-11-01T01:00:00Z")])
-    selection = Selection.build(["closed"], START, END, "queue")
-    plan = plan_replay(store, operator.ledger, selection, "planner")
+    plan = one_event_plan(operator, store, make_event, "closed")
     log = RequestLog()
     log.fail = lambda _n, _s, operation: (
         "ThrottlingException" if operation == "TransactWriteItems" else None
@@ -420,23 +427,12 @@ def test_a_confirmation_whose_audit_cannot_be_written_starts_nothing(
 def test_a_confirmation_over_provisioned_capacity_is_tried_again(
     operator: AwsReplayBackend, store: AwsEngine, stack: AwsConfig, make_event: MakeEvent
 ) -> None:
-    ingest(store, [make_event(entity_id="busy", event_time="2026-11-01T01:00:00Z")])
-    selection = Selection.build(["busy"], START, END, "queue")
-    plan = plan_replay(store, operator.ledger, selection, "planner")
+    plan = one_event_plan(operator, store, make_event, "busy")
     log = RequestLog()
-    cancelled: list[int] = []
-
-    def over_capacity(_n: int, _s: str, operation: str) -> dict[str, Any] | None:
-        if operation != "TransactWriteItems" or len(cancelled) == 2:
-            return None
-        cancelled.append(1)
-        reasons = [{"Code": "ProvisionedThroughputExceeded"}, {"Code": "None"}]
-        return {"Code": "TransactionCanceledException", "CancellationReasons": reasons}
-
-    log.fail = over_capacity
+    log.fail = over_capacity = CapacityCancellations(0, 2)
     busy = AwsReplayBackend(stack, session=log.session(), who="op")
     run = confirm_replay(busy.store, busy.ledger, plan.plan_id, busy.who)
-    assert run.status == "running" and len(cancelled) == 2
+    assert run.status == "running" and over_capacity.cancelled == 2
 
 
 def test_a_message_the_target_refuses_fails_the_run_and_is_not_retried(

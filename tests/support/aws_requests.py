@@ -56,3 +56,25 @@ class RequestLog:
 
     def clear(self) -> None:
         self.calls.clear()
+
+
+class CapacityCancellations:
+    """A ``RequestLog.fail``: after ``skip`` transactions, the next ``times`` are cancelled
+    as a provisioned table over its capacity cancels them (moto never throttles)."""
+
+    def __init__(self, skip: int, times: int) -> None:
+        self.skip, self.times = skip, times
+        self.transactions = 0
+        self.cancelled = 0
+
+    def __call__(self, _n: int, _service: str, operation: str) -> dict[str, Any] | None:
+        if operation != "TransactWriteItems":
+            return None
+        self.transactions += 1
+        if not self.skip < self.transactions <= self.skip + self.times:
+            return None
+        self.cancelled += 1
+        return {
+            "Code": "TransactionCanceledException",
+            "CancellationReasons": [{"Code": "ProvisionedThroughputExceeded"}, {"Code": "None"}],
+        }
