@@ -63,6 +63,7 @@ def findings(cfn: Template) -> list[str]:
         replay_findings,
         processor_findings,
         retention_findings,
+        raw_listing_findings,
     )
     return [line for check in checks for line in check(cfn)]
 
@@ -480,6 +481,21 @@ def _policy_documents(cfn: Template) -> Iterator[tuple[str, Any]]:
     for type_ in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         for name, props in resources(cfn, type_):
             yield name, props.get("PolicyDocument")
+
+
+def raw_listing_findings(cfn: Template) -> Iterator[str]:
+    """Whoever reads raw objects may list the bucket: S3 answers a missing key with 403,
+    not the 404 the code recognises as "missing", to a caller without s3:ListBucket."""
+    for owner, document in _policy_documents(cfn):
+        allowed = [s for s in statements(document) if s.get("Effect") == "Allow"]
+        reads = any(allows(s, "s3:GetObject") for s in allowed)
+        lists = any(
+            allows(s, "s3:ListBucket")
+            and "${RawBucket.Arn}" in map(render, as_list(s.get("Resource", [])))
+            for s in allowed
+        )
+        if reads and not lists:
+            yield f"{owner}: reads raw objects but may not list the bucket (s3:ListBucket)"
 
 
 def replay_findings(cfn: Template) -> Iterator[str]:

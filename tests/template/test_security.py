@@ -88,27 +88,27 @@ def test_function_roles_grant_exactly_what_each_function_needs(cfn: Template) ->
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
-    write_index = {
-        "dynamodb:BatchGetItem",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:ConditionCheckItem",
-        "dynamodb:Query",
-    }
+    # Ingest: the claim lookup (BatchGetItem) and transactions of Put and Update actions,
+    # on the table alone (no index, no Query, no ConditionCheck is ever sent).
+    write_index = {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     read_index = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
     poll = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+    raw = {"s3:GetObject", "s3:ListBucket"}
     expected = {
-        "IngestRole": common | write_index | {"s3:PutObject", "s3:GetObject"},
-        "QueryRole": common | read_index | {"s3:GetObject"},
-        "QueueIngestRole": common | write_index | {"s3:PutObject", "s3:GetObject"} | poll,
+        "IngestRole": common | write_index | raw | {"s3:PutObject"},
+        "QueryRole": common | read_index | raw,
+        "QueueIngestRole": common | write_index | raw | {"s3:PutObject"} | poll,
     }
     for role, wanted in expected.items():
         grants = _role_grants(cfn, role)
         assert set(grants) == wanted, role
         for action in wanted:
-            if action.startswith("dynamodb:"):
+            if action in write_index and role != "QueryRole":
+                assert grants[action] == {"${IndexTable.Arn}"}
+            elif action.startswith("dynamodb:"):
                 assert sorted(grants[action]) == TABLE
+            elif action == "s3:ListBucket":
+                assert grants[action] == {"${RawBucket.Arn}"}
             elif action.startswith("s3:"):
                 assert grants[action] == {RAW_OBJECTS}
             elif action.startswith("sqs:"):
@@ -127,6 +127,7 @@ def test_the_replay_function_reads_events_writes_the_ledger_and_sends_replays(
         (("logs:CreateLogStream", "logs:PutLogEvents"), ("${ReplayLogGroup.Arn}",), "None"),
         (("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",), "None"),
         (("s3:GetObject",), (RAW_OBJECTS,), "None"),
+        (("s3:ListBucket",), ("${RawBucket.Arn}",), "None"),
         (
             ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"),
             ("${IndexTable.Arn}", "${IndexTable.Arn}/index/timeline"),
@@ -152,7 +153,7 @@ def test_the_replay_function_reads_events_writes_the_ledger_and_sends_replays(
     by_default = resolve(cfn, document["Statement"])  # no queues listed: left out
     given = {"ReplayTargetQueueArns": "arn:aws:sqs:eu-west-1:123456789012:downstream"}
     listed = resolve(cfn, document["Statement"], given)
-    assert granted not in by_default and listed == [*by_default[:6], granted, by_default[6]]
+    assert granted not in by_default and listed == [*by_default[:7], granted, by_default[7]]
     assert "ManagedPolicyArns" not in cfn["Resources"]["ReplayRole"]["Properties"]
 
 
@@ -311,6 +312,7 @@ def test_the_processor_reads_events_writes_versions_and_consumes_the_replay_queu
         (("logs:CreateLogStream", "logs:PutLogEvents"), ("${ProcessorLogGroup.Arn}",), "None"),
         (("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",), "None"),
         (("s3:GetObject",), (RAW_OBJECTS,), "None"),
+        (("s3:ListBucket",), ("${RawBucket.Arn}",), "None"),
         (
             ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"),
             ("${IndexTable.Arn}", "${IndexTable.Arn}/index/timeline"),
@@ -562,10 +564,10 @@ CFN_MUTATIONS: list[tuple[str, Mutation, str]] = [
     ("replay-role-reads-everything", _grant("ReplayRole", "s3:GetObject", "*"),
      's3:GetObject on Resource "*"'),
     ("replay-role-writes-events", lambda t: _props(t, "ReplayRole")["Policies"][0]
-     ["PolicyDocument"]["Statement"][4].pop("Condition"),
+     ["PolicyDocument"]["Statement"][5].pop("Condition"),
      "ReplayRole: dynamodb:PutItem, dynamodb:UpdateItem beyond the replay ledger"),
     ("replay-role-targets-anything", lambda t: _props(t, "ReplayRole")["Policies"][0]
-     ["PolicyDocument"]["Statement"][6]["Fn::If"][1].update(Resource="*"),
+     ["PolicyDocument"]["Statement"][7]["Fn::If"][1].update(Resource="*"),
      'sqs:SendMessage on Resource "*"'),
     ("ingest-sends-replays", _grant("IngestRole", "sqs:SendMessage", _REPLAY_QUEUE),
      "IngestRole: may send to ${ReplayQueue.Arn}"),
@@ -586,17 +588,17 @@ CFN_MUTATIONS: list[tuple[str, Mutation, str]] = [
      ["PolicyDocument"]["Statement"][3].pop("Condition"),
      "ReplayControlRole: dynamodb:PutItem, dynamodb:UpdateItem beyond the replay ledger"),
     ("ingest-writes-ledger", lambda t: _props(t, "IngestRole")["Policies"][0]
-     ["PolicyDocument"]["Statement"].pop(4),
+     ["PolicyDocument"]["Statement"].pop(5),
      "IngestRole: may write the replay ledger's items (no Deny on its keys)"),
     ("queue-ingest-ledger-deny-narrowed", lambda t: _props(t, "QueueIngestRole")["Policies"][0]
-     ["PolicyDocument"]["Statement"][4].update(Action="dynamodb:PutItem"),
+     ["PolicyDocument"]["Statement"][5].update(Action="dynamodb:PutItem"),
      "QueueIngestRole: may write the replay ledger's items (no Deny on its keys)"),
     ("control-role-sends-replays", _grant("ReplayControlRole", "sqs:SendMessage", _REPLAY_QUEUE),
      "ReplayControlRole: may send to ${ReplayQueue.Arn}"),
     ("processor-always-on", lambda t: t["Resources"]["ProcessorFunction"].pop("Condition"),
      "ProcessorFunction: deployed without EnableProcessor"),
     ("processor-writes-events", lambda t: _props(t, "ProcessorRole")["Policies"][0]
-     ["PolicyDocument"]["Statement"][4].pop("Condition"),
+     ["PolicyDocument"]["Statement"][5].pop("Condition"),
      "ProcessorRole: dynamodb:PutItem beyond the version items"),
     ("processor-updates", _grant("ProcessorRole", "dynamodb:UpdateItem", TABLE),
      "ProcessorRole: dynamodb:UpdateItem beyond the version items"),
@@ -608,6 +610,11 @@ CFN_MUTATIONS: list[tuple[str, Mutation, str]] = [
      "consumed without ReportBatchItemFailures"),
     ("queue-unencrypted", _set("ReplayQueue", "SqsManagedSseEnabled", False),
      "ReplayQueue: not encrypted"),
+    ("reader-cannot-list", lambda t: _props(t, "QueryRole")["Policies"][0]
+     ["PolicyDocument"]["Statement"].pop(3),
+     "QueryRole: reads raw objects but may not list the bucket"),
+    ("operator-cannot-list", _drop_stmt("OperatorReadOnlyPolicy", "ListRaw"),
+     "OperatorReadOnlyPolicy: reads raw objects but may not list the bucket"),
 ]  # fmt: skip
 
 
