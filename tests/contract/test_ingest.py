@@ -121,3 +121,22 @@ def test_sixteen_threads_one_event_store_it_once(store: EventStore, make_event: 
     assert sorted(results) == sorted([Status.ACCEPTED] + [Status.DUPLICATE] * 15)
     assert store.counts()["events"] == 1
     assert store.verify().ok
+
+
+def test_later_arrivals_are_listed_in_the_order_they_first_came(
+    store: EventStore, make_event: MakeEvent
+) -> None:
+    original = make_event(idempotency_key="k-1", payload={"n": 1})
+    ingest_batch(store, [original], "first")
+    ingest_batch(store, [original], "zeta")
+    ingest_batch(store, [make_event(idempotency_key="k-1", payload={"n": 2})], "mid")
+    ingest_batch(store, [original], "alpha")
+    (outcome,) = ingest_batch(store, [original], "zeta")
+    assert outcome.event_id is not None
+    detail = event_detail(store, outcome.event_id)
+    assert detail is not None
+    assert [(a.kind, a.origin, a.count) for a in detail.attempts] == [
+        ("duplicate", "zeta", 2),
+        ("conflict", "mid", 1),
+        ("duplicate", "alpha", 1),
+    ]

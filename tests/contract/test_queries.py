@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 from collections.abc import Callable
 
@@ -198,3 +199,27 @@ def test_paging_across_days_both_ways_sees_every_event_once(
     inside = [t for t in everything if window[0] <= t < window[1]]
     got = timeline_page(store, "walker", *window, limit=1000).events
     assert [e.event_time_us for e in got] == inside
+
+
+def test_entity_queries_with_what_no_entity_id_can_hold(
+    store: EventStore, make_event: MakeEvent
+) -> None:
+    """A prefix or an ``after`` with characters no entity id has (the directory's own
+    separator ``!``, the highest code point) is answered as for any other string."""
+    ingest_batch(store, [make_event(entity_id="user:1", source=s) for s in ("a", "pay")], "a")
+    ingest_batch(store, [make_event(entity_id="user:10")], "a")
+    for prefix in ("user:1!", "user:1!p", "\U0010ffff", "\ud7ff", "user:1 "):
+        assert list_entities(store, prefix) == [], prefix
+    for after in ("user:1!", "user:1 ", "user:1\x00", 'user:1"'):
+        assert [e.entity_id for e in list_entities(store, "user:1", after=after)] == ["user:10"]
+    assert [e.entity_id for e in list_entities(store, after="a!")] == ["user:1", "user:10"]
+    assert timeline_page(store, "", 0, 2**62).events == []
+    assert timeline_page(store, "user:1!a", 0, 2**62).events == []
+    assert coverage_report(store, 0, 2**62, "day", entity_ids=["", "user:1!a"]).windows == []
+
+
+def test_a_cursor_past_any_instant_is_refused(timeline_store: EventStore) -> None:
+    for time_text in (str(2**63), str(-(2**63) - 1), "9" * 4000):
+        token = base64.urlsafe_b64encode(f"p.{time_text}.{'0' * 32}".encode()).decode()
+        with pytest.raises(ValueError, match="cursor"):
+            timeline_page(timeline_store, "u1", 0, 2**62, cursor=token)

@@ -6,6 +6,8 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from pik.domain.instants import END_OF_TIME_US, START_OF_TIME_US
+
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
@@ -24,9 +26,12 @@ class Cursor:
             direction, time_text, id_hex = (
                 base64.urlsafe_b64decode(padded.encode()).decode().split(".")
             )
-            if direction not in ("n", "p") or len(id_hex) != 32:
+            if direction not in ("n", "p") or len(id_hex) != 32 or len(time_text) > 24:
                 raise ValueError(direction)
-            return cls(direction == "n", int(time_text), bytes.fromhex(id_hex))
+            event_time_us = int(time_text)
+            if not START_OF_TIME_US <= event_time_us <= END_OF_TIME_US:
+                raise ValueError(time_text)  # no event is stored there
+            return cls(direction == "n", event_time_us, bytes.fromhex(id_hex))
         except (ValueError, UnicodeDecodeError, binascii.Error):
             raise ValueError(
                 "not a cursor this command produced; copy the `next` or `prev` value exactly"

@@ -83,6 +83,17 @@ def parse_event_id(text: str) -> bytes:
     return bytes.fromhex(cleaned)
 
 
+def could_be_entity(text: str) -> bool:
+    """Whether ``text`` is shaped like an entity id (any length): one that is not names
+    no stored entity, so a query for it is answered empty without asking the index."""
+    return _ENTITY.fullmatch(text) is not None
+
+
+def could_begin_entity(prefix: str) -> bool:
+    """Whether some entity id could begin with ``prefix`` (the empty prefix included)."""
+    return not prefix or could_be_entity(prefix)
+
+
 def _identifier(
     doc: dict[str, Any], field: str, pattern: re.Pattern[str], rule: str, limit: int
 ) -> str:

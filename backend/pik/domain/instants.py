@@ -26,6 +26,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MIN_US = (date(1, 1, 1).toordinal() - _EPOCH_ORDINAL) * US_PER_DAY
 _MAX_US = (date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL + 1) * US_PER_DAY - 1
+START_OF_TIME_US = _MIN_US
 END_OF_TIME_US = _MAX_US
 """9999-12-31T23:59:59.999999Z: the open end of a range that has none."""
 _ISO = re.compile(

@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
+from pik.domain.envelope import could_be_entity, could_begin_entity
 from pik.domain.instants import US_PER_DAY, US_PER_HOUR
 from pik.domain.records import AttemptSummary, EntityRecord, EventRecord, RateRecord, WindowCount
 from pik.domain.tally import GRANULARITIES
@@ -214,7 +215,10 @@ class ReadPlans:
 
     def attempts(self, event_id: bytes) -> Plan[list[AttemptSummary]]:
         items = yield from query(shapes.get_attempts(self.table, event_id))
-        return sorted((attempt_summary(i) for i in items), key=lambda a: (a.kind, a.origin))
+        # In the order they first arrived, as the local engine lists them.
+        return sorted(
+            (attempt_summary(i) for i in items), key=lambda a: (a.first_seen_us, a.kind, a.origin)
+        )
 
     def read_raw(self, record: EventRecord) -> Plan[bytes]:
         request = shapes.read_event_bytes(self.bucket, record.segment, record.offset, record.length)
@@ -231,8 +235,8 @@ class ReadPlans:
         after: tuple[int, bytes] | None = None,
         before: tuple[int, bytes] | None = None,
     ) -> Plan[list[EventRecord]]:
-        if start_us >= end_us or limit <= 0:
-            return []
+        if start_us >= end_us or limit <= 0 or not could_be_entity(entity_id):
+            return []  # no stored entity has such an id; DynamoDB would refuse an empty key
         low, high = shapes.pad(max(start_us, 0)), shapes.pad(end_us - 1) + "~"
         skip: set[str] = set()  # the cursor's own event is not part of the page
         if after is not None:
@@ -279,7 +283,7 @@ class ReadPlans:
     ) -> Plan[list[WindowCount]]:
         if granularity not in GRANULARITIES:
             raise ValueError(f"granularity is one of {', '.join(GRANULARITIES)}")
-        wanted = None if entity_ids is None else set(entity_ids)
+        wanted = None if entity_ids is None else set(filter(could_be_entity, entity_ids))
         if start_us >= end_us or (wanted is not None and not wanted):
             return []
         items = yield from query_all(self._coverage_requests(start_us, end_us, wanted))
@@ -396,6 +400,8 @@ class ReadPlans:
     def entities(
         self, prefix: str, source: str | None, limit: int, after: str | None
     ) -> Plan[list[EntityRecord]]:
+        if not could_begin_entity(prefix):
+            return []
         low = prefix
         if after is not None:
             # '"' sorts just above the separator '!', so every row of `after` is skipped.
@@ -405,7 +411,7 @@ class ReadPlans:
             # An `after` past the prefix: nothing to list. DynamoDB refuses a BETWEEN whose
             # bounds are reversed (moto answers it), so it is never sent.
             return []
-        found = yield from self._directory(low, high, source, limit)
+        found = yield from self._directory(low, high, source, limit, after)
         # The first and last event of every entity found, all at once: two queries each.
         edges = yield from gather(
             [
@@ -426,10 +432,13 @@ class ReadPlans:
         ]
 
     def _directory(
-        self, low: str, high: str | None, source: str | None, limit: int
+        self, low: str, high: str | None, source: str | None, limit: int, after: str | None
     ) -> Plan[list[tuple[str, list[Row]]]]:
         """Up to ``limit`` entities from ``low`` (to ``high``) in key order, each with its
-        directory rows (of ``source`` only, if given): the shards merged by sort key."""
+        directory rows (of ``source`` only, if given): the shards merged by sort key.
+
+        Only entities after ``after`` are kept: an ``after`` that is no entity id (one with
+        a ``!`` in it, say) does not fall between the directory's keys as an id would."""
         shards = [
             _Shard(shapes.directory_query(self.table, shard, low, high))
             for shard in range(shapes.DIRECTORY_SHARDS)
@@ -456,7 +465,9 @@ class ReadPlans:
                 if kept:
                     found.append((entity_id, kept))
                 entity_id, kept = row["ent"]["S"], []
-            if source is None or row["src"]["S"] == source:
+            if (source is None or row["src"]["S"] == source) and (
+                after is None or entity_id > after
+            ):
                 kept.append(row)
         return found
 

@@ -13,6 +13,7 @@ from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from pik.domain.envelope import could_begin_entity
 from pik.domain.instants import US_PER_DAY, US_PER_HOUR
 from pik.domain.lag import LAG_LABELS
 from pik.domain.records import (
@@ -486,6 +487,8 @@ class SqliteIndex:
         self, prefix: str, source: str | None, limit: int, after: str | None
     ) -> list[EntityRecord]:
         """Entities by id, optionally under a prefix and for one source; paged by id."""
+        if not could_begin_entity(prefix):
+            return []  # and the prefix's successor below is a character that exists
         sql = (
             "SELECT entity_id, group_concat(source, ' '), min(first_event_us), "
             "max(last_event_us), sum(count) FROM entities WHERE entity_id >= ?"
