@@ -272,3 +272,41 @@ def test_secrets_in_requests_never_come_back_or_get_logged(
         assert CANARY not in json.dumps(body) and CANARY not in json.dumps(headers)
     captured = capsys.readouterr()
     assert CANARY not in captured.out and CANARY not in captured.err
+
+
+def test_odd_methods_numbers_and_characters_get_json_errors(
+    api: Client, engine: LocalEngine
+) -> None:
+    for method in ("OPTIONS", "PATCH"):
+        status, _, body = api.call(method, "/events")
+        assert status == 404 and body["error"]["code"] == "not_found", (method, body)
+    status, _, body = api.call("GET", "/entities?limit=%C2%B2")  # "²" passes str.isdigit()
+    assert (status, body["error"]["field"]) == (400, "limit")
+    status, _, body = api.call("GET", "/entities?limit=" + "9" * 5000)
+    assert (status, body["error"]["field"]) == (400, "limit")
+    # A lone surrogate in one item of an array rejects that item, as the same line would.
+    items = (
+        b'[%s, {"source": "a", "event_type": "t", "entity_id": "e", '
+        % json.dumps(envelope(entity_id="kept")).encode()
+        + b'"event_time": "2026-11-01T10:00:00Z", "payload": {"x": "\\ud800"}}]'
+    )
+    status, _, body = api.call("POST", "/events", items)
+    assert status == 200 and (body["accepted"], body["rejected"]) == (1, 1)
+    assert body["results"][1]["error"]["code"] == "lone_surrogate"
+    assert engine.counts()["events"] == 1
+
+
+def test_a_body_shorter_than_its_length_or_an_odd_length_is_400(api: Client) -> None:
+    head = b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    for request, code in (
+        (head + b"Content-Length: 100\r\n\r\n" + b'{"source":', b"incomplete_body"),
+        (head + "Content-Length: ²\r\n\r\n".encode(), b"invalid_content_length"),
+    ):
+        with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw:
+            raw.sendall(request)
+            raw.shutdown(socket.SHUT_WR)  # the client is done: the rest never comes
+            reply = b""
+            while chunk := raw.recv(4096):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 400") and code in reply, reply
+    assert api.call("GET", "/entities")[0] == 200

@@ -58,6 +58,13 @@ CORPUS: list[tuple[str, bytes, str, str | None]] = [
     ("NaN", raw_with("payload", '{"x": NaN}'), "non_finite_number", None),
     ("Infinity", raw_with("payload", '{"x": -Infinity}'), "non_finite_number", None),
     ("overflowing float", raw_with("payload", '{"x": 1e400}'), "number_out_of_range", "payload"),
+    ("overflowing entity id", raw_with("entity_id", "1e400"), "number_out_of_range", "entity_id"),
+    (
+        "overflowing event time",
+        raw_with("event_time", "-1e400"),
+        "number_out_of_range",
+        "event_time",
+    ),
     (
         "5000-digit integer",
         raw_with("payload", '{"x": ' + "9" * 5000 + "}"),

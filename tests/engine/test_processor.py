@@ -176,6 +176,8 @@ def test_altered_raw_bytes_stop_the_batch_and_write_no_version(
         b"[]",
         b'{"entity_id": "c1"}',
         b'{"entity_id": 5, "event_time": "2026-11-01T00:00:00Z"}',
+        b'{"entity_id": "", "event_time": "2026-11-01T00:00:00Z"}',
+        b'{"entity_id": "c1!x", "event_time": "2026-11-01T00:00:00Z"}',
     ],
 )
 def test_a_message_that_is_not_a_replay_message_is_refused(

@@ -26,6 +26,7 @@ REPLAY_ID = "0123456789abcdef0123456789abcdef"
         (json.dumps({"replay_id": 7}), None),
         (json.dumps([REPLAY_ID]), None),
         ("not json", None),
+        ("[" * 100_000, None),  # deeper than the interpreter's stack
         ("", None),
         (None, None),
     ],
@@ -35,7 +36,8 @@ def test_only_a_well_formed_work_item_names_a_run(body: Any, expected: str | Non
 
 
 @pytest.mark.parametrize(
-    ("count", "delay"), [("1", 60), ("2", 120), ("3", 240), ("4", 480), ("9", 480), ("x", 60)]
+    ("count", "delay"),
+    [("1", 60), ("2", 120), ("3", 240), ("4", 480), ("9", 480), ("x", 60), ("²", 60)],
 )
 def test_a_failed_work_item_waits_longer_each_time(count: str, delay: int) -> None:
     assert retry_delay({"attributes": {"ApproximateReceiveCount": count}}) == delay

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -53,6 +54,8 @@ Origin = str | Callable[[dict[str, Any]], str]
 IngestObserver = Callable[[Sequence[Outcome]], None]
 """Told the outcomes of every ingest request the store committed (e.g. to emit metrics)."""
 
+_WHOLE = re.compile(r"[0-9]{1,18}")
+
 
 def _json(document: dict[str, Any], status: int = 200) -> Response[str]:
     return Response(
@@ -97,7 +100,8 @@ def build_api(
         value = param(name)
         if value is None:
             return default
-        if not value.isdigit() or not low <= int(value) <= high:
+        # isdigit() admits "²" and other digits int() refuses; 18 digits fit any bound.
+        if not _WHOLE.fullmatch(value) or not low <= int(value) <= high:
             raise ApiError(
                 400, "invalid_parameter", f"{name} is a whole number from {low} to {high}", name
             )
@@ -283,7 +287,12 @@ def _items(event: dict[str, Any], store: EventStore) -> tuple[list[bytes], bool]
 
 
 def _reencode(item: Any) -> bytes:
-    return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (a "\ud800" escape): kept escaped, so the event is rejected on
+        # its own (lone_surrogate) like the same line in NDJSON, not the whole request.
+        return json.dumps(item, separators=(",", ":")).encode()
 
 
 def _result(index: int, outcome: Outcome) -> dict[str, Any]:

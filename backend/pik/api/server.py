@@ -85,6 +85,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle()
 
+    # Methods no route has are answered by the routes too (404 JSON, as from the stack),
+    # not by the standard library's HTML 501.
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_OPTIONS(self) -> None:
+        self._handle()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # request lines would carry query strings; nothing is logged by default
 
@@ -136,14 +144,25 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command in ("POST", "PUT"):
                 raise ApiError(411, "length_required", "send a Content-Length header")
             return b""
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit() and len(length_text) <= 18):
             raise ApiError(400, "invalid_content_length", "Content-Length is not a number")
         length = int(length_text)
         if length > MAX_BODY_BYTES:
             raise ApiError(
                 413, "body_too_large", f"the body is {length} bytes; the limit is {MAX_BODY_BYTES}"
             )
-        return self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            body = b""
+        if len(body) < length:
+            raise ApiError(
+                400,
+                "incomplete_body",
+                f"the body ended before the {length} bytes its Content-Length announced",
+                "content-length",
+            )
+        return body
 
     def _event(self, body: bytes, request_id: str) -> dict[str, Any]:
         """The request as an API Gateway (REST) proxy event: the shape Lambda receives."""

@@ -130,7 +130,8 @@ def _parse_instant(text: str) -> int:
 def format_instant(us: int) -> str:
     """The canonical fixed-width UTC form of an instant."""
     moment = _EPOCH + timedelta(microseconds=us)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}Z"
+    # %Y does not pad years before 1000 on every platform; the width is the contract.
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{moment.microsecond:06d}Z"
 
 
 def parse_query_time(text: str, now: int | None = None) -> int:

@@ -145,11 +145,26 @@ def _decode_exactly(raw: bytes, limits: Limits) -> Any:
         _, depth, _ = _walk(value)
         if depth > limits.max_depth:
             raise _too_deep(limits)
-        if _has_non_finite(value):
+        beyond = _non_finite_field(value)
+        if beyond is not None:
+            field = beyond or None
             raise RejectedError(
-                "number_out_of_range", "payload", "payload holds a number beyond the float range"
+                "number_out_of_range",
+                field,
+                f"{field or 'the document'} holds a number beyond the float range",
             )
     return value
+
+
+def _non_finite_field(value: dict[str, Any] | list[Any]) -> str | None:
+    """The top-level field holding a number beyond the float range (``""`` when the
+    document is an array), or None when every number is finite."""
+    if isinstance(value, list):
+        return "" if _has_non_finite(value) else None
+    for name, child in value.items():
+        if _has_non_finite([child]):
+            return name
+    return None
 
 
 def _has_non_finite(value: Any) -> bool:

@@ -59,7 +59,7 @@ def replay_id_of(body: object) -> str | None:
     """The run a work item names, or None for a body that is not a work item."""
     try:
         document = json.loads(body) if isinstance(body, str) else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the stack
         return None
     replay_id = document.get("replay_id") if isinstance(document, dict) else None
     return replay_id if isinstance(replay_id, str) and REPLAY_ID.fullmatch(replay_id) else None
@@ -67,7 +67,7 @@ def replay_id_of(body: object) -> str | None:
 
 def retry_delay(record: dict[str, Any]) -> int:
     tries = str((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
-    count = int(tries) if tries.isdigit() else 1
+    count = int(tries) if tries.isascii() and tries.isdigit() and len(tries) < 9 else 1
     return RETRY_DELAYS_S[min(max(count, 1), len(RETRY_DELAYS_S)) - 1]
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from pik.domain import replay
+from pik.domain.envelope import could_be_entity
 from pik.domain.instants import parse_instant
 from pik.domain.records import EventRecord
 from pik.domain.versions import AggregateSpec, Version, compute, next_version, payload_number
@@ -71,6 +72,8 @@ def touched(messages: Iterable[bytes], spec: AggregateSpec) -> list[Touch]:
             raise MessageError("not a replay message: entity_id and replay_id are strings")
         if replay_id is not None and not replay.REPLAY_ID.fullmatch(replay_id):
             raise MessageError("not a replay message: replay_id is not a replay's id")
+        if not could_be_entity(entity_id):
+            raise MessageError("not a replay message: entity_id is not an entity's id")
         seen.setdefault((entity_id, spec.window_of(event_time_us)), replay_id)
     return [Touch(e, w, r) for (e, w), r in sorted(seen.items())]
 
