@@ -105,7 +105,7 @@ def units(calls: list[tuple[str, str, dict[str, Any]]], stored: dict[str, int]) 
                 ((kind, body),) = action.items()
                 if kind == "Put":
                     size = item_size(body["Item"])
-                    gsi = 1  # an event item enters the timeline index
+                    gsi = 1 if "tl_pk" in body["Item"] else 0  # an event enters the timeline
                 else:
                     key = json.dumps(body["Key"], sort_keys=True)
                     size = stored.get(key, 300)

@@ -13,7 +13,7 @@ import pytest
 from aws_requests import CapacityCancellations, RequestLog
 from botocore.exceptions import ClientError
 
-from pik.domain.instants import now_us
+from pik.domain.instants import now_us, parse_instant
 from pik.domain.outcome import Status
 from pik.engines.aws import AwsConfig, AwsEngine
 from pik.engines.aws import engine as aws_engine
@@ -323,3 +323,38 @@ def test_no_query_is_sent_with_its_bounds_reversed(
     assert [e.entity_id for e in list_entities(engine, "acct:", after="acct:0")] == ["acct:1"]
     for _, _, params in log.calls:
         _check_key_condition(params)
+
+
+def test_writers_whose_clocks_disagree_cannot_hide_each_others_days(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """Rates and coverage are read on the days noted as having any, a set every writer adds
+    to: a writer three days behind the others does not move a bound that hides them. Each
+    writer notes a day once; after that its batches carry no note."""
+    day = 86_400_000_000
+    now = now_us()
+    ahead = AwsEngine(aws_config, session=log.session(), clock=lambda: now)
+    behind = AwsEngine(aws_config, session=log.session(), clock=lambda: now - 3 * day)
+    for engine, tag in ((ahead, "a"), (behind, "b"), (ahead, "c")):
+        events = [make_event(entity_id=f"{tag}{i}") for i in range(3)]
+        outcomes = ingest_batch(engine, events, "feed")
+        assert {o.status for o in outcomes} == {Status.ACCEPTED}
+    ingest_batch(behind, [b"{not json"], "feed")
+    notes = [
+        action["Put"]["Item"]["sk"]["S"]
+        for _, operation, params in log.calls
+        if operation == "TransactWriteItems"
+        for action in params["TransactItems"]
+        if "Put" in action and action["Put"]["Item"]["pk"]["S"] == "D"
+    ]
+    event_day = parse_instant("2026-11-01T00:00:00Z")
+    behind_now = now - 3 * day
+    expected = [f"c!{event_day:019d}", f"r!{now - now % day:019d}"]  # ahead's
+    expected += [f"c!{event_day:019d}", f"r!{behind_now - behind_now % day:019d}"]  # behind's
+    assert sorted(notes) == sorted(expected)
+    reader = AwsEngine(aws_config)
+    rates = reader.rates(0, 2**62, None)
+    assert len({r.minute_us // day for r in rates}) == 2
+    assert sum(r.accepted for r in rates) == 9 and sum(r.rejected for r in rates) == 1
+    assert reader.rejection_reasons(0, 2**62, None) == [("(unknown)", "invalid_json", 1)]
+    assert sum(w.count for w in reader.coverage("day", 0, 2**62, None, None)) == 9

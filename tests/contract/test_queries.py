@@ -8,7 +8,13 @@ from collections.abc import Callable
 
 import pytest
 
-from pik.domain.instants import US_PER_HOUR, format_instant, parse_instant
+from pik.domain.instants import (
+    END_OF_TIME_US,
+    START_OF_TIME_US,
+    US_PER_HOUR,
+    format_instant,
+    parse_instant,
+)
 from pik.ports import EventStore
 from pik.services.ingest import ingest_batch
 from pik.services.query import (
@@ -223,3 +229,18 @@ def test_a_cursor_past_any_instant_is_refused(timeline_store: EventStore) -> Non
         token = base64.urlsafe_b64encode(f"p.{time_text}.{'0' * 32}".encode()).decode()
         with pytest.raises(ValueError, match="cursor"):
             timeline_page(timeline_store, "u1", 0, 2**62, cursor=token)
+
+
+def test_coverage_and_rates_over_all_of_time_read_only_the_days_with_data(
+    store: EventStore, make_event: MakeEvent
+) -> None:
+    """From year 1 to 9999 (what `--from 0001-01-01` asks): the answer of the days that
+    hold events, at once, not a visit to three million days."""
+    ingest_batch(store, [make_event(entity_id=f"u{i}", source="feed") for i in range(3)], "a")
+    ingest_batch(store, [b"{broken"], "a")
+    whole = coverage_report(store, START_OF_TIME_US, END_OF_TIME_US, "day")
+    assert whole.windows == coverage_report(store, T0, T0 + 86_400_000_000, "day").windows
+    assert sum(w.count for w in whole.windows) == 3
+    rates = rates_report(store, START_OF_TIME_US, END_OF_TIME_US)
+    assert sum(r.accepted for r in rates.rows) == 3
+    assert [(code, n) for _, code, n in rates.reasons] == [("invalid_json", 1)]

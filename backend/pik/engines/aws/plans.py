@@ -40,8 +40,6 @@ Row = dict[str, Any]
 DYNAMODB = "dynamodb"
 S3 = "s3"
 QUERYING = "querying the index"
-RANGE_MARGIN_US = US_PER_DAY
-"""Ingest clocks of different writers differ by far less than this."""
 RATE_FIELDS = ("a", "du", "rj", "lt", "cf", *shapes.LAG_ATTRIBUTES)
 EDGE_PAGE = 4
 """Timeline entries read at a time for an entity's first or last event: the first is
@@ -286,7 +284,8 @@ class ReadPlans:
         wanted = None if entity_ids is None else set(filter(could_be_entity, entity_ids))
         if start_us >= end_us or (wanted is not None and not wanted):
             return []
-        items = yield from query_all(self._coverage_requests(start_us, end_us, wanted))
+        days = yield from self._noted_days(shapes.COVERAGE_DAYS, start_us, end_us)
+        items = yield from query_all(self._coverage_requests(days, wanted))
         counts: defaultdict[tuple[int, str], int] = defaultdict(int)
         for item in items:
             entity_id = item["ent"]["S"]
@@ -306,11 +305,11 @@ class ReadPlans:
         return [WindowCount(e, w, c) for (w, e), c in sorted(counts.items()) if c]
 
     def _coverage_requests(
-        self, start_us: int, end_us: int, wanted: set[str] | None
+        self, days: Sequence[int], wanted: set[str] | None
     ) -> list[shapes.Request]:
-        """Every partition of every day in range, or only the named entities' partitions."""
+        """Every partition of the days, or only the named entities' partitions."""
         requests = []
-        for day in range(start_us - start_us % US_PER_DAY, end_us, US_PER_DAY):
+        for day in days:
             if wanted is None:
                 requests += [
                     shapes.coverage_query(self.table, p, None)
@@ -353,23 +352,27 @@ class ReadPlans:
         return [(src, code, count) for (src, code), count in ordered if count]
 
     def _rate_items(self, start_us: int, end_us: int) -> Plan[list[Row]]:
-        """Rate items of the days in range that can hold rates (the totals bound them)."""
-        totals = yield from self._totals()
-        spans = [t for t in totals if "fm" in t]
-        if not spans:
-            return []
-        start_us = max(start_us, min(number(t, "fm") for t in spans) - RANGE_MARGIN_US)
-        end_us = min(end_us, max(number(t, "lm") for t in spans) + RANGE_MARGIN_US)
-        if start_us >= end_us:
-            return []
+        """Rate items in range, read on the days noted as having any."""
+        days = yield from self._noted_days(shapes.RATE_DAYS, start_us, end_us)
         items = yield from query_all(
             [
                 shapes.rates_query(self.table, day, shard, start_us, end_us)
-                for day in range(start_us - start_us % US_PER_DAY, end_us, US_PER_DAY)
+                for day in days
                 for shard in range(shapes.RATE_SHARDS)
             ]
         )
         return items
+
+    def _noted_days(self, kind: str, start_us: int, end_us: int) -> Plan[list[int]]:
+        """The days of ``[start, end)`` noted as having items of ``kind`` (shapes.note_day)."""
+        first, last = max(start_us, 0), end_us - 1
+        if first > last:
+            return []
+        request = shapes.noted_days(
+            self.table, kind, first - first % US_PER_DAY, last - last % US_PER_DAY
+        )
+        items = yield from query(request)
+        return [shapes.noted_day(item) for item in items]
 
     def _totals(self) -> Plan[list[Row]]:
         request = shapes.totals(self.table)

@@ -15,6 +15,7 @@ One table, string keys ``pk``/``sk``::
     V#<spec>#<entity>       <window us>!<version>   one aggregate version (the processor)
     R#<day us>#<shard>      <minute us>!<source>    ingest rates, lag buckets, rejections
     T#<shard>               T                       store totals
+    D                       c!<day us> / r!<day us> a day with coverage / rate items
 
 The replay ledger shares the table (it is not derived data: point-in-time recovery is its
 protection, not a rebuild from raw). Its partitions begin with ``P``, ``X`` or ``U`` and
@@ -67,6 +68,8 @@ TOTAL_SHARDS = 8
 MAX_TRANSACTION_ACTIONS = 100
 MAX_BATCH_GET_KEYS = 100
 SEP = "!"
+DAYS_PARTITION = "D"
+COVERAGE_DAYS, RATE_DAYS = "c", "r"
 LAG_ATTRIBUTES = tuple(f"l{i}" for i in range(len(LAG_LABELS)))
 HOUR_ATTRIBUTES = tuple(f"h{i:02d}" for i in range(24))
 
@@ -134,6 +137,10 @@ def rate_key(minute_us: int, source: str, shard: int) -> Item:
         "pk": s(f"R#{day}#{shard % RATE_SHARDS}"),
         "sk": s(f"{pad(minute_us)}{SEP}{source}"),
     }
+
+
+def day_key(kind: str, day_us: int) -> Item:
+    return {"pk": s(DAYS_PARTITION), "sk": s(f"{kind}{SEP}{pad(day_us)}")}
 
 
 def total_key(shard: int) -> Item:
@@ -291,17 +298,36 @@ def add_rates(table: str, key: Item, counts: Mapping[str, int]) -> Request:
     }
 
 
-def add_totals(table: str, shard: int, counts: Mapping[str, int], minute_us: int) -> Request:
-    """Add to one shard of the store totals, and note the ingest minutes it has seen.
+def add_totals(table: str, shard: int, counts: Mapping[str, int]) -> Request:
+    """Add to one shard of the store totals."""
+    return add_rates(table, total_key(shard), counts)
 
-    ``fm``/``lm`` bound the ingest minutes that hold rates, so an open-ended rates query
-    reads only days that can have any.
-    """
-    request = add_rates(table, total_key(shard), counts)
-    update = request["Update"]
-    update["UpdateExpression"] += " SET fm = if_not_exists(fm, :m), lm = :m"
-    update["ExpressionAttributeValues"][":m"] = n(minute_us)
-    return request
+
+def note_day(table: str, kind: str, day_us: int) -> Request:
+    """Note a day that has coverage items (``COVERAGE_DAYS``, by event time) or rate items
+    (``RATE_DAYS``, by ingest time), in the transaction writing them. A reader asks for the
+    days noted in its range instead of visiting every day of it: a range of decades costs
+    what its days with data cost. A put of a set (no maximum to keep), so writers whose
+    clocks disagree cannot hide each other's days."""
+    return {"Put": {"TableName": table, "Item": day_key(kind, day_us)}}
+
+
+def noted_days(table: str, kind: str, first_day_us: int, last_day_us: int) -> Request:
+    """The days noted of one kind from ``first_day_us`` to ``last_day_us``, inclusive."""
+    return {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+        "ExpressionAttributeValues": {
+            ":pk": s(DAYS_PARTITION),
+            ":lo": s(f"{kind}{SEP}{pad(first_day_us)}"),
+            ":hi": s(f"{kind}{SEP}{pad(last_day_us)}"),
+        },
+        "ConsistentRead": True,
+    }
+
+
+def noted_day(item: Item) -> int:
+    return int(item["sk"]["S"].split(SEP)[1])
 
 
 def transaction(actions: Sequence[Request], token: str) -> Request:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from pik.domain.envelope import Event
@@ -24,6 +25,11 @@ from pik.engines.aws.shapes import Item, Request
 
 TOTALS_ACTIONS = 1
 COMMIT_ACTIONS = 1
+RATE_DAY_ACTIONS = 1
+"""The note of the ingest day, which holds the rate items (when not noted already)."""
+
+Noted = AbstractSet[tuple[str, int]]
+"""Days noted already ((kind, day us), see ``shapes.note_day``): a writer notes a day once."""
 
 
 @dataclass(slots=True)
@@ -58,6 +64,13 @@ class Transaction:
     """Action index -> the event whose claim that action writes."""
     guards: dict[int, list[NewEvent]] = field(default_factory=dict)
     """Action index -> the events whose claims need that action (a group abandoned)."""
+    notes: set[tuple[str, int]] = field(default_factory=set)
+    """The days this transaction notes: noted once it commits."""
+
+    def note(self, table: str, kind: str, day_us: int, noted: Noted) -> None:
+        if (kind, day_us) not in noted and (kind, day_us) not in self.notes:
+            self.notes.add((kind, day_us))
+            self.actions.append(shapes.note_day(table, kind, day_us))
 
 
 def _counters(rows: dict[str, Counter[str]], table: str, minute: int, shard: int) -> list[Request]:
@@ -74,6 +87,7 @@ def commit_groups(events: Sequence[NewEvent]) -> list[list[NewEvent]]:
     pending: list[NewEvent] = []
     coverage: set[tuple[int, str, str]] = set()
     sources: set[str] = set()
+    days: set[int] = set()
 
     def close() -> None:
         if pending:
@@ -81,16 +95,22 @@ def commit_groups(events: Sequence[NewEvent]) -> list[list[NewEvent]]:
             pending.clear()
             coverage.clear()
             sources.clear()
+            days.clear()
 
+    fixed = TOTALS_ACTIONS + COMMIT_ACTIONS + RATE_DAY_ACTIONS
     for new in sorted(events, key=_coverage_of):
         cover = _coverage_of(new)
-        needed = (cover not in coverage) + (new.event.source not in sources)
-        used = len(coverage) + len(sources) + TOTALS_ACTIONS + COMMIT_ACTIONS
+        # Every day's note is counted, noted already or not: a group fits either way.
+        needed = (
+            (cover not in coverage) + (new.event.source not in sources) + (cover[0] not in days)
+        )
+        used = len(coverage) + len(sources) + len(days) + fixed
         if used + needed > shapes.MAX_TRANSACTION_ACTIONS:
             close()
         pending.append(new)
         coverage.add(cover)
         sources.add(new.event.source)
+        days.add(cover[0])
     close()
     return groups
 
@@ -142,8 +162,10 @@ def commit(
     ingest_us: int,
     late_after_us: int,
     shard: Callable[[], int],
+    noted: Noted = frozenset(),
 ) -> Transaction:
-    """The transaction committing one group: its commit item, then the counters it moves."""
+    """The transaction committing one group: its commit item, then the counters it moves
+    and the notes of the days they are on (those not ``noted`` already)."""
     minute = ingest_us - ingest_us % US_PER_MINUTE
     plan = Transaction(actions=[shapes.put_commit(table, segment, group, ingest_us)])
     plan.guards[0] = list(events)
@@ -163,8 +185,10 @@ def commit(
             totals["lt"] += 1
     for (day, entity_id, source), counts in hours.items():
         plan.actions.append(shapes.add_coverage(table, day, entity_id, source, counts))
+        plan.note(table, shapes.COVERAGE_DAYS, day, noted)
     plan.actions.extend(_counters(rates, table, minute, shard()))
-    plan.actions.append(shapes.add_totals(table, shard(), totals, minute))
+    plan.actions.append(shapes.add_totals(table, shard(), totals))
+    plan.note(table, shapes.RATE_DAYS, minute - minute % US_PER_DAY, noted)
     return plan
 
 
@@ -174,6 +198,7 @@ def attempts_and_rejections(
     rejections: Sequence[tuple[str, str]],
     ingest_us: int,
     shard: Callable[[], int],
+    noted: Noted = frozenset(),
 ) -> list[Transaction]:
     """Transactions counting later arrivals on their events, and rejections (source, code)."""
     by_event: dict[bytes, list[Attempt]] = defaultdict(list)
@@ -192,7 +217,7 @@ def attempts_and_rejections(
     def close() -> None:
         nonlocal used
         if groups or refused:
-            plans.append(_attempt_transaction(table, groups, refused, ingest_us, shard()))
+            plans.append(_attempt_transaction(table, groups, refused, ingest_us, shard(), noted))
         groups.clear()
         refused.clear()
         sources.clear()
@@ -201,7 +226,7 @@ def attempts_and_rejections(
     for group, rejection in units:
         source = group[0].source if group else rejection[0]  # type: ignore[index]
         own = 1 + len({(a.kind, a.origin) for a in group}) if group else 0
-        wanted = used + own + len(sources | {source}) + TOTALS_ACTIONS
+        wanted = used + own + len(sources | {source}) + TOTALS_ACTIONS + RATE_DAY_ACTIONS
         if wanted > shapes.MAX_TRANSACTION_ACTIONS:
             close()
         if group:
@@ -221,6 +246,7 @@ def _attempt_transaction(
     rejections: Sequence[tuple[str, str]],
     ingest_us: int,
     shard: int,
+    noted: Noted,
 ) -> Transaction:
     minute = ingest_us - ingest_us % US_PER_MINUTE
     plan = Transaction()
@@ -250,5 +276,6 @@ def _attempt_transaction(
         totals["rj"] += 1
     rows = {source: +counts for source, counts in rates.items()}
     plan.actions.extend(_counters({k: v for k, v in rows.items() if v}, table, minute, shard))
-    plan.actions.append(shapes.add_totals(table, shard, +totals, minute))
+    plan.actions.append(shapes.add_totals(table, shard, +totals))
+    plan.note(table, shapes.RATE_DAYS, minute - minute % US_PER_DAY, noted)
     return plan
