@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import socket
@@ -293,6 +294,10 @@ def test_odd_methods_numbers_and_characters_get_json_errors(
     status, _, body = api.call("POST", "/events", items)
     assert status == 200 and (body["accepted"], body["rejected"]) == (1, 1)
     assert body["results"][1]["error"]["code"] == "lone_surrogate"
+    assert engine.counts()["events"] == 1
+    gzipped = gzip.compress(json.dumps(envelope()).encode())
+    status, _, body = api.call("POST", "/events", gzipped, headers={"Content-Encoding": "gzip"})
+    assert (status, body["error"]["field"]) == (415, "content-encoding")
     assert engine.counts()["events"] == 1
 
 

@@ -234,6 +234,14 @@ def _body(event: dict[str, Any]) -> bytes:
 
 def _content_type(event: dict[str, Any]) -> str:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    encoding = str(headers.get("content-encoding", "identity")).strip().lower()
+    if encoding not in ("", "identity"):
+        raise ApiError(
+            415,
+            "unsupported_content_encoding",
+            "bodies are read as sent, never decompressed: send the events uncompressed",
+            "content-encoding",
+        )
     return str(headers.get("content-type", "")).split(";")[0].strip().lower()
 
 
