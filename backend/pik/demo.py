@@ -18,7 +18,8 @@ from pathlib import Path
 from pik.domain.instants import US_PER_HOUR, US_PER_MINUTE, floor_to, format_instant, now_us
 from pik.engines.local import LocalEngine
 from pik.engines.local.index import IndexCorruptError
-from pik.engines.local.layout import Layout
+from pik.engines.local.layout import Layout, StoreError
+from pik.paths import demo_store
 from pik.services.ingest import ingest_batch, ingest_ndjson
 
 SOURCES = {
@@ -116,13 +117,29 @@ def demo_lines(seed: int = 7, end_us: int | None = None) -> Iterator[bytes]:
     )
 
 
+class NotADemoStoreError(StoreError):
+    """A store of real data is where the demo was asked for; it is left untouched."""
+
+
+def is_demo_store(path: Path) -> bool:
+    """Whether the store at ``path`` holds generated demo data only: it carries the demo's
+    mark, or it is the default demo store (made before stores were marked)."""
+    return Layout(path).demo_marker.exists() or path.resolve() == demo_store().resolve()
+
+
 def build_demo(path: Path, reset: bool = False) -> bool:
     """Create the demo store at ``path`` unless a usable one exists; returns whether it was built.
 
     A demo store this version cannot read (an older index schema) is rebuilt: it holds only
-    generated data.
+    generated data. A store that is not a demo store is never written to nor replaced.
     """
     layout = Layout(path)
+    if layout.meta.exists() and not is_demo_store(path):
+        raise NotADemoStoreError(
+            f"{path} holds a store that is not the demo; the demo never writes to or replaces"
+            " one. Choose another path for the demo (if this store's index is damaged,"
+            f" `pik --store {path} reindex` rebuilds it from its raw segments)"
+        )
     if layout.meta.exists() and not reset:
         try:
             LocalEngine(path, create=False, read_only=True).close()
@@ -134,6 +151,7 @@ def build_demo(path: Path, reset: bool = False) -> bool:
         return False
     engine = LocalEngine(path, create=True)
     try:
+        layout.demo_marker.write_text("generated demo data: `pik demo --reset` may delete it\n")
         stream = io.BytesIO(b"\n".join(demo_lines()) + b"\n")
         ingest_ndjson(engine, stream, origin="demo")
     finally:
@@ -156,6 +174,7 @@ def _remove_store(layout: Layout) -> None:
         locks.rmdir()
     layout.lock.unlink(missing_ok=True)
     layout.meta.unlink(missing_ok=True)
+    layout.demo_marker.unlink(missing_ok=True)
     layout.segments.rmdir()
     layout.root.rmdir()
 

@@ -84,3 +84,40 @@ def test_a_replayed_demo_store_can_be_reset(tmp_path: Path) -> None:
     assert {"ledger.sqlite", "versions.sqlite", "replay-locks"} <= {p.name for p in path.iterdir()}
     assert build_demo(path, reset=True) is True
     assert not (path / "ledger.sqlite").exists() and not (path / "replay-locks").exists()
+
+
+def test_a_store_that_is_not_the_demo_is_never_replaced(tmp_path: Path) -> None:
+    """Neither a reset nor an unreadable index lets the demo replace real data."""
+    import pytest
+    from click.testing import CliRunner
+
+    from pik.cli.main import cli
+    from pik.demo import NotADemoStoreError
+    from pik.services.ingest import ingest_batch
+
+    real = tmp_path / "real"
+    engine = LocalEngine(real, create=True)
+    ingest_batch(
+        engine,
+        [
+            b'{"source":"s","event_type":"t","entity_id":"e",'
+            b'"event_time":"2026-11-01T00:00:00Z","payload":{}}'
+        ],
+        "mine",
+    )
+    engine.close()
+    segments = sorted((real / "segments").iterdir())
+    with pytest.raises(NotADemoStoreError, match="reindex"):
+        build_demo(real, reset=True)
+    (real / "index.sqlite3").write_bytes(b"garbage")
+    with pytest.raises(NotADemoStoreError):
+        build_demo(real)
+    assert sorted((real / "segments").iterdir()) == segments and not (real / "DEMO").exists()
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--store", str(real), "demo", "--reset"])
+    assert result.exit_code == 1 and "not the demo" in result.output
+    # `pik --store DIR demo` builds the demo at DIR, and may reset it later.
+    built = tmp_path / "mine-demo"
+    result = runner.invoke(cli, ["--store", str(built), "--json", "demo"])
+    assert result.exit_code == 0, result.output
+    assert (built / "DEMO").exists() and build_demo(built, reset=True) is True

@@ -131,3 +131,18 @@ def test_demo_refuses_a_directory_that_is_not_a_store(
     assert "not a PIK store" in capsys.readouterr().err
     assert (tmp_path / "mine.txt").read_text() == "keep me"
     assert not (tmp_path / "pik.json").exists()
+
+
+def test_demo_never_feeds_a_store_that_is_not_the_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pik.engines.local import LocalEngine
+
+    LocalEngine(tmp_path / "real", create=True).close()
+    assert main(["--demo", "--store", str(tmp_path / "real")]) == 2
+    assert "not the demo" in capsys.readouterr().err
+    engine = LocalEngine(tmp_path / "real", read_only=True)
+    try:
+        assert engine.counts()["events"] == 0
+    finally:
+        engine.close()

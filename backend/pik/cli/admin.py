@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
@@ -113,15 +114,20 @@ def reindex(ctx: Context) -> None:
 @click.option(
     "--path",
     type=click.Path(file_okay=False, path_type=Path),
-    default=demo_store,
-    show_default=True,
-    help="Where to build the demo store.",
+    default=None,
+    help=f"Where to build the demo store [default: --store if given, else {demo_store()}].",
 )
 @click.option("--reset", is_flag=True, help="Delete and rebuild the demo store (demo only).")
 @json_option
 @pass_context
-def demo(ctx: Context, path: Path, reset: bool) -> None:
-    """Build a demo store with an incident planted in it, then show how to explore it."""
+def demo(ctx: Context, path: Path | None, reset: bool) -> None:
+    """Build a demo store with an incident planted in it, then show how to explore it.
+
+    A store that is not a demo store is never written to nor replaced."""
+    if path is None:
+        # `pik --store DIR demo` means DIR; $PIK_STORE (usually a real store) does not.
+        given = click.get_current_context().find_root().get_parameter_source("store")
+        path = ctx.store_path if given == ParameterSource.COMMANDLINE else demo_store()
     try:
         built = build_demo(path, reset)
     except StoreError as exc:

@@ -86,6 +86,8 @@ class Layout:
         self.ledger = root / LEDGER_NAME
         self.versions = root / VERSIONS_NAME
         self.replay_locks = root / REPLAY_LOCKS
+        self.demo_marker = root / "DEMO"
+        """Present in a store of generated demo data only: what `pik demo` may replace."""
 
     def segment(self, segment_id: int) -> Path:
         return self.segments / f"{segment_id:08d}.seg"
