@@ -150,3 +150,16 @@ def scan(data: bytes | memoryview, start: int, stop: int) -> Iterator[Frame | in
             return
         yield Frame(kind, offset, end, ingest, body)
         offset = end
+
+
+def resumes_after(data: bytes | memoryview, offset: int) -> int | None:
+    """Where the first valid frame after ``offset`` starts, if any: bytes that break off at
+    ``offset`` with valid frames after them are damage, not a torn tail (a torn write is
+    the last thing in a segment; nothing valid follows it)."""
+    raw = data if isinstance(data, bytes) else bytes(data)
+    candidate = raw.find(FRAME_MAGIC, offset + 1)
+    while candidate != -1:
+        if isinstance(next(scan(raw, candidate, len(raw)), None), Frame):
+            return candidate
+        candidate = raw.find(FRAME_MAGIC, candidate + 1)
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from tamper import alter_raw
 
+from pik import frames
 from pik.engines.local import LocalEngine
 from pik.engines.local.disk import StorageFullError
 from pik.engines.local.engine import SegmentPolicy, reindex
@@ -382,3 +384,39 @@ def test_reindex_over_an_index_of_another_schema_keeps_its_file_and_times(
         assert engine.verify().ok
     finally:
         engine.close()
+
+
+def test_damage_with_valid_frames_after_it_is_reported_not_taken_for_a_torn_tail(
+    store_path: Path, make_event: MakeEvent
+) -> None:
+    """One bad byte early in a segment: a rebuild indexes what comes before it and says
+    that valid frames follow (their events are not indexed); verify reports it as an
+    error from then on. A torn tail, with nothing valid after it, stays a warning."""
+    engine = LocalEngine(store_path)
+    for n in range(5):
+        ingest_batch(engine, [make_event(entity_id=f"e{n}")], "a")
+    engine.close()
+    path = Layout(store_path).segment(1)
+    data = bytearray(path.read_bytes())
+    found = frames.scan(bytes(data), len(frames.SEGMENT_MAGIC), len(data))
+    second = [f for f in found if isinstance(f, frames.Frame)][2].offset  # batch 2's event
+    os.chmod(path, 0o644)
+    data[second + 30] ^= 0xFF
+    path.write_bytes(bytes(data))
+    Layout(store_path).index.unlink()
+    damages = reindex(store_path)
+    assert [(d.segment_id, d.offset < d.resumes) for d in damages] == [(1, True)]
+    engine = LocalEngine(store_path, read_only=True)
+    try:
+        report = engine.verify()
+        assert not report.ok and "frames_after_damage" in {p.kind for p in report.problems}
+        assert engine.counts()["events"] < 5
+    finally:
+        engine.close()
+    from click.testing import CliRunner
+
+    from pik.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--store", str(store_path), "--json", "reindex"])
+    assert result.exit_code == 1 and "valid frames follow" in result.output
+    assert json.loads(result.stdout)["damaged"][0]["segment"] == "00000001"

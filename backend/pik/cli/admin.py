@@ -18,6 +18,7 @@ from pik.demo import build_demo
 from pik.documents import verify_document
 from pik.engines.local.engine import reindex as rebuild_index
 from pik.engines.local.layout import StoreError
+from pik.engines.local.rows import segment_name
 from pik.paths import demo_store
 from pik.ports import Progress as ProgressCallback
 from pik.storage_errors import StoreFullError, StoreUnavailableError
@@ -92,7 +93,7 @@ def reindex(ctx: Context) -> None:
     )
     try:
         with _progress(ctx, "reindexing") as progress:
-            rebuild_index(ctx.store_path, progress=_callback(progress, "reindex"))
+            damages = rebuild_index(ctx.store_path, progress=_callback(progress, "reindex"))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     except (StoreFullError, StoreUnavailableError, sqlite3.Error) as exc:
@@ -102,12 +103,26 @@ def reindex(ctx: Context) -> None:
         ) from None
     with ctx.engine() as engine:
         counts = engine.counts()
+    damaged = [
+        {"segment": segment_name(d.segment_id), "offset": d.offset, "resumes": d.resumes}
+        for d in damages
+    ]
     if ctx.as_json:
-        ctx.emit({"reindexed": True, **counts})
+        ctx.emit({"reindexed": True, **counts, "damaged": damaged})
     else:
         ctx.out.print(
             f"index rebuilt: {counts['events']} event(s), {counts['entities']} entit(ies)"
         )
+    for d in damaged:
+        ctx.err.print(
+            Text(
+                f"{d['segment']}: damaged from byte {d['offset']}; valid frames follow from byte"
+                f" {d['resumes']}, and the events in them are not indexed. Keep a copy of the"
+                " segment; `pik verify` reports it until the damage is dealt with"
+            )
+        )
+    if damaged:
+        sys.exit(1)
 
 
 @click.command()

@@ -419,8 +419,11 @@ def _blank(index: Path) -> bool:
         return False
 
 
-def reindex(root: Path, limits: Limits = DEFAULT_LIMITS, progress: Progress | None = None) -> None:
-    """Rebuild a store's index from its segment files alone, then swap it in."""
+def reindex(
+    root: Path, limits: Limits = DEFAULT_LIMITS, progress: Progress | None = None
+) -> list[recovery.Damage]:
+    """Rebuild a store's index from its segment files alone, then swap it in; returns the
+    damage that kept valid frames out of it (their events are not indexed)."""
     layout = Layout(Path(root))
     store_id = layout.open_or_create(create=False)
     with layout.write_lock():
@@ -428,12 +431,13 @@ def reindex(root: Path, limits: Limits = DEFAULT_LIMITS, progress: Progress | No
         building = layout.root / "index.rebuild.sqlite3"
         files = [(sid, layout.segment(sid)) for sid in layout.segment_ids()]
         try:
-            recovery.rebuild(building, store_id, files, limits, timestamps, progress)
+            damages = recovery.rebuild(building, store_id, files, limits, timestamps, progress)
             if layout.index.exists() and _copied_into(building, layout.index):
-                return
+                return damages
             # Nobody can be using an index that is missing or not a database: replace it.
             _remove_database(layout.index)  # its WAL would be replayed into the new one
             building.replace(layout.index)
+            return damages
         finally:
             _remove_database(building)
 

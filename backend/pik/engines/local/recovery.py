@@ -7,7 +7,7 @@ from the same frame, so `pik reindex` reproduces the index the write path built.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pik import frames
@@ -102,6 +102,25 @@ def _index_frame(batch: IndexBatch, frame: frames.Frame, limits: Limits, seen: s
         batch.conflict(event_id, source, origin, ingest)
 
 
+def damaged_tail(data: bytes, end: int) -> tuple[int, int] | None:
+    """For the bytes past a segment's indexed ``end``: where they break off and where valid
+    frames resume after that, when they do (damage); None for a torn tail, or none."""
+    broken = next((i for i in frames.scan(data, end, len(data)) if isinstance(i, int)), None)
+    if broken is None:
+        return None
+    resumes = frames.resumes_after(data, broken)
+    return None if resumes is None else (broken, resumes)
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """Bytes of a segment that a rebuild could not read, with valid frames after them."""
+
+    segment_id: int
+    offset: int
+    resumes: int
+
+
 def rebuild(
     index_path: Path,
     store_id: str,
@@ -109,12 +128,14 @@ def rebuild(
     limits: Limits,
     timestamps: dict[int, tuple[int, int | None]],
     progress: Progress | None = None,
-) -> None:
-    """Build a complete index at ``index_path`` from the segment files alone.
+) -> list[Damage]:
+    """Build a complete index at ``index_path`` from the segment files alone; returns the
+    damage that stopped it short of a segment's valid frames (their events not indexed).
 
     ``timestamps`` carries each segment's (created, sealed) times from the old index when it
     could still be read; otherwise the file's modification time stands in for both.
     """
+    damages: list[Damage] = []
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{index_path}{suffix}").unlink(missing_ok=True)
     index = SqliteIndex(index_path, store_id, create=True)
@@ -135,6 +156,9 @@ def rebuild(
                 end, torn = index_frames(index, segment_id, data, start, limits)
             else:
                 end, torn = 0, len(data)
+            damage = damaged_tail(data, end) if torn else None
+            if damage is not None:
+                damages.append(Damage(segment_id, *damage))
             # Only the last segment, begun by this engine and whole, can take more frames.
             if segment_id != last or torn or not has_magic or segments.is_read_only(path):
                 sealed_at = sealed if sealed is not None else mtime
@@ -149,3 +173,4 @@ def rebuild(
             index.finish_build()
         else:
             index.close()
+    return damages

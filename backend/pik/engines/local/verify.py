@@ -9,6 +9,7 @@ from pik.domain.records import Problem, VerifyReport
 from pik.engines.local import segments
 from pik.engines.local.index import SqliteIndex
 from pik.engines.local.layout import Layout
+from pik.engines.local.recovery import damaged_tail
 from pik.engines.local.rows import segment_name
 from pik.ports import Progress
 
@@ -88,7 +89,20 @@ def _verify(layout: Layout, index: SqliteIndex, progress: Progress | None) -> Ve
                     )
                 )
         beyond = len(data) - row.committed_end
-        if beyond > 0:
+        damage = damaged_tail(data, row.committed_end) if beyond > 0 else None
+        if damage is not None:
+            broken, resumes = damage
+            problems.append(
+                Problem(
+                    "frames_after_damage",
+                    f"the bytes from offset {broken} are damaged and valid frames follow from"
+                    f" offset {resumes}: events stored there are not indexed, and cannot be"
+                    " until the damage is dealt with (keep a copy of the segment)",
+                    name,
+                    broken,
+                )
+            )
+        elif beyond > 0:
             problems.append(
                 Problem(
                     "unacknowledged_tail",
