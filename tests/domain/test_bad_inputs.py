@@ -60,6 +60,14 @@ CORPUS: list[tuple[str, bytes, str, str | None]] = [
     ("overflowing float", raw_with("payload", '{"x": 1e400}'), "number_out_of_range", "payload"),
     ("overflowing entity id", raw_with("entity_id", "1e400"), "number_out_of_range", "entity_id"),
     (
+        "overflowing long-named field",
+        raw_with("payload", "1")
+        .replace(b'"payload"', b'"' + b"k" * 300 + b'"')
+        .replace(b"1}", b"1e400}"),
+        "number_out_of_range",
+        "k" * 63 + "…",
+    ),
+    (
         "overflowing event time",
         raw_with("event_time", "-1e400"),
         "number_out_of_range",

@@ -21,11 +21,9 @@ from typing import Any
 
 from pik.domain.instants import TimeFormatError, format_instant, parse_instant
 from pik.domain.limits import Limits
-from pik.domain.rejection import RejectedError, Rejection, preview
+from pik.domain.rejection import RejectedError, Rejection, field_name, preview
 from pik.domain.strictjson import canonical, decode
 
-MAX_FIELD_NAME = 64
-"""The longest unknown field name a rejection repeats whole."""
 FIELDS = ("source", "event_type", "entity_id", "event_time", "payload", "idempotency_key")
 REQUIRED = FIELDS[:5]
 _FIELD_SET = frozenset(FIELDS)
@@ -133,9 +131,7 @@ def validate(raw: bytes, now_us: int, limits: Limits) -> Event:
             if field not in FIELDS:
                 raise RejectedError(
                     "unknown_field",
-                    # Named, but bounded: the key is the producer's, and a batch of such
-                    # rejections must still make an answer of bounded size.
-                    field if len(field) <= MAX_FIELD_NAME else field[: MAX_FIELD_NAME - 1] + "…",
+                    field_name(field),
                     f"unknown field {preview(field)}; an event has {', '.join(FIELDS)}",
                 )
     if not _REQUIRED_SET.issubset(doc):

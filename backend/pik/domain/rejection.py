@@ -23,6 +23,16 @@ def preview(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+MAX_FIELD_NAME = 64
+"""The longest field name of the producer's a rejection repeats whole."""
+
+
+def field_name(name: str) -> str:
+    """A producer's field name as a rejection names it: whole, or cut at
+    :data:`MAX_FIELD_NAME` characters, so a batch of such rejections stays bounded."""
+    return name if len(name) <= MAX_FIELD_NAME else name[: MAX_FIELD_NAME - 1] + "…"
+
+
 class RejectedError(ValueError):
     """Raised inside validation; carries the :class:`Rejection` out."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from pik.domain.limits import Limits
-from pik.domain.rejection import RejectedError, preview
+from pik.domain.rejection import RejectedError, field_name, preview
 
 _BOM = b"\xef\xbb\xbf"
 # Every object key is a string followed by optional white space and a colon, so this
@@ -147,7 +147,7 @@ def _decode_exactly(raw: bytes, limits: Limits) -> Any:
             raise _too_deep(limits)
         beyond = _non_finite_field(value)
         if beyond is not None:
-            field = beyond or None
+            field = field_name(beyond) if beyond else None
             raise RejectedError(
                 "number_out_of_range",
                 field,
