@@ -25,6 +25,7 @@ from pik.domain.instants import (
 from pik.domain.outcome import Status
 from pik.engines.aws import AwsConfig, AwsEngine
 from pik.engines.aws.async_reads import AsyncAwsReader
+from pik.engines.aws.shapes import DAY_SHARDS
 from pik.services.ingest import ingest_batch
 
 INGESTED = parse_instant("2026-11-02T12:00:00Z")
@@ -167,9 +168,9 @@ def test_entities_counts_events_attempts_and_raw_bytes_are_the_engines(
 
 
 def test_a_month_long_grid_keeps_the_bound_of_calls_in_flight(stored: AwsEngine) -> None:
-    """A month's grid reads the days noted as having coverage (one query), then their 8
-    shards each: sent together, but never more than the reader's bound at once. The days
-    without events cost nothing."""
+    """A month's grid reads the days noted as having coverage (a query per shard of the
+    notes), then the 8 shards of each day: sent together, but never more than the reader's
+    bound at once. The days without events cost nothing."""
 
     class Counted(AsyncAwsReader):
         calls = now = peak = 0
@@ -202,7 +203,7 @@ def test_a_month_long_grid_keeps_the_bound_of_calls_in_flight(stored: AwsEngine)
     windows, reader = asyncio.run(grid())
     assert windows == stored.coverage("day", START, END, None, None)  # no events before START
     days = {w.window_start_us for w in windows}
-    assert len(days) == 4 and reader.calls == 1 + len(days) * 8
+    assert len(days) == 4 and reader.calls == DAY_SHARDS + len(days) * 8
     assert reader.peak == 8
 
 

@@ -139,7 +139,7 @@ class AwsEngine(reads.Reader):
         super().__init__(clients, config)
         self._clients = clients
         self._random = random.Random()
-        self._days_noted: set[tuple[str, int]] = set()  # see shapes.note_day
+        self._day_notes = writes.DayNotes(self._random.randrange(shapes.DAY_SHARDS))
 
     @classmethod
     def from_env(cls) -> AwsEngine:
@@ -430,7 +430,7 @@ class AwsEngine(reads.Reader):
                 ingest_us,
                 self.limits.late_after_us,
                 self._shard,
-                self._days_noted,
+                self._day_notes,
             )
             if self._transact(plan):
                 raise StoreUnavailableError(
@@ -456,7 +456,7 @@ class AwsEngine(reads.Reader):
                     self._clients.dynamodb.transact_write_items(
                         **shapes.transaction(plan.actions, token)
                     )
-                self._days_noted |= plan.notes
+                self._day_notes.noted |= plan.notes
                 return {}
             except ClientError as exc:
                 if error_code(exc) != "TransactionCanceledException":
@@ -500,7 +500,7 @@ class AwsEngine(reads.Reader):
             rejections.append((arrival.source, arrival.rejection.code))
         attempts.sort(key=lambda a: a.event_id)
         plans = writes.attempts_and_rejections(
-            self.config.table, attempts, rejections, ingest_us, self._shard, self._days_noted
+            self.config.table, attempts, rejections, ingest_us, self._shard, self._day_notes
         )
         for plan in plans:
             if self._transact(plan):

@@ -368,11 +368,14 @@ class ReadPlans:
         first, last = max(start_us, 0), end_us - 1
         if first > last:
             return []
-        request = shapes.noted_days(
-            self.table, kind, first - first % US_PER_DAY, last - last % US_PER_DAY
+        first_day, last_day = first - first % US_PER_DAY, last - last % US_PER_DAY
+        items = yield from query_all(
+            [
+                shapes.noted_days(self.table, kind, first_day, last_day, shard)
+                for shard in range(shapes.DAY_SHARDS)
+            ]
         )
-        items = yield from query(request)
-        return [shapes.noted_day(item) for item in items]
+        return sorted({shapes.noted_day(item) for item in items})
 
     def _totals(self) -> Plan[list[Row]]:
         request = shapes.totals(self.table)

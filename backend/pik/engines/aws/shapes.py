@@ -15,7 +15,7 @@ One table, string keys ``pk``/``sk``::
     V#<spec>#<entity>       <window us>!<version>   one aggregate version (the processor)
     R#<day us>#<shard>      <minute us>!<source>    ingest rates, lag buckets, rejections
     T#<shard>               T                       store totals
-    D                       c!<day us> / r!<day us> a day with coverage / rate items
+    D#<shard>               c!<day us> / r!<day us> a day with coverage / rate items
 
 The replay ledger shares the table (it is not derived data: point-in-time recovery is its
 protection, not a rebuild from raw). Its partitions begin with ``P``, ``X`` or ``U`` and
@@ -68,8 +68,8 @@ TOTAL_SHARDS = 8
 MAX_TRANSACTION_ACTIONS = 100
 MAX_BATCH_GET_KEYS = 100
 SEP = "!"
-DAYS_PARTITION = "D"
 COVERAGE_DAYS, RATE_DAYS = "c", "r"
+DAY_SHARDS = 8
 LAG_ATTRIBUTES = tuple(f"l{i}" for i in range(len(LAG_LABELS)))
 HOUR_ATTRIBUTES = tuple(f"h{i:02d}" for i in range(24))
 
@@ -139,8 +139,8 @@ def rate_key(minute_us: int, source: str, shard: int) -> Item:
     }
 
 
-def day_key(kind: str, day_us: int) -> Item:
-    return {"pk": s(DAYS_PARTITION), "sk": s(f"{kind}{SEP}{pad(day_us)}")}
+def day_key(kind: str, day_us: int, shard: int) -> Item:
+    return {"pk": s(f"D#{shard % DAY_SHARDS}"), "sk": s(f"{kind}{SEP}{pad(day_us)}")}
 
 
 def total_key(shard: int) -> Item:
@@ -303,22 +303,25 @@ def add_totals(table: str, shard: int, counts: Mapping[str, int]) -> Request:
     return add_rates(table, total_key(shard), counts)
 
 
-def note_day(table: str, kind: str, day_us: int) -> Request:
+def note_day(table: str, kind: str, day_us: int, shard: int) -> Request:
     """Note a day that has coverage items (``COVERAGE_DAYS``, by event time) or rate items
     (``RATE_DAYS``, by ingest time), in the transaction writing them. A reader asks for the
     days noted in its range instead of visiting every day of it: a range of decades costs
     what its days with data cost. A put of a set (no maximum to keep), so writers whose
-    clocks disagree cannot hide each other's days."""
-    return {"Put": {"TableName": table, "Item": day_key(kind, day_us)}}
+    clocks disagree cannot hide each other's days. A writer keeps to one of ``DAY_SHARDS``
+    partitions, so writers meeting a new day at once (midnight, cold starts) seldom put
+    the same item in concurrent transactions, which would cancel each other."""
+    return {"Put": {"TableName": table, "Item": day_key(kind, day_us, shard)}}
 
 
-def noted_days(table: str, kind: str, first_day_us: int, last_day_us: int) -> Request:
-    """The days noted of one kind from ``first_day_us`` to ``last_day_us``, inclusive."""
+def noted_days(table: str, kind: str, first_day_us: int, last_day_us: int, shard: int) -> Request:
+    """The days one shard noted of one kind from ``first_day_us`` to ``last_day_us``,
+    inclusive."""
     return {
         "TableName": table,
         "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
         "ExpressionAttributeValues": {
-            ":pk": s(DAYS_PARTITION),
+            ":pk": s(f"D#{shard % DAY_SHARDS}"),
             ":lo": s(f"{kind}{SEP}{pad(first_day_us)}"),
             ":hi": s(f"{kind}{SEP}{pad(last_day_us)}"),
         },

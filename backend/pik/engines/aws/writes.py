@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from pik.domain.envelope import Event
@@ -28,8 +27,14 @@ COMMIT_ACTIONS = 1
 RATE_DAY_ACTIONS = 1
 """The note of the ingest day, which holds the rate items (when not noted already)."""
 
-Noted = AbstractSet[tuple[str, int]]
-"""Days noted already ((kind, day us), see ``shapes.note_day``): a writer notes a day once."""
+
+@dataclass(slots=True)
+class DayNotes:
+    """The days a writer has noted ((kind, day us), see ``shapes.note_day``), each once,
+    and the one shard of the notes it writes to."""
+
+    shard: int = 0
+    noted: set[tuple[str, int]] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -67,10 +72,10 @@ class Transaction:
     notes: set[tuple[str, int]] = field(default_factory=set)
     """The days this transaction notes: noted once it commits."""
 
-    def note(self, table: str, kind: str, day_us: int, noted: Noted) -> None:
-        if (kind, day_us) not in noted and (kind, day_us) not in self.notes:
+    def note(self, table: str, kind: str, day_us: int, notes: DayNotes) -> None:
+        if (kind, day_us) not in notes.noted and (kind, day_us) not in self.notes:
             self.notes.add((kind, day_us))
-            self.actions.append(shapes.note_day(table, kind, day_us))
+            self.actions.append(shapes.note_day(table, kind, day_us, notes.shard))
 
 
 def _counters(rows: dict[str, Counter[str]], table: str, minute: int, shard: int) -> list[Request]:
@@ -162,10 +167,11 @@ def commit(
     ingest_us: int,
     late_after_us: int,
     shard: Callable[[], int],
-    noted: Noted = frozenset(),
+    notes: DayNotes | None = None,
 ) -> Transaction:
     """The transaction committing one group: its commit item, then the counters it moves
-    and the notes of the days they are on (those not ``noted`` already)."""
+    and the notes of the days they are on (those not noted already)."""
+    notes = notes or DayNotes()
     minute = ingest_us - ingest_us % US_PER_MINUTE
     plan = Transaction(actions=[shapes.put_commit(table, segment, group, ingest_us)])
     plan.guards[0] = list(events)
@@ -185,10 +191,10 @@ def commit(
             totals["lt"] += 1
     for (day, entity_id, source), counts in hours.items():
         plan.actions.append(shapes.add_coverage(table, day, entity_id, source, counts))
-        plan.note(table, shapes.COVERAGE_DAYS, day, noted)
+        plan.note(table, shapes.COVERAGE_DAYS, day, notes)
     plan.actions.extend(_counters(rates, table, minute, shard()))
     plan.actions.append(shapes.add_totals(table, shard(), totals))
-    plan.note(table, shapes.RATE_DAYS, minute - minute % US_PER_DAY, noted)
+    plan.note(table, shapes.RATE_DAYS, minute - minute % US_PER_DAY, notes)
     return plan
 
 
@@ -198,9 +204,10 @@ def attempts_and_rejections(
     rejections: Sequence[tuple[str, str]],
     ingest_us: int,
     shard: Callable[[], int],
-    noted: Noted = frozenset(),
+    notes: DayNotes | None = None,
 ) -> list[Transaction]:
     """Transactions counting later arrivals on their events, and rejections (source, code)."""
+    notes = notes or DayNotes()
     by_event: dict[bytes, list[Attempt]] = defaultdict(list)
     for attempt in attempts:
         by_event[attempt.event_id].append(attempt)
@@ -217,7 +224,7 @@ def attempts_and_rejections(
     def close() -> None:
         nonlocal used
         if groups or refused:
-            plans.append(_attempt_transaction(table, groups, refused, ingest_us, shard(), noted))
+            plans.append(_attempt_transaction(table, groups, refused, ingest_us, shard(), notes))
         groups.clear()
         refused.clear()
         sources.clear()
@@ -246,7 +253,7 @@ def _attempt_transaction(
     rejections: Sequence[tuple[str, str]],
     ingest_us: int,
     shard: int,
-    noted: Noted,
+    notes: DayNotes,
 ) -> Transaction:
     minute = ingest_us - ingest_us % US_PER_MINUTE
     plan = Transaction()
@@ -277,5 +284,5 @@ def _attempt_transaction(
     rows = {source: +counts for source, counts in rates.items()}
     plan.actions.extend(_counters({k: v for k, v in rows.items() if v}, table, minute, shard))
     plan.actions.append(shapes.add_totals(table, shard, +totals))
-    plan.note(table, shapes.RATE_DAYS, minute - minute % US_PER_DAY, noted)
+    plan.note(table, shapes.RATE_DAYS, minute - minute % US_PER_DAY, notes)
     return plan
