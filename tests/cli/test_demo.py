@@ -121,3 +121,48 @@ def test_a_store_that_is_not_the_demo_is_never_replaced(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["--store", str(built), "--json", "demo"])
     assert result.exit_code == 0, result.output
     assert (built / "DEMO").exists() and build_demo(built, reset=True) is True
+
+
+def test_a_store_the_user_may_not_write_gets_a_message_not_a_traceback(tmp_path: Path) -> None:
+    """As another user than the store's owner (root drops to nobody here): ingest,
+    reindex, versions and queries each say what is wrong and exit 1."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    import pytest
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to act as another user")
+    root = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        store = root / "store"
+        build_demo(store)
+        for path in [store, *store.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        lines = root / "events.ndjson"
+        lines.write_text('{"source": "s"}\n')
+        os.chmod(lines, 0o644)
+        pik = [sys.executable, "-m", "pik", "--store", str(store)]
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        for command in (
+            ["ingest", str(lines)],
+            ["reindex"],
+            ["versions", "list", "c"],
+            ["entities"],
+        ):
+            done = subprocess.run(
+                [*nobody, *pik, *command],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "HOME": str(root), "PYTHONPATH": os.pathsep.join(sys.path)},
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 1, (command, done.stderr)
+            assert "Traceback" not in done.stderr and "owner" in done.stderr, (command, done.stderr)
+    finally:
+        shutil.rmtree(root)

@@ -18,6 +18,7 @@ from pik.domain.versions import AggregateSpec, SpecError, Version, diff
 from pik.engines.local.versions import LocalVersionStore
 from pik.ports import VersionStore
 from pik.services.processor import window_events
+from pik.storage_errors import StoreUnavailableError
 from pik.textsafe import inert
 
 
@@ -42,7 +43,13 @@ def _versions(ctx: Context) -> Iterator[VersionStore]:
         return
     if not ctx.store_path.is_dir():
         raise click.ClickException(f"no store at {ctx.store_path}; create one with `pik ingest`")
-    store = LocalVersionStore(ctx.store_path)
+    try:
+        store = LocalVersionStore(ctx.store_path)
+    except StoreUnavailableError as exc:
+        raise click.ClickException(
+            f"{exc} (at {ctx.store_path}); a store you may only read needs its versions file"
+            " created once by its owner (any `pik versions` command run as the owner)"
+        ) from None
     try:
         yield store
     finally:

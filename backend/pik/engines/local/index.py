@@ -138,6 +138,12 @@ class SqliteIndex:
                     "perhaps a `pik reindex`; try again when it is done",
                     retry_after_s=30,
                 ) from exc
+            if sqlite_code(exc) in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+                # Not damage: SQLite writes the index's -shm and -wal files even to read it.
+                raise StoreUnavailableError(
+                    f"the index at {path} cannot be opened ({exc}): reading it needs write"
+                    " access to the store directory and its files; run as the store's owner"
+                ) from exc
             raise IndexCorruptError(
                 f"the index at {path} cannot be read ({exc}); rebuild it from raw with "
                 f"`pik --store {path.parent} reindex`"

@@ -158,7 +158,12 @@ class Layout:
         (a reindex can hold it for minutes; a writer, for one batch), so a caller can say
         why it is waiting.
         """
-        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError:
+            raise StoreError(
+                f"no permission to write to the store at {self.root}; run as its owner"
+            ) from None
         try:
             if on_wait is None or not _taken_within(fd, LOCK_PATIENCE_S):
                 if on_wait is not None:
