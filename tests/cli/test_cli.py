@@ -184,3 +184,20 @@ def test_store_and_stack_together_are_refused(demo: Path) -> None:
     result = CliRunner().invoke(cli, ["--store", str(demo), "--stack", "pik", "entities"])
     assert result.exit_code == 2
     assert "not both" in result.output
+
+
+def test_piped_tables_keep_ids_and_times_whole_and_a_reversed_rates_range_is_refused(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    runner = CliRunner()
+    page = json.loads(
+        runner.invoke(cli, ["--store", str(demo), "--json", "timeline", "customer-0007"]).stdout
+    )
+    shown = runner.invoke(cli, ["--store", str(demo), "timeline", "customer-0007"]).stdout
+    for event in page["events"][:5]:
+        assert event["event_id"] in shown and event["event_time"] in shown
+    refused = runner.invoke(
+        cli, ["--store", str(demo), "rates", "--since", "now", "--until", "-1h"]
+    )
+    assert refused.exit_code == 2 and "--since must be before --until" in refused.output

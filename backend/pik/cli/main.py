@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -49,7 +51,11 @@ def cli(ctx: click.Context, store: Path, stack: str | None, as_json: bool) -> No
         raise click.UsageError("give --store or --stack, not both")
     if store_given:
         stack = None  # a store named on the command line wins over $PIK_STACK
-    ctx.obj = Context(store, as_json, Console(), Console(stderr=True), stack)
+    # Into a pipe or a file, lines are as long as their content (Rich would wrap at 80).
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    ctx.obj = Context(
+        store, as_json, Console(width=4096 if piped else None), Console(stderr=True), stack
+    )
 
 
 for module in (ingest, queries, admin, serve, versions, replay):

@@ -68,8 +68,13 @@ def timeline(
         return
     table = Table(title=Text(f"timeline of {inert(entity, limit=80)}"))
     for name in ("event time", "source", "type", "lag", "dups", "event id"):
+        # An id is copied whole into the next command: never broken across lines.
         table.add_column(
-            name, justify="right" if name in ("lag", "dups") else "left", overflow="fold"
+            name,
+            justify="right" if name in ("lag", "dups") else "left",
+            overflow="fold",
+            no_wrap=name == "event id",
+            min_width=32 if name == "event id" else None,
         )
     for r in page.events:
         table.add_row(
@@ -194,6 +199,8 @@ def rates(ctx: Context, start: str | None, end: str | None, source: str | None) 
     """Ingest counters per minute per source: accepted, duplicate, rejected, late."""
     end_us = time_option(end, "--until") or now_us() + 60_000_000
     start_us = time_option(start, "--since") or end_us - US_PER_HOUR - 60_000_000
+    if start_us >= end_us:
+        raise click.BadParameter("--since must be before --until", param_hint="--since")
     with ctx.engine() as engine:
         report = query.rates_report(engine, start_us, end_us, source)
         late_after_ms = engine.limits.late_after_us // 1000
