@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import random
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -226,7 +227,8 @@ def test_entity_queries_with_what_no_entity_id_can_hold(
 
 def test_a_cursor_past_any_instant_is_refused(timeline_store: EventStore) -> None:
     for time_text in (str(2**63), str(-(2**63) - 1), "9" * 4000):
-        token = base64.urlsafe_b64encode(f"p.{time_text}.{'0' * 32}".encode()).decode()
+        tag = f"{zlib.crc32(b'u1'):08x}"
+        token = base64.urlsafe_b64encode(f"p.{time_text}.{'0' * 32}.{tag}".encode()).decode()
         with pytest.raises(ValueError, match="cursor"):
             timeline_page(timeline_store, "u1", 0, 2**62, cursor=token)
 
@@ -244,3 +246,11 @@ def test_coverage_and_rates_over_all_of_time_read_only_the_days_with_data(
     rates = rates_report(store, START_OF_TIME_US, END_OF_TIME_US)
     assert sum(r.accepted for r in rates.rows) == 3
     assert [(code, n) for _, code, n in rates.reasons] == [("invalid_json", 1)]
+
+
+def test_a_cursor_continues_only_its_own_entitys_timeline(timeline_store: EventStore) -> None:
+    first = timeline_page(timeline_store, "u1", 0, 2**62, limit=3)
+    assert first.next is not None
+    with pytest.raises(ValueError, match="another entity"):
+        timeline_page(timeline_store, "u2", 0, 2**62, cursor=first.next)
+    assert len(timeline_page(timeline_store, "u1", 0, 2**62, 3, cursor=first.next).events) == 3

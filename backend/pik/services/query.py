@@ -67,7 +67,7 @@ def timeline_page(
     """
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
-    position = Cursor.decode(cursor) if cursor else None
+    position = Cursor.decode(cursor, entity_id) if cursor else None
     if position is None and latest:
         # Every stored position sorts before (end, b""): the page that ends at `end`.
         position = Cursor(False, end_us, b"")
@@ -81,8 +81,10 @@ def timeline_page(
         newer = bool(position.event_id)  # a real cursor's own event lies after this page
         return TimelinePage(
             rows,
-            Cursor(True, rows[-1].event_time_us, rows[-1].event_id).encode() if newer else None,
-            Cursor(False, rows[0].event_time_us, rows[0].event_id).encode()
+            Cursor(True, rows[-1].event_time_us, rows[-1].event_id).encode(entity_id)
+            if newer
+            else None,
+            Cursor(False, rows[0].event_time_us, rows[0].event_id).encode(entity_id)
             if more_before
             else None,
         )
@@ -98,8 +100,10 @@ def timeline_page(
     )
     return TimelinePage(
         rows,
-        Cursor(True, rows[-1].event_time_us, rows[-1].event_id).encode() if more_after else None,
-        Cursor(False, first.event_time_us, first.event_id).encode() if earlier else None,
+        Cursor(True, rows[-1].event_time_us, rows[-1].event_id).encode(entity_id)
+        if more_after
+        else None,
+        Cursor(False, first.event_time_us, first.event_id).encode(entity_id) if earlier else None,
     )
 
 
