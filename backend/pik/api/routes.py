@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -36,6 +35,7 @@ from pik.domain.instants import (
     now_us,
     parse_query_time,
 )
+from pik.domain.numbers import whole_number
 from pik.domain.outcome import Outcome, Status
 from pik.domain.rejection import RejectedError
 from pik.domain.strictjson import decode
@@ -53,8 +53,6 @@ Origin = str | Callable[[dict[str, Any]], str]
 """The ingest origin label, or a function of the proxy event that names it per request."""
 IngestObserver = Callable[[Sequence[Outcome]], None]
 """Told the outcomes of every ingest request the store committed (e.g. to emit metrics)."""
-
-_WHOLE = re.compile(r"[0-9]{1,18}")
 
 
 def _json(document: dict[str, Any], status: int = 200) -> Response[str]:
@@ -100,12 +98,12 @@ def build_api(
         value = param(name)
         if value is None:
             return default
-        # isdigit() admits "²" and other digits int() refuses; 18 digits fit any bound.
-        if not _WHOLE.fullmatch(value) or not low <= int(value) <= high:
+        number = whole_number(value)
+        if number is None or not low <= number <= high:
             raise ApiError(
                 400, "invalid_parameter", f"{name} is a whole number from {low} to {high}", name
             )
-        return int(value)
+        return number
 
     def api_error(error: ApiError) -> Response[str]:
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None

@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pik.api.errors import ApiError
 from pik.api.routes import MAX_BODY_BYTES, build_api
+from pik.domain.numbers import whole_number
 from pik.ports import EventStore
 
 CLIENT_TIMEOUT_S = 15
@@ -144,9 +145,9 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command in ("POST", "PUT"):
                 raise ApiError(411, "length_required", "send a Content-Length header")
             return b""
-        if not (length_text.isascii() and length_text.isdigit() and len(length_text) <= 18):
+        length = whole_number(length_text)
+        if length is None:
             raise ApiError(400, "invalid_content_length", "Content-Length is not a number")
-        length = int(length_text)
         if length > MAX_BODY_BYTES:
             raise ApiError(
                 413, "body_too_large", f"the body is {length} bytes; the limit is {MAX_BODY_BYTES}"

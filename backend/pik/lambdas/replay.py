@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pik.domain import replay
+from pik.domain.numbers import whole_number
 from pik.domain.replay import REPLAY_ID, AuditRecord, ReplayError
 from pik.lambdas.observability import log_failure, logger, record_count
 from pik.lambdas.sqs import Handler, batch_handler
@@ -67,7 +68,7 @@ def replay_id_of(body: object) -> str | None:
 
 def retry_delay(record: dict[str, Any]) -> int:
     tries = str((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
-    count = int(tries) if tries.isascii() and tries.isdigit() and len(tries) < 9 else 1
+    count = whole_number(tries, digits=8) or 1
     return RETRY_DELAYS_S[min(max(count, 1), len(RETRY_DELAYS_S)) - 1]
 
 

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pik.domain.numbers import whole_number
+
 FORMAT = "pik-local/1"
 LEDGER_NAME = "ledger.sqlite"
 VERSIONS_NAME = "versions.sqlite"
@@ -96,8 +98,9 @@ class Layout:
         ids = []
         for entry in self.segments.iterdir():
             stem, dot, suffix = entry.name.partition(".")
-            if dot and suffix == "seg" and stem.isdigit() and len(stem) == 8:
-                ids.append(int(stem))
+            number = whole_number(stem, digits=8) if len(stem) == 8 else None
+            if dot and suffix == "seg" and number is not None:
+                ids.append(number)
         return sorted(ids)
 
     def read_identity(self) -> str | None:
