@@ -151,6 +151,7 @@ class PikApp(App[None]):
     def on_entity_selected(self, message: EntitySelected) -> None:
         if message.entity_id != self.entity_id:
             self.entity_id, self.event_id = message.entity_id, None
+            self.query_one(EventPane).clear()
         self.query_one(TimelinePane).show_entity(message.entity_id)
         self.query_one(CoveragePane).set_selected(message.entity_id)
         if message.open:

@@ -33,6 +33,13 @@ class EventPane(Pane):
             yield Static(id="event-payload")
 
     def on_mount(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the event shown: it belongs to an entity that is no longer selected."""
+        self._pending, self.view = None, None
+        for part in ("#event-fields", "#event-attempts", "#event-payload"):
+            self.query_one(part, Static).update("")
         self.set_status("press enter on a timeline row to open an event")
 
     def show_event(self, event_id: bytes) -> None:

@@ -99,6 +99,26 @@ def test_enter_opens_the_event_with_its_verified_flag(
     drive(demo_app, scenario)
 
 
+def test_choosing_another_entity_forgets_the_event_of_the_last_one(
+    demo_app: PikApp, drive: Drive, settle: Settle
+) -> None:
+    async def scenario(pilot: Pilot[None]) -> None:
+        await pilot.press("enter", "enter")
+        await settle(pilot)
+        assert "customer-0001" in text_of(demo_app, "#event-fields")
+        await pilot.press("escape", "escape")  # event -> timeline -> entity list
+        await pilot.press("down")
+        await settle(pilot)
+        await pilot.press("2")
+        assert demo_app.query_one(EventPane).view is None
+        assert text_of(demo_app, "#event-fields") == ""
+        assert "open an event" in text_of(demo_app, "#event-status")
+        crumbs = text_of(demo_app, "#crumbs")
+        assert "customer-0002" in crumbs and "> event " not in crumbs
+
+    drive(demo_app, scenario)
+
+
 def test_an_event_with_duplicates_lists_its_attempts(
     demo_app: PikApp, drive: Drive, settle: Settle
 ) -> None:
