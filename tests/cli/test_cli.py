@@ -89,6 +89,9 @@ def test_timeline_pages_and_event_verifies(demo: Path) -> None:
     assert detail["entity_id"] == "customer-0007"
     human = run(demo, "event", first["event_id"])
     assert "verified" in human and first["event_id"] in human
+    cells = [line.strip("│ ").split(" │ ", 1) for line in human.splitlines() if " │ " in line]
+    rows = {name.strip(): value.strip() for name, value in cells}
+    assert rows["verified"] == "yes" and rows["idempotency_key"] == "-"
 
 
 def test_coverage_finds_the_planted_gap(demo: Path) -> None:

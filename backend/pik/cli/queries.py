@@ -42,6 +42,15 @@ def _cell(value: str) -> Text:
     return Text(inert(value, limit=120))
 
 
+def _field(value: object) -> str:
+    """A field of `pik event` in words: JSON's null and booleans, not Python's."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
 @click.command()
 @click.argument("entity")
 @click.option("--from", "start", metavar="T", help="Start of event time, inclusive.")
@@ -119,7 +128,7 @@ def event(ctx: Context, event_id: str) -> None:
         for name, value in document.items():
             if name in ("payload", "raw", "attempts"):
                 continue
-            table.add_row(name, _cell(json.dumps(value) if isinstance(value, dict) else str(value)))
+            table.add_row(name, _cell(_field(value)))
         ctx.out.print(table)
         for attempt in document["attempts"]:
             ctx.out.print(
