@@ -281,6 +281,15 @@ def test_odd_methods_numbers_and_characters_get_json_errors(
     for method in ("OPTIONS", "PATCH"):
         status, _, body = api.call(method, "/events")
         assert status == 404 and body["error"]["code"] == "not_found", (method, body)
+    # HEAD answers what GET would, without the body, and the connection stays usable.
+    connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
+    connection.request("HEAD", "/entities")
+    head = connection.getresponse()
+    assert (head.status, head.read()) == (200, b"")
+    connection.request("GET", "/entities")
+    got = connection.getresponse()
+    assert got.status == 200 and int(head.headers["Content-Length"]) == len(got.read())
+    connection.close()
     status, _, body = api.call("GET", "/entities?limit=%C2%B2")  # "²" passes str.isdigit()
     assert (status, body["error"]["field"]) == (400, "limit")
     status, _, body = api.call("GET", "/entities?limit=" + "9" * 5000)

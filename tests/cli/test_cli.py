@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +205,16 @@ def test_piped_tables_keep_ids_and_times_whole_and_a_reversed_rates_range_is_ref
         cli, ["--store", str(demo), "rates", "--since", "now", "--until", "-1h"]
     )
     assert refused.exit_code == 2 and "--since must be before --until" in refused.output
+
+
+def test_serve_on_a_busy_port_says_so_and_how_to_choose_another(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            cli, ["--store", str(tmp_path / "s"), "serve", "--port", str(port)]
+        )
+    assert result.exit_code == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.output
+    assert "--port" in result.output and "Errno" not in result.output

@@ -94,6 +94,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_OPTIONS(self) -> None:
         self._handle()
 
+    def do_HEAD(self) -> None:
+        """What GET would answer, headers only (a body here would corrupt the connection)."""
+        self._handle()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # request lines would carry query strings; nothing is logged by default
 
@@ -171,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         multi = parse_qs(url.query, keep_blank_values=True)
         headers = {name: value for name, value in self.headers.items()}
         return {
-            "httpMethod": self.command,
+            "httpMethod": "GET" if self.command == "HEAD" else self.command,
             "path": url.path,
             "resource": "/{proxy+}",
             "headers": headers,
@@ -199,4 +203,5 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)

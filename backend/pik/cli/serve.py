@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import click
@@ -30,8 +31,10 @@ def serve(ctx: Context, host: str, port: int) -> None:
     with ctx.engine(create=True) as engine:
         try:
             server = ApiServer(engine, host, port, token)
-        except (ValueError, OSError) as exc:
+        except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(_bind_failure(host, port, exc)) from None
         bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
         ctx.err.print(
             f"serving {ctx.store_label} on http://{bound_host}:{bound_port} "
@@ -46,6 +49,21 @@ def serve(ctx: Context, host: str, port: int) -> None:
             pass
         finally:
             server.server_close()
+
+
+def _bind_failure(host: str, port: int, exc: OSError) -> str:
+    """Why the address could not be bound, and what to do instead."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (another `pik serve`?); "
+            "stop it or choose another with --port"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine; choose another with --host"
+    if exc.errno == errno.EACCES:
+        return f"no permission to bind port {port}; choose one above 1023 with --port"
+    reason = exc.strerror or str(exc)
+    return f"cannot serve on {host}:{port}: {reason}"
 
 
 COMMANDS = [serve]
