@@ -269,6 +269,18 @@ def test_lag_sample_keeps_the_extremes_and_the_shape() -> None:
     assert 480 <= sample[49] <= 520  # the median stays the median
 
 
+def test_a_request_refused_whole_is_counted_though_no_event_was_read(
+    api: Api, emf: Any, engine: LocalEngine
+) -> None:
+    status, _, _ = api.call("POST", "/events", "[1, 2", content_type="application/json")
+    assert status == 400
+    status, _, _ = api.call("POST", "/events", "a,b", content_type="text/csv")
+    assert status == 415
+    values = emf.read()
+    assert values == {"RequestsRefused": [1, 1]}
+    assert engine.counts()["events"] == 0
+
+
 def test_queries_emit_no_metrics_and_no_warnings(api: Api, emf: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -53,6 +53,8 @@ Origin = str | Callable[[dict[str, Any]], str]
 """The ingest origin label, or a function of the proxy event that names it per request."""
 IngestObserver = Callable[[Sequence[Outcome]], None]
 """Told the outcomes of every ingest request the store committed (e.g. to emit metrics)."""
+RefusalObserver = Callable[[ApiError], None]
+"""Told why an ingest request was refused whole, before any of its events was read."""
 
 
 def _json(document: dict[str, Any], status: int = 200) -> Response[str]:
@@ -65,13 +67,15 @@ def build_api(
     store: EventStore,
     origin: Origin = "http",
     on_ingest: IngestObserver | None = None,
+    on_refused: RefusalObserver | None = None,
     replays: ControlFor | None = None,
     resume_command: str = "pik replay resume",
 ) -> APIGatewayRestResolver:
     """An API Gateway (REST, proxy) resolver serving ``store``.
 
     ``origin`` labels what the requests ingest (a function of the event when it depends on
-    the caller); ``on_ingest`` is told each committed batch's outcomes; ``replays``, when
+    the caller); ``on_ingest`` is told each committed batch's outcomes, ``on_refused`` each ingest
+    request refused whole before its events were read; ``replays``, when
     given, serves the replay routes (:mod:`pik.api.replay_routes`) as the caller, and
     ``resume_command`` is what an answer tells the caller to run to start a run later.
     """
@@ -138,7 +142,12 @@ def build_api(
     @app.post("/events")
     def post_events() -> Response[str]:
         event = app.current_event.raw_event
-        items, single = _items(event, store)
+        try:
+            items, single = _items(event, store)
+        except ApiError as error:
+            if on_refused is not None:
+                on_refused(error)
+            raise
         outcomes = ingest_batch(store, items, origin(event) if callable(origin) else origin)
         if on_ingest is not None:
             on_ingest(outcomes)

@@ -35,6 +35,7 @@ from pik.lambdas.observability import (
     flush_metrics,
     log_failure,
     logger,
+    record_count,
     record_ingest,
 )
 from pik.lambdas.store import Lazy, replay_backend_from_env, store_from_env
@@ -118,11 +119,25 @@ def _resolver(
         origin = api_origin(app.current_event.raw_event)
         logger.info("ingest", extra={"origin": origin, **summary.log_fields()})
 
+    def on_refused(error: ApiError) -> None:
+        # Nothing of the body was read, so no event counter moves: without this a producer
+        # sending malformed requests would be visible only in its own logs.
+        record_count("RequestsRefused", 1)
+        origin = api_origin(app.current_event.raw_event)
+        logger.info(
+            "ingest refused", extra={"origin": origin, "status": error.status, "code": error.code}
+        )
+
     replays = None if replay_backend is None else replay_control_for(Lazy(replay_backend))
     stack = os.environ.get("PIK_STACK_NAME")
     resume = f"pik --stack {stack} replay resume" if stack else "pik replay resume"
     app = build_api(
-        store, origin=api_origin, on_ingest=on_ingest, replays=replays, resume_command=resume
+        store,
+        origin=api_origin,
+        on_ingest=on_ingest,
+        on_refused=on_refused,
+        replays=replays,
+        resume_command=resume,
     )
     return app
 
