@@ -90,8 +90,8 @@ def test_timeline_pages_and_event_verifies(demo: Path) -> None:
     assert detail["entity_id"] == "customer-0007"
     human = run(demo, "event", first["event_id"])
     assert "verified" in human and first["event_id"] in human
-    cells = [line.strip("│ ").split(" │ ", 1) for line in human.splitlines() if " │ " in line]
-    rows = {name.strip(): value.strip() for name, value in cells}
+    cells = [line.strip("│ ").split(" │ ") for line in human.splitlines()]
+    rows = {cell[0].strip(): cell[1].strip() for cell in cells if len(cell) == 2 and cell[0]}
     assert rows["verified"] == "yes" and rows["idempotency_key"] == "-"
 
 

@@ -89,7 +89,8 @@ def reindex(ctx: Context) -> None:
     """Rebuild the index from the segment files alone (after loss or corruption)."""
     ctx.local_only(
         "reindex",
-        "a stack's index is restored with DynamoDB point-in-time recovery (docs/deploy.md)",
+        "a stack's index is restored with DynamoDB point-in-time recovery "
+        "(docs/deploy.md, \"Recovering the index\")",
     )
     try:
         with _progress(ctx, "reindexing") as progress:
