@@ -149,11 +149,13 @@ def _check_object(key: str, data: bytes, records: list[EventRecord]) -> list[Pro
         return [Problem("segment_header", "not a raw segment (bad magic)", key)]
     starts: set[int] = set()
     ended = False
+    broken_at = len(data)
     for frame in frames.scan(data, len(frames.SEGMENT_MAGIC), len(data)):
         if isinstance(frame, int):
             problems.append(
                 Problem("frame_corrupt", "a frame fails its length or CRC check", key, frame)
             )
+            broken_at = frame
             break
         if frame.kind == frames.EVENT:
             starts.add(frame.raw_offset)
@@ -162,21 +164,26 @@ def _check_object(key: str, data: bytes, records: list[EventRecord]) -> list[Pro
         problems.append(Problem("segment_truncated", "the object lacks its batch-end frame", key))
     for record in records:
         raw = data[record.offset : record.offset + record.length]
-        if record.offset not in starts or len(raw) != record.length:
+        # The hash decides first, as on the local engine: an altered event is a hash
+        # mismatch even though its frame's CRC broke the scan, and an intact event past
+        # the break is fine. Where a frame is only judged before the break.
+        if len(raw) == record.length and hashlib.sha256(raw).digest() != record.sha256:
             problems.append(
                 Problem(
-                    "event_location_invalid",
-                    "the index points at bytes that are not an event's",
+                    "event_hash_mismatch",
+                    "the raw bytes do not hash to the recorded sha256",
                     key,
                     record.offset,
                     record.event_id,
                 )
             )
-        elif hashlib.sha256(raw).digest() != record.sha256:
+        elif len(raw) != record.length or (
+            record.offset < broken_at and record.offset not in starts
+        ):
             problems.append(
                 Problem(
-                    "event_hash_mismatch",
-                    "the raw bytes do not hash to the recorded sha256",
+                    "event_location_invalid",
+                    "the index points at bytes that are not an event's",
                     key,
                     record.offset,
                     record.event_id,
