@@ -60,8 +60,12 @@ def _check_limits(log: RequestLog) -> None:
 
 
 def _check_key_condition(params: dict[str, Any]) -> None:
-    """DynamoDB refuses a BETWEEN whose lower bound is above its upper one (moto does not)."""
+    """DynamoDB refuses a BETWEEN whose lower bound is above its upper one, and a key value
+    over 1,024 bytes (a sort key's limit; 2,048 for a partition key) (moto does neither)."""
     condition = params.get("KeyConditionExpression", "")
+    for name, value in (params.get("ExpressionAttributeValues") or {}).items():
+        if name in condition:
+            assert len(value.get("S", "").encode()) <= 1024, (condition, name)
     if " BETWEEN " in condition:
         low, high = condition.split(" BETWEEN ")[1].split(" AND ")
         values = params["ExpressionAttributeValues"]
@@ -323,6 +327,30 @@ def test_no_query_is_sent_with_its_bounds_reversed(
     assert [e.entity_id for e in list_entities(engine, "acct:", after="acct:0")] == ["acct:1"]
     for _, _, params in log.calls:
         _check_key_condition(params)
+
+
+def test_ids_longer_than_any_entity_are_never_sent_as_keys(
+    engine: AwsEngine, log: RequestLog, make_event: MakeEvent
+) -> None:
+    from pik.services.query import coverage_report, list_entities, timeline_page
+
+    ingest_batch(engine, [make_event(entity_id="e1")], "x")
+    log.clear()
+    long = "e" * 2100
+    assert list_entities(engine, long) == []
+    assert [e.entity_id for e in list_entities(engine, "e", after="e" + "!" * 2100)] == ["e1"]
+    assert timeline_page(engine, long, 0, 2**62).events == []
+    assert coverage_report(engine, 0, 2**62, "day", [long]).windows == []
+    assert log.calls  # the listing still asked
+    for _, _, params in log.calls:
+        _check_key_condition(params)
+
+
+def test_the_engine_refuses_limits_its_keys_cannot_hold(aws_config: AwsConfig) -> None:
+    from pik.domain.limits import Limits
+
+    with pytest.raises(ValueError, match="entity ids of at most 512"):
+        AwsEngine(aws_config, limits=Limits(max_entity_id_chars=513))
 
 
 def test_writers_whose_clocks_disagree_cannot_hide_each_others_days(

@@ -223,6 +223,13 @@ def test_entity_queries_with_what_no_entity_id_can_hold(
     assert timeline_page(store, "", 0, 2**62).events == []
     assert timeline_page(store, "user:1!a", 0, 2**62).events == []
     assert coverage_report(store, 0, 2**62, "day", entity_ids=["", "user:1!a"]).windows == []
+    # Longer than any id can be (an index key would refuse it): the same answers.
+    long = "user:1" + "0" * 2100
+    assert list_entities(store, long) == []
+    after = "user:1" + "!" * 2100  # after user:1, before user:10
+    assert [e.entity_id for e in list_entities(store, "user:1", after=after)] == ["user:10"]
+    assert timeline_page(store, long, 0, 2**62).events == []
+    assert coverage_report(store, 0, 2**62, "day", entity_ids=[long]).windows == []
 
 
 def test_a_cursor_past_any_instant_is_refused(timeline_store: EventStore) -> None:

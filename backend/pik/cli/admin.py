@@ -90,7 +90,7 @@ def reindex(ctx: Context) -> None:
     ctx.local_only(
         "reindex",
         "a stack's index is restored with DynamoDB point-in-time recovery "
-        "(docs/deploy.md, \"Recovering the index\")",
+        '(docs/deploy.md, "Recovering the index")',
     )
     try:
         with _progress(ctx, "reindexing") as progress:

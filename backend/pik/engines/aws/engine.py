@@ -132,6 +132,14 @@ class AwsEngine(reads.Reader):
         limits: Limits = DEFAULT_LIMITS,
         clock: Callable[[], int] = now_us,
     ) -> None:
+        if (
+            limits.max_entity_id_chars > shapes.MAX_ENTITY_CHARS
+            or limits.max_source_chars > shapes.MAX_SOURCE_CHARS
+        ):
+            raise ValueError(
+                f"the AWS engine keys entity ids of at most {shapes.MAX_ENTITY_CHARS} and "
+                f"sources of at most {shapes.MAX_SOURCE_CHARS} characters"
+            )
         self.config = config
         self.limits = limits
         self._clock = clock

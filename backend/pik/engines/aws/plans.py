@@ -24,7 +24,6 @@ from collections.abc import Callable, Coroutine, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from pik.domain.envelope import could_be_entity, could_begin_entity
 from pik.domain.instants import US_PER_DAY, US_PER_HOUR
 from pik.domain.records import AttemptSummary, EntityRecord, EventRecord, RateRecord, WindowCount
 from pik.domain.tally import GRANULARITIES
@@ -233,7 +232,7 @@ class ReadPlans:
         after: tuple[int, bytes] | None = None,
         before: tuple[int, bytes] | None = None,
     ) -> Plan[list[EventRecord]]:
-        if start_us >= end_us or limit <= 0 or not could_be_entity(entity_id):
+        if start_us >= end_us or limit <= 0 or not shapes.keyable_entity(entity_id):
             return []  # no stored entity has such an id; DynamoDB would refuse an empty key
         low, high = shapes.pad(max(start_us, 0)), shapes.pad(end_us - 1) + "~"
         skip: set[str] = set()  # the cursor's own event is not part of the page
@@ -281,7 +280,7 @@ class ReadPlans:
     ) -> Plan[list[WindowCount]]:
         if granularity not in GRANULARITIES:
             raise ValueError(f"granularity is one of {', '.join(GRANULARITIES)}")
-        wanted = None if entity_ids is None else set(filter(could_be_entity, entity_ids))
+        wanted = None if entity_ids is None else set(filter(shapes.keyable_entity, entity_ids))
         if start_us >= end_us or (wanted is not None and not wanted):
             return []
         days = yield from self._noted_days(shapes.COVERAGE_DAYS, start_us, end_us)
@@ -406,12 +405,14 @@ class ReadPlans:
     def entities(
         self, prefix: str, source: str | None, limit: int, after: str | None
     ) -> Plan[list[EntityRecord]]:
-        if not could_begin_entity(prefix):
-            return []
+        if prefix and not shapes.keyable_entity(prefix):
+            return []  # no entity id begins so
         low = prefix
         if after is not None:
             # '"' sorts just above the separator '!', so every row of `after` is skipped.
-            low = max(low, after + '"')
+            # Entity ids are at most MAX_ENTITY_CHARS long, so those after a longer `after`
+            # are those after its start, and the key stays within DynamoDB's size.
+            low = max(low, after[: shapes.MAX_ENTITY_CHARS] + '"')
         high = prefix + "~" if prefix else None
         if high is not None and low > high:
             # An `after` past the prefix: nothing to list. DynamoDB refuses a BETWEEN whose

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from pik.domain.envelope import could_be_entity
 from pik.domain.instants import US_PER_DAY, US_PER_HOUR, format_instant
 from pik.domain.lag import LAG_LABELS
 
@@ -65,6 +66,12 @@ RATE_SHARDS = 4
 """Each write picks one rate shard; readers sum them."""
 TOTAL_SHARDS = 8
 
+MAX_ENTITY_CHARS = 512
+"""The longest entity id this engine keys. The directory's sort key (entity!source!day)
+must stay within DynamoDB's 1,024 bytes, and ids are ASCII; the default limit is 256."""
+MAX_SOURCE_CHARS = 256
+"""The longest source this engine keys (in the same sort key; the default limit is 128)."""
+
 MAX_TRANSACTION_ACTIONS = 100
 MAX_BATCH_GET_KEYS = 100
 SEP = "!"
@@ -84,6 +91,12 @@ def n(value: int) -> dict[str, str]:
 
 def b(value: bytes) -> dict[str, bytes]:
     return {"B": value}
+
+
+def keyable_entity(text: str) -> bool:
+    """Whether ``text`` could be a stored entity's id here: one that could not is answered
+    empty without a request (DynamoDB refuses an empty or oversized key; moto does not)."""
+    return len(text) <= MAX_ENTITY_CHARS and could_be_entity(text)
 
 
 def pad(micros: int) -> str:
