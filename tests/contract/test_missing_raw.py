@@ -8,8 +8,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from tamper import AlterRaw
 
-from pik.domain.records import EventRecord
 from pik.ports import EventStore
 from pik.services.ingest import ingest_batch
 from pik.services.query import event_detail
@@ -36,28 +36,8 @@ def test_an_event_whose_raw_bytes_are_gone_is_reported_unverified(
     assert detail.read_error
 
 
-def _rewrite_raw(
-    store: EventStore, record: EventRecord, request: pytest.FixtureRequest, old: bytes, new: bytes
-) -> None:
-    """Replace the first ``old`` in one event's raw bytes (a failing disk; on S3, a test)."""
-    if request.node.callspec.params["store"] == "local":
-        path: Path = store.layout.segment(int(record.segment))  # type: ignore[attr-defined]
-        data = path.read_bytes()
-        path.chmod(0o644)
-    else:
-        bucket = request.getfixturevalue("aws_config").bucket
-        s3 = boto3.client("s3")
-        data = s3.get_object(Bucket=bucket, Key=record.segment)["Body"].read()
-    at = data.index(old, record.offset)
-    changed = data[:at] + new + data[at + len(old) :]
-    if request.node.callspec.params["store"] == "local":
-        path.write_bytes(changed)
-    else:
-        s3.put_object(Bucket=bucket, Key=record.segment, Body=changed)
-
-
 def test_verify_blames_the_altered_event_and_not_its_neighbours(
-    store: EventStore, make_event: Callable[..., bytes], request: pytest.FixtureRequest
+    store: EventStore, make_event: Callable[..., bytes], alter_raw: AlterRaw
 ) -> None:
     events = [make_event(entity_id=f"n{i}", payload={"amount": 100 + i}) for i in range(3)]
     outcomes = ingest_batch(store, events, "test")
@@ -65,7 +45,7 @@ def test_verify_blames_the_altered_event_and_not_its_neighbours(
     assert all(records)
     first, *rest = sorted((r for r in records if r), key=lambda r: r.offset)
     assert {r.segment for r in rest} == {first.segment}  # one batch, one segment
-    _rewrite_raw(store, first, request, b"100", b"999")
+    alter_raw(first, b"100", b"999")
     report = store.verify()
     blamed = [(p.kind, p.event_id) for p in report.problems if p.event_id]
     assert blamed == [("event_hash_mismatch", first.event_id)]

@@ -7,9 +7,8 @@ DynamoDB keeps eventually consistent (moto applies it at once; see this suite's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,22 +24,6 @@ MakeEvent = Callable[..., bytes]
 SPEC = AggregateSpec("hour", "/amount")
 HOUR = "2026-11-01T10"
 WINDOW = parse_instant(f"{HOUR}:00:00Z")
-
-
-@pytest.fixture
-def versions(store: EventStore, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.node.callspec.params["store"] == "local":
-        from pik.engines.local.versions import LocalVersionStore
-
-        found: Any = LocalVersionStore(tmp_path / "store")
-    else:
-        from pik.engines.aws.clients import Clients
-        from pik.engines.aws.versions import AwsVersionStore
-
-        config = request.getfixturevalue("aws_config")
-        found = AwsVersionStore(Clients(config.region), config.table)
-    yield found
-    found.close()
 
 
 R1, R2 = "1" * 32, "2" * 32

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from pik.domain.records import EventRecord
 from pik.engines.local import LocalEngine
+
+AlterRaw = Callable[[EventRecord, bytes, bytes], None]
+"""Replaces the first ``old`` in one event's raw bytes by ``new`` (the contract suite's
+``alter_raw`` fixture, on either engine)."""
 
 
 def alter_raw(engine: LocalEngine, record: EventRecord, old: bytes, new: bytes) -> None:
