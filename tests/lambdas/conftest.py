@@ -13,46 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aws_requests import RequestLog
 from lambda_context import FakeContext
 
-from pik.domain.arrivals import Arrival
-from pik.domain.outcome import Outcome
-from pik.engines.local import LocalEngine
+from pik.domain.limits import DEFAULT_LIMITS, Limits
 from pik.lambdas.observability import logger
-from pik.storage_errors import StoreUnavailableError
 
 CANARY = "CANARY-5f1c-do-not-log"
-
-
-class FaultyStore:
-    """A real engine whose commits fail as a store failing at the port would.
-
-    ``fail`` decides per commit (numbered from 1) whether it raises ``error``.
-    """
-
-    def __init__(
-        self,
-        engine: LocalEngine,
-        fail: Callable[[int], bool] = lambda _: True,
-        error: Exception | None = None,
-    ) -> None:
-        self.engine = engine
-        self.fail = fail
-        self.error = error or StoreUnavailableError("the index is busy", retry_after_s=7)
-        self.commits = 0
-
-    @property
-    def limits(self) -> Any:
-        return self.engine.limits
-
-    def commit(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
-        self.commits += 1
-        if self.fail(self.commits):
-            raise self.error
-        return self.engine.commit(arrivals)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)
 
 
 def iso(moment: datetime) -> str:
@@ -151,5 +118,14 @@ def make_envelope() -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
-def faulty() -> type[FaultyStore]:
-    return FaultyStore
+def aws_store(aws_config: Any) -> Callable[..., tuple[Any, RequestLog]]:
+    """Makes the AWS engine on the template's stack in moto, with its requests logged and,
+    where a test says, refused as AWS refuses them: AWS is the one part a test may fake,
+    so a store failing under a handler is this real engine meeting a failing AWS."""
+    from pik.engines.aws import AwsEngine
+
+    def make(limits: Limits = DEFAULT_LIMITS) -> tuple[Any, RequestLog]:
+        log = RequestLog()
+        return AwsEngine(aws_config, session=log.session(), limits=limits), log
+
+    return make

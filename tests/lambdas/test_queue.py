@@ -1,10 +1,10 @@
-"""The SQS ingest consumer: partial batch responses over a real local store."""
+"""The SQS ingest consumer: partial batch responses over a real local store, and over the
+AWS engine in moto where a test needs AWS to refuse a request (the only fault it may fake)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +13,10 @@ from sqs_events import bodies_event
 from pik.domain.limits import Limits
 from pik.engines.local import LocalEngine
 from pik.lambdas.queue import make_handler, record_items
-from pik.storage_errors import StoreFullError
+from pik.ports import EventStore
 
 Envelope = Callable[..., dict[str, Any]]
+AwsStore = Callable[..., tuple[Any, Any]]
 
 
 def compact(document: Any) -> str:
@@ -53,26 +54,28 @@ def test_good_records_are_stored_and_bad_ones_rejected_not_retried(
     assert [d["Dimensions"] for d in emf.blobs[0]["_aws"]["CloudWatchMetrics"]] == [[["service"]]]
 
 
-def test_one_commit_per_invocation(
-    engine: LocalEngine, context: Any, faulty: Any, bodies: list[str]
-) -> None:
-    store = faulty(engine, fail=lambda _: False)
-    make_handler(lambda: store)(bodies_event(*bodies), context)
-    assert store.commits == 1
+def test_one_commit_per_invocation(aws_store: AwsStore, context: Any, bodies: list[str]) -> None:
+    engine, log = aws_store()
+    make_handler(lambda: engine)(bodies_event(*bodies), context)
+    assert log.by_operation()["s3:PutObject"] == 1  # one raw object: one commit
+    assert engine.counts()["accepted"] == 5
 
 
 def test_an_unavailable_store_sends_every_record_back_then_redelivery_stores_once(
-    engine: LocalEngine, context: Any, faulty: Any, emf: Any, logs: Any, bodies: list[str]
+    aws_store: AwsStore, context: Any, emf: Any, logs: Any, bodies: list[str]
 ) -> None:
+    engine, log = aws_store()
+    log.fail = lambda _n, _service, operation: "SlowDown" if operation == "PutObject" else None
     event = bodies_event(*bodies)
-    response = make_handler(lambda: faulty(engine))(event, context)
+    handler = make_handler(lambda: engine)
+    response = handler(event, context)
     assert failures(response) == [f"msg-{i}" for i in range(len(bodies))]
     assert engine.counts()["events"] == 0
     values = emf.read()
     assert values["RecordsRetried"] == [len(bodies)] and values["Accepted"] == [0]
     assert any(line["message"].startswith("store unavailable") for line in logs.lines())
 
-    handler = make_handler(lambda: engine)
+    log.fail = None
     assert handler(event, context) == {"batchItemFailures": []}
     assert emf.read()["Accepted"] == [5]
     assert handler(event, context) == {"batchItemFailures": []}  # delivered once more
@@ -82,34 +85,55 @@ def test_an_unavailable_store_sends_every_record_back_then_redelivery_stores_onc
 
 
 def test_a_full_store_is_retried_too(
-    engine: LocalEngine, context: Any, faulty: Any, make_envelope: Envelope
+    engine: LocalEngine, context: Any, make_envelope: Envelope
 ) -> None:
-    store = faulty(engine, error=StoreFullError(28, "No space left on device"))
-    response = make_handler(lambda: store)(bodies_event(compact(make_envelope())), context)
-    assert failures(response) == ["msg-0"]
+    db = engine._index._db  # SQLite's own page limit stands in for a full disk
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    ndjson = "\n".join(
+        compact(make_envelope(entity_id=f"e{n}", payload={"pad": "x" * 900})) for n in range(100)
+    )
+    handler = make_handler(lambda: engine)
+    assert failures(handler(bodies_event(ndjson), context)) == ["msg-0"]
+    assert engine.counts()["events"] == 0
+    db.execute("PRAGMA max_page_count = 1073741823")
+    assert handler(bodies_event(ndjson), context) == {"batchItemFailures": []}
+    assert engine.counts()["events"] == 100
 
 
 def test_past_the_batch_limit_only_the_failed_commit_goes_back(
-    tmp_path: Path, context: Any, faulty: Any, make_envelope: Envelope
+    aws_store: AwsStore, context: Any, make_envelope: Envelope
 ) -> None:
-    engine = LocalEngine(tmp_path / "small", limits=Limits(max_batch_events=3))
-    store = faulty(engine, fail=lambda n: n == 2)
-    ndjson = "\n".join(compact(make_envelope(entity_id=f"c-{i}")) for i in range(2))
-    big = "\n".join(compact(make_envelope(entity_id=f"big-{i}")) for i in range(4))
-    bodies = [ndjson, compact(make_envelope(entity_id="c-9")), ndjson, big]
+    engine, log = aws_store(Limits(max_batch_events=3))
+    puts = 0
+
+    def second_object_refused(_n: int, _service: str, operation: str) -> str | None:
+        nonlocal puts
+        puts += operation == "PutObject"
+        return "SlowDown" if operation == "PutObject" and puts >= 2 else None
+
+    log.fail = second_object_refused
+
+    def ndjson(prefix: str, n: int) -> str:
+        return "\n".join(compact(make_envelope(entity_id=f"{prefix}-{i}")) for i in range(n))
+
+    bodies = [ndjson("c", 2), compact(make_envelope(entity_id="c-9")), ndjson("d", 2)]
+    bodies.append(ndjson("big", 4))
     # Commits: [msg-0 (2), msg-1 (1)], [msg-2 (2)] fails, then msg-3 is not tried.
-    response = make_handler(lambda: store)(bodies_event(*bodies), context)
+    response = make_handler(lambda: engine)(bodies_event(*bodies), context)
     assert failures(response) == ["msg-2", "msg-3"]
-    assert store.commits == 2 and engine.counts()["accepted"] == 3
-    engine.close()
+    assert engine.counts()["accepted"] == 3
+    objects = {params["Key"] for _, operation, params in log.calls if operation == "PutObject"}
+    assert len(objects) == 2  # the stored one and the refused one: msg-3 was never tried
 
 
 def test_a_bug_fails_the_invocation_without_quoting_the_input(
-    engine: LocalEngine, context: Any, faulty: Any, logs: Any, canary: str
+    context: Any, logs: Any, canary: str
 ) -> None:
-    store = faulty(engine, error=KeyError(canary))
+    def broken() -> EventStore:
+        raise KeyError(canary)  # a bug in making the store, with input in its message
+
     with pytest.raises(RuntimeError) as raised:
-        make_handler(lambda: store)(bodies_event(compact({"x": canary})), context)
+        make_handler(broken)(bodies_event(compact({"x": canary})), context)
     assert canary not in str(raised.value) and raised.value.__suppress_context__
     assert "KeyError" in str(raised.value)
     [failure] = [line for line in logs.lines() if line["level"] == "ERROR"]
@@ -133,10 +157,10 @@ def test_logs_carry_the_invocation_id_and_never_the_bodies(
     assert canary not in logs.text
 
 
-def test_an_empty_batch_touches_nothing(engine: LocalEngine, context: Any, faulty: Any) -> None:
-    store = faulty(engine, fail=lambda _: False)
-    assert make_handler(lambda: store)({"Records": []}, context) == {"batchItemFailures": []}
-    assert store.commits == 0
+def test_an_empty_batch_touches_nothing(aws_store: AwsStore, context: Any) -> None:
+    engine, log = aws_store()
+    assert make_handler(lambda: engine)({"Records": []}, context) == {"batchItemFailures": []}
+    assert log.calls == []
 
 
 def test_record_bodies_split_into_events() -> None:
