@@ -142,8 +142,15 @@ def test_plan_then_run_sends_the_planned_events_to_the_file(store: Path, tmp_pat
     recent = document(store, "replay", "status")
     assert set(recent) == {"runs"} and recent["runs"] == [run]
     audit = document(store, "replay", "audit", "--since", "2000-01-01")
-    assert set(audit) == {"since", "records", "more"} and audit["more"] is False
+    assert set(audit) == {"since", "records", "more", "next_since"} and audit["more"] is False
     assert [r["action"] for r in audit["records"]] == ["planned", "confirmed", "completed"]
+    # Page by page, following next_since, every record once and in order.
+    pages, since = [], "2000-01-01"
+    while since is not None:
+        page = document(store, "replay", "audit", "--since", since, "--limit", "1")
+        pages += [r["action"] for r in page["records"]]
+        since = page["next_since"]
+    assert pages == ["planned", "confirmed", "completed"]
     assert set(audit["records"][0]) == {
         "at",
         "who",

@@ -345,24 +345,25 @@ def audit(ctx: Context, since: str, limit: int) -> None:
     since_us = time_option(since, "--since")
     assert since_us is not None
     with _replay_control(ctx) as control:
-        records = control.audit_log(since_us, limit + 1)
-    more = len(records) > limit
-    records = records[:limit]
+        found = control.audit_log(since_us, limit + 1)
+    records = found[:limit]
+    # --since is inclusive: the next page starts at the first record not shown here.
+    next_since = format_instant(found[limit].at_us) if len(found) > limit else None
     if ctx.as_json:
         ctx.emit(
             {
                 "since": format_instant(since_us),
                 "records": [r.to_document() for r in records],
-                "more": more,
+                "more": next_since is not None,
+                "next_since": next_since,
             }
         )
         return
     ctx.out.print(f"replay audit since {format_instant(since_us)}: {len(records)} record(s)")
     for r in records:
         ctx.out.print(show.audit_line(r), soft_wrap=True)
-    if more:
-        last = format_instant(records[-1].at_us)
-        ctx.out.print(Text(f"more records follow: pass --since {last} or a larger --limit"))
+    if next_since is not None:
+        ctx.out.print(Text(f"more records follow: pass --since {next_since} or a larger --limit"))
 
 
 COMMANDS = [replay]
