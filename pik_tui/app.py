@@ -241,6 +241,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="offer no action that changes the store (none exists yet)",
     )
     args = parser.parse_args(argv)
+    if args.stack is not None and not args.stack.strip():
+        parser.error("--stack needs a stack's name")
     if args.stack and (args.store or args.demo):
         parser.error("--stack browses a deployed stack; it cannot go with --store or --demo")
     if not (args.stack or args.store or args.demo):

@@ -125,6 +125,28 @@ def test_no_region_says_what_to_set(aws_engine: AwsEngine, monkeypatch: pytest.M
     assert "no AWS region set: set AWS_DEFAULT_REGION" in output
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AWS_ENDPOINT_URL", "notaurl"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "http://[::1"),
+        ("PIK_API_URL", "http://127.0.0.1:99999/v1"),
+        ("PIK_API_URL", "ftp://example.com/v1"),
+    ],
+)
+def test_an_endpoint_setting_that_is_no_url_is_named_not_a_traceback(
+    aws_engine: AwsEngine, name: str, value: str
+) -> None:
+    output = pik("--stack", "pik-contract", "entities", code=1, **{name: value})
+    assert f"{name} is not a URL" in output and "Traceback" not in output
+
+
+def test_an_empty_stack_name_is_refused_not_taken_for_the_local_store(tmp_path: Path) -> None:
+    for empty in ("", " "):
+        output = pik("--stack", empty, "ingest", str(tmp_path / "none.ndjson"), code=2)
+        assert "--stack needs a stack's name" in output
+
+
 def test_local_only_commands_refuse_a_stack(aws_engine: AwsEngine) -> None:
     output = pik("--stack", "pik-contract", "reindex", code=2)
     assert "point-in-time recovery" in output

@@ -146,3 +146,10 @@ def test_demo_never_feeds_a_store_that_is_not_the_demo(
         assert engine.counts()["events"] == 0
     finally:
         engine.close()
+
+
+def test_an_empty_stack_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--stack", ""])
+    assert stopped.value.code == 2
+    assert "--stack needs a stack's name" in capsys.readouterr().err

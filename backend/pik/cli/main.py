@@ -47,6 +47,9 @@ def cli(ctx: click.Context, store: Path, stack: str | None, as_json: bool) -> No
     """
     given = click.core.ParameterSource.COMMANDLINE
     store_given = ctx.get_parameter_source("store") == given
+    if ctx.get_parameter_source("stack") == given and not (stack or "").strip():
+        # An unset variable in `--stack "$STACK"` must not fall back to the local store.
+        raise click.UsageError("--stack needs a stack's name")
     if store_given and ctx.get_parameter_source("stack") == given:
         raise click.UsageError("give --store or --stack, not both")
     if store_given:

@@ -6,7 +6,10 @@ with ``cloudformation:DescribeStacks`` (in the operator policies) and nothing el
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from pik.engines.aws.clients import error_code, unavailable_on_failure
 from pik.engines.aws.engine import AwsConfig, split_targets
@@ -30,12 +33,45 @@ class StackAccessDeniedError(StackNotFoundError):
         self.aws_message = aws_message
 
 
+ENDPOINT_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_CLOUDFORMATION",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SQS",
+    "PIK_API_URL",
+)
+"""Settings that name where requests go: checked before any is sent, because the SDK
+answers a malformed one with a traceback from deep inside it."""
+
+
+def check_endpoint_settings(environ: Mapping[str, str] = os.environ) -> None:
+    """Refuse a set endpoint variable that is no http(s) URL with a host (and a valid port)."""
+    for name in ENDPOINT_VARIABLES:
+        value = environ.get(name)
+        if value and not _is_url(value):
+            raise StackNotFoundError(
+                f"{name} is not a URL such as https://host[:port][/path]; fix or unset it"
+            )
+
+
+def _is_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError when out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def stack_outputs(
     stack_name: str, session: Any = None, region: str | None = None
 ) -> dict[str, str]:
     """The outputs of a deployed stack, by output key."""
     import boto3
     from botocore.exceptions import ClientError
+
+    check_endpoint_settings()
 
     session = session or boto3.session.Session()
     client = session.client("cloudformation", region_name=region)
