@@ -155,3 +155,21 @@ def test_local_only_commands_refuse_a_stack(aws_engine: AwsEngine) -> None:
 def test_the_stack_can_come_from_the_environment(aws_engine: AwsEngine) -> None:
     listed = pik("--json", "entities", PIK_STACK="pik-contract")
     assert listed["entities"] == []
+
+
+def test_verify_on_a_stack_points_at_its_own_repair(aws_engine: AwsEngine, make_event: Any) -> None:
+    import boto3
+
+    from pik.services.ingest import ingest_batch
+
+    [outcome] = ingest_batch(aws_engine, [make_event(entity_id="gone")], "test")
+    record = aws_engine.event(outcome.event_id or b"")
+    assert record is not None
+    boto3.client("s3").delete_object(Bucket=aws_engine.config.bucket, Key=record.segment)
+    output = pik("--stack", "pik-contract", "verify", code=1)
+    assert "point-in-time recovery" in output and "pik reindex" not in output
+
+
+def test_no_versions_on_a_stack_says_how_the_stack_computes_them(aws_engine: AwsEngine) -> None:
+    output = pik("--stack", "pik-contract", "versions", "list", "customer-1")
+    assert "EnableProcessor" in output and "processor:<by>" not in output

@@ -74,9 +74,16 @@ def verify(ctx: Context) -> None:
                 )
             ctx.out.print(table)
         if not report.ok:
+            repair = (
+                "a stack's index is restored with point-in-time recovery (docs/deploy.md, "
+                '"Recovering the index")'
+                if ctx.stack
+                else "the index can be rebuilt from raw with `pik reindex`"
+            )
             ctx.err.print(
-                "the index can be rebuilt from raw with `pik reindex`; damaged raw "
-                "bytes cannot be repaired, only reported"
+                f"{repair}; damaged raw bytes cannot be repaired, only reported",
+                markup=False,
+                highlight=False,
             )
     if not report.ok:
         sys.exit(1)

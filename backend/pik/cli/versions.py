@@ -135,10 +135,17 @@ def list_versions(
         return
     ctx.out.print(_table(f"latest versions of {inert(entity, limit=80)} by {by}", found))
     if not found:
+        compute = (
+            "replay a slice to the stack's queue (target queue) with its processor on "
+            "(EnableProcessor, ProcessorWindow, ProcessorSum: docs/deploy.md)"
+            if ctx.stack
+            else "replay a slice into the processor (target processor:<by>[:<sum>])"
+        )
         ctx.out.print(
             f"no versions by {by}" + (f" summing {total}" if total else "") + ": versions are "
-            "kept per window size and sum (--by, --sum); replay a slice into the processor "
-            "(target processor:<by>[:<sum>]) to compute some"
+            f"kept per window size and sum (--by, --sum); {compute} to compute some",
+            markup=False,
+            highlight=False,
         )
 
 
