@@ -153,6 +153,14 @@ class TimelinePane(Pane):
             table.move_cursor(row=row, animate=False)
         self._describe()
 
+    def load_failed(self, group: str) -> None:
+        if group != "timeline":
+            return
+        self._pending = None
+        if self.page is None:
+            # The rows on screen are the last entity's; under this one's name they would lie.
+            self.table.clear()
+
     def _describe(self) -> None:
         if self.entity_id is None or self.page is None:
             return
@@ -172,5 +180,8 @@ class TimelinePane(Pane):
 
     @on(DataTable.RowSelected, "#timeline-table")
     def _chosen(self, event: DataTable.RowSelected) -> None:
+        # While another entity's page loads, its predecessor's rows are not this entity's.
+        if self.page is None:
+            return
         if self.entity_id is not None and event.row_key.value is not None:
             self.post_message(EventChosen(bytes.fromhex(event.row_key.value), self.entity_id))

@@ -286,6 +286,8 @@ def test_a_failing_store_becomes_a_notification_not_a_crash(
         await settle(pilot)
         assert demo_app.is_running
         assert "failed: the store is closed" in text_of(demo_app, "#timeline-status")
+        # The last entity's rows are gone: under the new one's name they would lie.
+        assert demo_app.query_one(TimelinePane).table.row_count == 0
         assert any("the store is closed" in n.message for n in demo_app._notifications)
         await pilot.press("3")
         await settle(pilot)
