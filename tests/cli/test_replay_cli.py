@@ -199,7 +199,7 @@ def test_run_without_confirm_and_no_terminal_sends_nothing(store: Path, tmp_path
         (["run", "PLAN", "--confirm", "--rate", "0"], "invalid_limit"),
         (["run", "PLAN", "--confirm", "--rate", "10001"], "invalid_limit"),
         (["resume", "f" * 32], "replay_not_found"),
-        (["cancel", "f" * 32], "replay_not_running"),
+        (["cancel", "f" * 32], "replay_not_found"),
         (["status", "f" * 32], "replay_not_found"),
         (["plan", "c0", *WINDOW, "--target", "s3://bucket/key"], "invalid_selection"),
         (["plan", "c0", *WINDOW, "--target", "file:/no/such/dir/out"], "invalid_selection"),

@@ -349,13 +349,17 @@ def test_only_a_running_replay_can_be_cancelled(
 ) -> None:
     _, run = confirmed(slice_store, ledger, fake, select())
     execute_replay(slice_store, ledger, ListSink(), run.replay_id, "ana", fake.clock)
-    for replay_id in (run.replay_id, "f" * 32):
-        error = refused(
-            ledger,
-            "replay_not_running",
-            lambda r=replay_id: cancel_replay(ledger, r, "bob", fake.clock),
-        )
-        assert error.status == 409
+    error = refused(
+        ledger,
+        "replay_not_running",
+        lambda: cancel_replay(ledger, run.replay_id, "bob", fake.clock),
+    )
+    assert error.status == 409
+    # An id no run has is not found, as for status and resume.
+    error = refused(
+        ledger, "replay_not_found", lambda: cancel_replay(ledger, "f" * 32, "bob", fake.clock)
+    )
+    assert (error.status, error.field) == (404, "replay_id")
     ended = ledger.run(run.replay_id)
     assert ended is not None
     assert ended.status == replay.COMPLETED and not ended.cancel_requested

@@ -244,19 +244,7 @@ def execute_replay(
     at_us = clock.now_us()
     run = ledger.run(replay_id)
     if run is None:
-        raise _refuse(
-            ledger,
-            ReplayError(
-                "replay_not_found",
-                f"no replay {replay_id!r}; confirm a plan to start one",
-                404,
-                "replay_id",
-            ),
-            who,
-            at_us,
-            None,
-            replay_id,
-        )
+        raise _no_such_replay(ledger, replay_id, who, at_us)
     if run.status != replay.RUNNING:
         raise _refuse(
             ledger,
@@ -372,10 +360,10 @@ def cancel_replay(
     when there is no such running replay."""
     at_us = clock.now_us()
     run = ledger.run(replay_id)
-    audit = AuditRecord(
-        at_us, who, replay.CANCEL_REQUESTED, run.plan_id if run else None, replay_id
-    )
-    if run is None or not ledger.request_cancel(replay_id, audit):
+    if run is None:
+        raise _no_such_replay(ledger, replay_id, who, at_us)
+    audit = AuditRecord(at_us, who, replay.CANCEL_REQUESTED, run.plan_id, replay_id)
+    if not ledger.request_cancel(replay_id, audit):
         raise _refuse(
             ledger,
             ReplayError(
@@ -386,9 +374,26 @@ def cancel_replay(
             ),
             who,
             at_us,
-            run.plan_id if run else None,
+            run.plan_id,
             replay_id,
         )
+
+
+def _no_such_replay(ledger: ReplayLedger, replay_id: str, who: str, at_us: int) -> ReplayError:
+    """The refusal (audited) of an action on a replay id the ledger does not know."""
+    return _refuse(
+        ledger,
+        ReplayError(
+            "replay_not_found",
+            f"no replay {replay_id!r}; `pik replay status` lists them",
+            404,
+            "replay_id",
+        ),
+        who,
+        at_us,
+        None,
+        replay_id,
+    )
 
 
 class ReplayBackend(Protocol):
