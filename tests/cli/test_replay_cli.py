@@ -196,17 +196,11 @@ def test_run_without_confirm_and_no_terminal_sends_nothing(store: Path, tmp_path
     ("args", "code"),
     [
         (["run", "0" * 32, "--confirm"], "plan_not_found"),
-        (["run", "PLAN", "--confirm", "--rate", "0"], "invalid_limit"),
-        (["run", "PLAN", "--confirm", "--rate", "10001"], "invalid_limit"),
         (["resume", "f" * 32], "replay_not_found"),
         (["cancel", "f" * 32], "replay_not_found"),
         (["status", "f" * 32], "replay_not_found"),
         (["plan", "c0", *WINDOW, "--target", "s3://bucket/key"], "invalid_selection"),
         (["plan", "c0", *WINDOW, "--target", "file:/no/such/dir/out"], "invalid_selection"),
-        (
-            ["plan", "c0", "--from", "2026-11-02", "--to", "2026-11-01", "--target", "file:x"],
-            "invalid_selection",
-        ),
     ],
 )
 def test_refusals_exit_1_with_their_code(
@@ -217,6 +211,29 @@ def test_refusals_exit_1_with_their_code(
     result = invoke(store, "replay", *args, "--json", code=1)
     assert f"[{code}]" in result.stderr
     assert result.stdout == ""
+    assert not (tmp_path / "out.ndjson").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["run", "PLAN", "--confirm", "--rate", "0"], "--rate"),
+        (["run", "PLAN", "--confirm", "--rate", "10001"], "--rate"),
+        (
+            ["plan", "c0", "--from", "2026-11-02", "--to", "2026-11-01", "--target", "file:x"],
+            "--from",
+        ),
+    ],
+)
+def test_a_wrong_command_line_exits_2_before_anything_is_asked(
+    store: Path, tmp_path: Path, args: list[str], named: str
+) -> None:
+    made = plan(store, tmp_path / "out.ndjson")
+    before = document(store, "replay", "audit", "--since", "2000-01-01")["records"]
+    args = [made["plan_id"] if a == "PLAN" else a for a in args]
+    result = invoke(store, "replay", *args, code=2)
+    assert named in result.stderr
+    assert document(store, "replay", "audit", "--since", "2000-01-01")["records"] == before
     assert not (tmp_path / "out.ndjson").exists()
 
 

@@ -29,10 +29,12 @@ SHOWN_PAYLOAD_CHARS = 20_000
 def _range(start: str | None, end: str | None, default_span: int | None) -> tuple[int, int]:
     end_us = time_option(end, "--to")
     start_us = time_option(start, "--from")
+    if start_us is None:
+        # The span reaches back from --to, else from now (not from the day of clock skew
+        # the default end allows past now).
+        start_us = (now_us() if end_us is None else end_us) - default_span if default_span else 0
     if end_us is None:
         end_us = now_us() + US_PER_DAY if default_span else END_OF_TIME_US
-    if start_us is None:
-        start_us = end_us - default_span if default_span else 0
     if start_us >= end_us:
         raise click.BadParameter("--from must be before --to", param_hint="--from")
     return start_us, end_us
