@@ -135,7 +135,7 @@ def rates_document(start: int, end: int, late_after_ms: int, report: RatesReport
     }
 
 
-def entities_document(rows: list[EntityRecord], limit: int) -> dict[str, Any]:
+def entities_document(rows: list[EntityRecord], next_after: str | None) -> dict[str, Any]:
     return {
         "entities": [
             {
@@ -147,7 +147,7 @@ def entities_document(rows: list[EntityRecord], limit: int) -> dict[str, Any]:
             }
             for r in rows
         ],
-        "next": rows[-1].entity_id if len(rows) == limit else None,
+        "next": next_after,
     }
 
 

@@ -20,6 +20,7 @@ from pik.ports import EventStore
 from pik.services.ingest import ingest_batch
 from pik.services.query import (
     coverage_report,
+    entity_page,
     list_entities,
     rates_report,
     timeline_page,
@@ -146,6 +147,12 @@ def test_entities_list_prefix_and_page(store: EventStore, make_event: MakeEvent)
     assert [e.entity_id for e in rest] == ["acct:3"]
     assert [e.entity_id for e in list_entities(store, source="payments")] == ["acct:1"]
     assert list_entities(store, "acct:", after="user:1") == []  # past the prefix: nothing
+    # A page says there is a next one only when there is.
+    page = entity_page(store, "acct:", limit=2)
+    assert [e.entity_id for e in page.entities] == ["acct:1", "acct:2"] and page.next == "acct:2"
+    last = entity_page(store, "acct:", limit=2, after=page.next)
+    assert [e.entity_id for e in last.entities] == ["acct:3"] and last.next is None
+    assert entity_page(store, "acct:", limit=3).next is None  # exactly full, and the end
 
 
 def test_latest_page_ends_at_the_range_end_and_pages_back(timeline_store: EventStore) -> None:

@@ -184,14 +184,14 @@ def build_api(
     @app.get("/entities")
     def get_entities() -> Response[str]:
         limit = int_param("limit", 100, 1, query.MAX_PAGE)
-        rows = query.list_entities(
+        page = query.entity_page(
             store,
             entity_param(param("prefix"), "prefix") or "",
             source_param(),
             limit,
             entity_param(param("after"), "after"),
         )
-        return _json(entities_document(rows, limit))
+        return _json(entities_document(page.entities, page.next))
 
     @app.get("/entities/<entity_id>/timeline")
     def get_timeline(entity_id: str) -> Response[str]:

@@ -253,8 +253,9 @@ def rates(ctx: Context, start: str | None, end: str | None, source: str | None) 
 def entities(ctx: Context, prefix: str, source: str | None, limit: int, after: str | None) -> None:
     """Entities whose id starts with PREFIX, with their event counts and time span."""
     with ctx.engine() as engine:
-        rows = query.list_entities(engine, prefix, source, limit, after)
-    document = entities_document(rows, limit)
+        page = query.entity_page(engine, prefix, source, limit, after)
+    rows = page.entities
+    document = entities_document(rows, page.next)
     if ctx.as_json:
         ctx.emit(document)
         return

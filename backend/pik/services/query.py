@@ -157,3 +157,25 @@ def list_entities(
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
     return store.entities(prefix, source, limit, after)
+
+
+@dataclass(frozen=True, slots=True)
+class EntityPage:
+    entities: list[EntityRecord]
+    next: str | None
+    """The ``after`` of the next page, only when there is one."""
+
+
+def entity_page(
+    store: EventStore,
+    prefix: str = "",
+    source: str | None = None,
+    limit: int = 100,
+    after: str | None = None,
+) -> EntityPage:
+    """A page of entities; asks for one more, so a page that ends the list says so."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    rows = store.entities(prefix, source, limit + 1, after)
+    more = len(rows) > limit
+    return EntityPage(rows[:limit], rows[limit - 1].entity_id if more else None)
