@@ -6,8 +6,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from pik.engines.local import LocalEngine
 from pik.engines.local.engine import SegmentPolicy
+from pik.engines.local.layout import StoreError
 from pik.services.ingest import ingest_batch
 
 MakeEvent = Callable[..., bytes]
@@ -60,3 +63,36 @@ def test_segment_names_never_come_from_input(engine: LocalEngine, make_event: Ma
     names = [p.name for p in engine.layout.root.rglob("*")]
     assert all(".." not in n and "etc" not in n for n in names)
     assert {p.name for p in engine.layout.segments.iterdir()} == {"00000001.seg"}
+
+
+def test_a_link_planted_as_the_stores_temporary_file_is_not_written_through(
+    tmp_path: Path, make_event: MakeEvent
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("DATA")
+    root = tmp_path / "shared"
+    root.mkdir()
+    (root / "pik.json.tmp").symlink_to(victim)  # a leftover name a new store accepts
+    engine = LocalEngine(root)
+    ingest_batch(engine, [make_event()], "test")
+    engine.close()
+    assert victim.read_text() == "DATA"
+    assert not (root / "pik.json").is_symlink()
+
+
+@pytest.mark.parametrize("planted", ["write.lock", "segments/00000001.seg", "index.sqlite3"])
+def test_a_store_holding_a_symbolic_link_is_refused_not_followed(
+    tmp_path: Path, make_event: MakeEvent, planted: str
+) -> None:
+    root = tmp_path / "store"
+    engine = LocalEngine(root)
+    ingest_batch(engine, [make_event()], "test")
+    engine.close()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the store's")
+    link = root / planted
+    link.unlink()
+    link.symlink_to(secret)
+    with pytest.raises(StoreError, match="symbolic link"):
+        LocalEngine(root)
+    assert secret.read_text() == "not the store's"

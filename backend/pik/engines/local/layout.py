@@ -52,9 +52,15 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write a small file so that it exists whole or not at all."""
+    """Write a small file so that it exists whole or not at all.
+
+    The temporary file is made new (``O_EXCL``): a leftover, or a link planted in its place
+    to have another file overwritten, is removed first, never written through.
+    """
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -121,6 +127,7 @@ class Layout:
         Creation happens under the write lock, so processes that open a new store at the
         same moment agree on one identity.
         """
+        self._refuse_links()
         store_id = self.read_identity()
         if store_id is not None:
             return store_id
@@ -140,6 +147,22 @@ class Layout:
                 self.meta, json.dumps({"format": FORMAT, "store_id": store_id}).encode()
             )
             return store_id
+
+    def _refuse_links(self) -> None:
+        """A store holds its own files: a symbolic link among them would have reads show,
+        and writes change, whatever it points at."""
+        parts = (self.meta, self.index, self.lock, self.segments, self.ledger, self.versions)
+        for path in (*parts, self.replay_locks, self.demo_marker):
+            if path.is_symlink():
+                raise StoreError(
+                    f"{path} is a symbolic link; a store holds only its own files and folders "
+                    "(remove the link, or choose another --store)"
+                )
+        if self.segments.is_dir() and any(p.is_symlink() for p in self.segments.iterdir()):
+            raise StoreError(
+                f"{self.segments} holds a symbolic link; a store holds only its own files "
+                "(remove the link, or choose another --store)"
+            )
 
     def _refuse_foreign(self) -> None:
         # What a creation interrupted by a crash may have left is fine; anything else means
@@ -162,7 +185,7 @@ class Layout:
         why it is waiting.
         """
         try:
-            fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except PermissionError:
             raise StoreError(
                 f"no permission to write to the store at {self.root}; run as its owner"

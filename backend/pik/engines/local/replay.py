@@ -103,7 +103,8 @@ class LocalReplayBackend:
             raise ReplayError("replay_not_found", f"no replay {run.replay_id!r}", 404, "replay_id")
         locks = self._root / LOCKS
         locks.mkdir(exist_ok=True)
-        fd = os.open(locks / f"{run.replay_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+        fd = os.open(locks / f"{run.replay_id}.lock", flags, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -7,6 +7,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from pik.engines.local.disk import raw_write
 from pik.engines.local.layout import Layout, fsync_dir, fsync_path
@@ -33,7 +34,7 @@ def create_segment(layout: Layout, segment_id: int) -> int:
     pending = path.with_name(f"{segment_id:08d}{_PENDING}")
     try:
         with raw_write(f"creating segment {path.name}"):
-            fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             try:
                 _write_all(fd, SEGMENT_MAGIC, 0)
                 os.fsync(fd)
@@ -80,7 +81,7 @@ def append(path: Path, data: bytes, offset: int) -> None:
     exactly there.
     """
     with raw_write(f"appending to segment {path.name}"):
-        fd = os.open(path, os.O_WRONLY)
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
         try:
             if armed("mid_append"):
                 _write_all(fd, data[: len(data) // 2], offset)
@@ -96,14 +97,19 @@ def size(path: Path) -> int:
     return path.stat().st_size
 
 
+def _reading(path: Path) -> BinaryIO:
+    """A segment opened to read; never through a symbolic link planted in its place."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
+
+
 def read_range(path: Path, offset: int, length: int) -> bytes:
-    with open(path, "rb") as handle:
+    with _reading(path) as handle:
         handle.seek(offset)
         return handle.read(length)
 
 
 def read_all(path: Path, length: int | None = None) -> bytes:
-    with open(path, "rb") as handle:
+    with _reading(path) as handle:
         return handle.read() if length is None else handle.read(length)
 
 
@@ -111,7 +117,7 @@ def digest(path: Path, length: int) -> str:
     """sha256 of the first ``length`` bytes of a segment."""
     hasher = hashlib.sha256()
     remaining = length
-    with raw_write(f"reading segment {path.name} to seal it"), open(path, "rb") as handle:
+    with raw_write(f"reading segment {path.name} to seal it"), _reading(path) as handle:
         while remaining > 0:
             chunk = handle.read(min(remaining, 1 << 20))
             if not chunk:
