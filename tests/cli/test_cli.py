@@ -218,3 +218,26 @@ def test_serve_on_a_busy_port_says_so_and_how_to_choose_another(tmp_path: Path) 
     assert result.exit_code == 1
     assert f"port {port} on 127.0.0.1 is already in use" in result.output
     assert "--port" in result.output and "Errno" not in result.output
+
+
+def test_json_output_carries_no_control_or_format_character_raw(tmp_path: Path) -> None:
+    hostile = "\u009b2J\u009d52;c;x\u0007\u202edesrever\u200b\U000e0041"
+    line = json.dumps(
+        {
+            "source": "s",
+            "event_type": "t",
+            "entity_id": "e",
+            "event_time": "2026-11-01T00:00:00Z",
+            "payload": {"note": hostile, "name": "Zoë 中"},
+        }
+    )
+    data = tmp_path / "in.ndjson"
+    data.write_text(line + "\n", encoding="utf-8")
+    store = tmp_path / "s"
+    run(store, "ingest", str(data))
+    event_id = run(store, "--json", "timeline", "e")["events"][0]["event_id"]
+    result = CliRunner().invoke(cli, ["--store", str(store), "--json", "event", event_id])
+    assert result.exit_code == 0
+    assert all(ch not in result.stdout for ch in "\u009b\u009d\u0007\u202e\u200b")
+    assert "Zoë 中" in result.stdout  # printable text stays as it is
+    assert json.loads(result.stdout)["payload"] == {"note": hostile, "name": "Zoë 中"}

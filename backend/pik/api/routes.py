@@ -43,6 +43,7 @@ from pik.ports import EventStore
 from pik.services import query
 from pik.services.ingest import ingest_batch
 from pik.storage_errors import StoreFullError, StoreUnavailableError
+from pik.textsafe import json_text
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 """Below Lambda's 6 MB request limit even after API Gateway escapes the body into the
@@ -58,9 +59,7 @@ RefusalObserver = Callable[[ApiError], None]
 
 
 def _json(document: dict[str, Any], status: int = 200) -> Response[str]:
-    return Response(
-        status_code=status, content_type=JSON, body=json.dumps(document, ensure_ascii=False)
-    )
+    return Response(status_code=status, content_type=JSON, body=json_text(document))
 
 
 def build_api(

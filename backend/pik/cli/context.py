@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from pik.engines.local.replay import LocalReplayBackend
 from pik.ports import EventStore
 from pik.services.replay_control import LedgerControl, ReplayControl
 from pik.storage_errors import StoreFullError, StoreUnavailableError
+from pik.textsafe import json_text
 
 
 @dataclass
@@ -116,7 +116,7 @@ class Context:
 
     def emit(self, document: dict[str, Any]) -> None:
         """Print a JSON document on stdout (for --json)."""
-        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json_text(document, indent=2) + "\n")
 
 
 @contextmanager
