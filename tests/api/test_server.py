@@ -52,6 +52,9 @@ class Client:
         return response.status, dict(response.getheaders()), json.loads(data) if data else None
 
 
+TOKEN = "s3cret-token-0123456789"
+
+
 def start(store: LocalEngine, token: str | None = None) -> tuple[ApiServer, threading.Thread]:
     server = ApiServer(store, "127.0.0.1", 0, token)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
@@ -190,15 +193,18 @@ def test_a_foreign_host_header_is_refused(api: Client) -> None:
 def test_binding_beyond_loopback_needs_a_token(engine: LocalEngine) -> None:
     with pytest.raises(ValueError, match="PIK_TOKEN"):
         ApiServer(engine, "0.0.0.0", 0)
+    for weak in (" ", "x", "short-token", "sixteen chars ok", "tab\tin-the-middle-here"):
+        with pytest.raises(ValueError, match="at least 16 printable characters"):
+            ApiServer(engine, "0.0.0.0", 0, weak)
 
 
 def test_with_a_token_every_request_must_carry_it(engine: LocalEngine) -> None:
-    server, thread = start(engine, token="s3cret")
+    server, thread = start(engine, token=TOKEN)
     try:
         port = server.server_address[1]
         assert Client(port).call("GET", "/entities")[0] == 401
-        assert Client(port, token="wrong").call("GET", "/entities")[0] == 401
-        assert Client(port, token="s3cret").call("GET", "/entities")[0] == 200
+        assert Client(port, token="wrong" * 4).call("GET", "/entities")[0] == 401
+        assert Client(port, token=TOKEN).call("GET", "/entities")[0] == 200
     finally:
         server.shutdown()
         server.server_close()
@@ -217,6 +223,36 @@ def test_garbage_on_the_wire_never_stops_the_server(api: Client, store_path: Pat
     assert api.call("GET", "/entities")[0] == 200
 
 
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (b"Content-Length: 2\r\nContent-Length: 60\r\n", b"400"),
+        (b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", b"411"),
+        (b"Transfer-Encoding: chunked\r\n", b"411"),
+        (b"Host: evil.example\r\nContent-Length: 2\r\n", b"400"),
+    ],
+)
+def test_a_request_two_parsers_could_read_differently_is_refused_and_closed(
+    api: Client, engine: LocalEngine, headers: bytes, status: bytes
+) -> None:
+    """What a proxy in front might frame otherwise (a smuggled second request) is refused,
+    and the connection closed, before a byte of the body is taken as anything."""
+    smuggled = b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw:
+        raw.sendall(
+            b"POST /events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % api.port
+            + b"Content-Type: application/json\r\n"
+            + headers
+            + b"\r\n{}"
+            + smuggled
+        )
+        reply = b""
+        while chunk := raw.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 " + status) and reply.count(b"HTTP/1.1") == 1
+    assert engine.counts()["events"] == 0
+
+
 def test_a_slow_client_does_not_block_others(api: Client) -> None:
     with socket.create_connection(("127.0.0.1", api.port), timeout=10) as slow:
         slow.sendall(b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n")
@@ -224,11 +260,12 @@ def test_a_slow_client_does_not_block_others(api: Client) -> None:
 
 
 def test_a_refused_request_with_a_body_closes_the_connection(engine: LocalEngine) -> None:
-    server, thread = start(engine, token="s3cret")
+    server, thread = start(engine, token=TOKEN)
     try:
         body = json.dumps(envelope()).encode()
         smuggled = (
-            b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\n\r\n"
+            b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+            % TOKEN.encode()
         )
         with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as raw:
             raw.sendall(

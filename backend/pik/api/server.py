@@ -26,6 +26,8 @@ from pik.domain.numbers import whole_number
 from pik.ports import EventStore
 
 CLIENT_TIMEOUT_S = 15
+MIN_TOKEN_CHARS = 16
+"""A guessable token is no guard on an address others can reach."""
 
 
 def is_loopback(host: str) -> bool:
@@ -47,6 +49,15 @@ class ApiServer(ThreadingHTTPServer):
             raise ValueError(
                 f"binding to {host} exposes the store beyond this machine: set PIK_TOKEN "
                 "to a secret, and clients must send `Authorization: Bearer <token>`"
+            )
+        if token is not None and (
+            len(token) < MIN_TOKEN_CHARS
+            or not token.isprintable()
+            or any(c.isspace() for c in token)
+        ):
+            raise ValueError(
+                f"PIK_TOKEN must be at least {MIN_TOKEN_CHARS} printable characters without "
+                "spaces, e.g. `openssl rand -hex 16`"
             )
         self.api = build_api(store)
         self.token = token
@@ -105,6 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
         request_id = uuid.uuid4().hex
         body: bytes | None = None
         try:
+            self._check_framing()
             self._check_access()
             body = self._read_body()
             context = cast(
@@ -130,6 +142,20 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k: v[-1] for k, v in (result.get("multiValueHeaders") or {}).items()}
         headers.update(result.get("headers") or {})
         self._send(int(result["statusCode"]), result.get("body") or "", headers)
+
+    def _check_framing(self) -> None:
+        """Refuse what two parsers could read differently (behind a proxy, a smuggled
+        request): a header that decides access or framing sent twice, or a chunked body."""
+        for name in ("Host", "Content-Length", "Authorization", "Transfer-Encoding"):
+            if len(self.headers.get_all(name) or ()) > 1:
+                raise ApiError(400, "repeated_header", f"{name} is sent more than once", name)
+        if self.headers.get("Transfer-Encoding") is not None:
+            raise ApiError(
+                411,
+                "length_required",
+                "send the body with a Content-Length header, not Transfer-Encoding",
+                "transfer-encoding",
+            )
 
     def _check_access(self) -> None:
         allowed = self.server.allowed_hosts
