@@ -241,3 +241,9 @@ def test_json_output_carries_no_control_or_format_character_raw(tmp_path: Path) 
     assert all(ch not in result.stdout for ch in "\u009b\u009d\u0007\u202e\u200b")
     assert "Zoë 中" in result.stdout  # printable text stays as it is
     assert json.loads(result.stdout)["payload"] == {"note": hostile, "name": "Zoë 中"}
+
+
+def test_a_store_path_with_a_control_character_is_shown_inert(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--store", str(tmp_path / "x\x1b[31mred"), "entities"])
+    assert result.exit_code == 1
+    assert "\x1b" not in result.output and "x\\x1b[31mred" in result.output

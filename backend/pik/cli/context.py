@@ -21,7 +21,7 @@ from pik.engines.local.replay import LocalReplayBackend
 from pik.ports import EventStore
 from pik.services.replay_control import LedgerControl, ReplayControl
 from pik.storage_errors import StoreFullError, StoreUnavailableError
-from pik.textsafe import json_text
+from pik.textsafe import inert, json_text
 
 
 @dataclass
@@ -72,21 +72,22 @@ class Context:
                 read_only=not create,
                 on_lock_wait=self._say_waiting,
             )
+        # The messages name the store's path, which may hold anything a file name can.
         except (StoreError, StoreUnavailableError) as exc:  # the index's faults included
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(inert(str(exc))) from None
         except StoreFullError as exc:  # opening for writing recovers what a crash left
-            raise click.ClickException(f"{exc}; make room, then try again") from None
+            raise click.ClickException(inert(f"{exc}; make room, then try again")) from None
         try:
             yield engine
         except StoreUnavailableError as exc:
-            raise click.ClickException(f"{exc} [{exc.code}]") from None
+            raise click.ClickException(inert(f"{exc} [{exc.code}]")) from None
         except sqlite3.DatabaseError as exc:
             raise click.ClickException(
-                f"the index cannot be read ({exc}); rebuild it with `pik reindex`"
+                inert(f"the index cannot be read ({exc}); rebuild it with `pik reindex`")
             ) from None
         except StoreFullError as exc:
             raise click.ClickException(
-                f"{exc}; nothing in the failed batch was acknowledged"
+                inert(f"{exc}; nothing in the failed batch was acknowledged")
             ) from None
         finally:
             engine.close()
