@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aws_requests import CapacityCancellations, RequestLog
 from botocore.exceptions import ClientError
+from template_checks import INDEX_KEYS
 
 from pik.domain.instants import now_us, parse_instant
 from pik.domain.outcome import Status
@@ -43,9 +44,13 @@ def batch(make_event: MakeEvent, size: int, entities: int, tag: str = "") -> lis
 
 def _check_limits(log: RequestLog) -> None:
     for _, operation, params in log.calls:
+        if operation in ("PutItem", "UpdateItem"):
+            _check_ingest_partition(params)
         if operation == "TransactWriteItems":
             assert len(params["TransactItems"]) <= MAX_TRANSACTION_ACTIONS
             targets = [next(iter(action.values())) for action in params["TransactItems"]]
+            for target in targets:
+                _check_ingest_partition(target)
             keys = [
                 json.dumps(t.get("Key") or {k: t["Item"][k] for k in ("pk", "sk")}, sort_keys=True)
                 for t in targets
@@ -57,6 +62,14 @@ def _check_limits(log: RequestLog) -> None:
         if operation == "BatchWriteItem":
             assert sum(len(t) for t in params["RequestItems"].values()) <= 25
         _check_key_condition(params)
+
+
+def _check_ingest_partition(target: dict[str, Any]) -> None:
+    """Ingest writes only the partitions the template lets its roles write (moto does not
+    check IAM, so this is what keeps template and code together)."""
+    key = target.get("Key") or target["Item"]
+    allowed = INDEX_KEYS["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert any(key["pk"]["S"].startswith(p.rstrip("*")) for p in allowed), key["pk"]
 
 
 def _check_key_condition(params: dict[str, Any]) -> None:

@@ -32,6 +32,11 @@ PEOPLE_POLICIES = ("OperatorReadOnlyPolicy", "ReplayOperatorPolicy", "ProducerPo
 # the replay function and the replay control function may write. No person writes any item.
 LEDGER_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*", "X", "X#*", "U", "U#*"]}}
 ITEM_WRITES = ("dynamodb:putitem", "dynamodb:updateitem", "dynamodb:*")
+# The index's partitions (pik.engines.aws.shapes): all the ingest functions may write.
+INDEX_KEYS = {
+    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["E#*", "B#*", "C#*", "R#*", "T#*", "D#*"]}
+}
+INDEX_WRITERS = ("IngestRole", "QueueIngestRole")
 # The processor's versions (pik.engines.aws.shapes.version_partition): all it may write.
 VERSION_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["V#*"]}}
 # Resources that exist only with the processor (EnableProcessor=true).
@@ -500,7 +505,8 @@ def raw_listing_findings(cfn: Template) -> Iterator[str]:
 
 def replay_findings(cfn: Template) -> Iterator[str]:
     """Only the replay function sends to the replay queues; whoever writes the replay
-    ledger (the replay and replay control functions) writes its items and no other."""
+    ledger (the replay and replay control functions) writes its items and no other; the
+    ingest functions write the index's items and no other (no version, no ledger item)."""
     for owner, document in _policy_documents(cfn):
         for stmt in statements(document):
             if stmt.get("Effect") != "Allow":
@@ -515,6 +521,11 @@ def replay_findings(cfn: Template) -> Iterator[str]:
                 if writes and stmt.get("Condition") != LEDGER_KEYS:
                     yield f"{owner}: {', '.join(writes)} beyond the replay ledger's partitions"
         yield from _ledger_denied(owner, document)
+        if owner in INDEX_WRITERS:
+            for stmt in statements(document):
+                writes = [a for a in actions(stmt) if a.lower() in ITEM_WRITES]
+                if stmt.get("Effect") == "Allow" and writes and stmt.get("Condition") != INDEX_KEYS:
+                    yield f"{owner}: {', '.join(writes)} beyond the index's partitions"
 
 
 def _ledger_denied(owner: str, document: Any) -> Iterator[str]:

@@ -587,11 +587,22 @@ CFN_MUTATIONS: list[tuple[str, Mutation, str]] = [
     ("control-role-writes-events", lambda t: _props(t, "ReplayControlRole")["Policies"][0]
      ["PolicyDocument"]["Statement"][3].pop("Condition"),
      "ReplayControlRole: dynamodb:PutItem, dynamodb:UpdateItem beyond the replay ledger"),
-    ("ingest-writes-ledger", lambda t: _props(t, "IngestRole")["Policies"][0]
-     ["PolicyDocument"]["Statement"].pop(5),
+    ("ingest-writes-ledger", lambda t: [
+        _props(t, "IngestRole")["Policies"][0]["PolicyDocument"]["Statement"][5].pop("Condition"),
+        _props(t, "IngestRole")["Policies"][0]["PolicyDocument"]["Statement"].pop(6)],
      "IngestRole: may write the replay ledger's items (no Deny on its keys)"),
-    ("queue-ingest-ledger-deny-narrowed", lambda t: _props(t, "QueueIngestRole")["Policies"][0]
-     ["PolicyDocument"]["Statement"][5].update(Action="dynamodb:PutItem"),
+    ("ingest-writes-any-item", lambda t: _props(t, "IngestRole")["Policies"][0]
+     ["PolicyDocument"]["Statement"][5].pop("Condition"),
+     "IngestRole: dynamodb:PutItem, dynamodb:UpdateItem beyond the index's partitions"),
+    ("queue-ingest-writes-versions", lambda t: _props(t, "QueueIngestRole")["Policies"][0]
+     ["PolicyDocument"]["Statement"][5]["Condition"]["ForAllValues:StringLike"]
+     ["dynamodb:LeadingKeys"].append("V#*"),
+     "QueueIngestRole: dynamodb:PutItem, dynamodb:UpdateItem beyond the index's partitions"),
+    ("queue-ingest-ledger-deny-narrowed", lambda t: [
+        _props(t, "QueueIngestRole")["Policies"][0]["PolicyDocument"]["Statement"][5]
+        .pop("Condition"),
+        _props(t, "QueueIngestRole")["Policies"][0]["PolicyDocument"]["Statement"][6]
+        .update(Action="dynamodb:PutItem")],
      "QueueIngestRole: may write the replay ledger's items (no Deny on its keys)"),
     ("control-role-sends-replays", _grant("ReplayControlRole", "sqs:SendMessage", _REPLAY_QUEUE),
      "ReplayControlRole: may send to ${ReplayQueue.Arn}"),
