@@ -192,6 +192,25 @@ def test_run_without_confirm_and_no_terminal_sends_nothing(store: Path, tmp_path
     assert document(store, "replay", "run", made["plan_id"], "--confirm")["sent"] == 60
 
 
+def test_a_plan_this_clock_calls_expired_still_needs_a_yes(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store judges expiry by its own clock: a fast local clock must not skip the question
+    # and leave the store to accept a confirmation nobody gave.
+    out = tmp_path / "out.ndjson"
+    made = plan(store, out)
+    monkeypatch.setattr("pik.cli.replay.now_us", lambda: 2**62)
+    refused = invoke(store, "replay", "run", made["plan_id"], code=1)
+    assert "looks expired" in refused.stdout
+    assert "--confirm" in refused.stderr and "nothing was sent" in refused.stderr
+    assert not out.exists()
+    ledger = LocalReplayLedger(store)
+    try:
+        assert ledger.runs(10) == []
+    finally:
+        ledger.close()
+
+
 @pytest.mark.parametrize(
     ("args", "code"),
     [

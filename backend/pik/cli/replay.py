@@ -240,10 +240,15 @@ def run(ctx: Context, plan_id: str, rate: int, confirmed: bool) -> None:
     summary = ctx.err if ctx.as_json else ctx.out
     with _replay_control(ctx) as control:
         found = control.find_plan(plan_id)
-        # An unknown or expired plan is refused (and audited) by the confirmation itself:
-        # there is nothing to ask about.
-        if found is not None and not found.expired(now_us()):
+        # An unknown plan is refused (and audited) by the confirmation itself: there is
+        # nothing to ask about. A plan this machine's clock calls expired is still asked
+        # about: the store judges expiry by its own clock, and a yes is never skipped.
+        if found is not None:
             show.show_plan(summary, found)
+            if found.expired(now_us()):
+                summary.print(
+                    Text("the plan looks expired by this machine's clock; the store decides")
+                )
             if not confirmed:
                 _confirmation(ctx, found, rate)
         started = control.confirm(plan_id, rate)
