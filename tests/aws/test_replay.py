@@ -634,3 +634,31 @@ def test_the_sink_packs_messages_into_few_requests_within_the_limits(stack: AwsC
     with pytest.raises(ReplayError) as refused:
         sink.send([message(300, 10), message(301, 1_100_000)])
     assert refused.value.code == "message_too_large" and log.calls == []  # nothing sent
+
+
+def test_a_target_queue_deleted_under_a_run_fails_it_audited_and_the_item_is_not_retried(
+    operator: AwsReplayBackend,
+    store: AwsEngine,
+    stack: AwsConfig,
+    make_event: MakeEvent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    gone = sqs.create_queue(QueueName="gone-target")
+    arn = sqs.get_queue_attributes(QueueUrl=gone["QueueUrl"], AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    ingest(store, [make_event(entity_id="lost", event_time="2026-11-01T01:00:00Z")])
+    listed = AwsReplayBackend(replace(stack, replay_targets=(arn,)), who="op")
+    run = confirmed(listed, ["lost"], target=f"sqs:{arn}")
+    listed.start(run)
+    sqs.delete_queue(QueueUrl=gone["QueueUrl"])
+    context = as_replay_function(monkeypatch)
+    handler = function_handler(replay_targets=(arn,))
+    assert handler(work_event(work_items(stack)), context) == {"batchItemFailures": []}
+    failed = operator.ledger.run(run.replay_id)
+    assert failed is not None
+    assert (failed.status, failed.sent, failed.detail) == ("failed", 0, "target_unavailable")
+    ended = [a for a in operator.ledger.audit_log(run.started_us, 100) if a.action == "failed"]
+    assert [a.outcome for a in ended if a.replay_id == run.replay_id] == ["target_unavailable"]
+    assert "mend the queue" in ended[-1].detail["message"]

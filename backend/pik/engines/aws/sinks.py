@@ -36,6 +36,19 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 SEND_ATTEMPTS = 4
 REFUSALS = frozenset({"InvalidParameterValue", "InvalidMessageContents", "BatchRequestTooLong"})
 """What SQS answers to a request it will never take as it is."""
+UNREACHABLE = frozenset(
+    {
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "AccessDenied",
+        "AccessDeniedException",
+        "KMS.AccessDeniedException",
+        "KMS.DisabledException",
+        "KMS.NotFoundException",
+    }
+)
+"""What SQS answers when the queue is gone or this function may not send to it: retrying
+the same request cannot help, someone has to mend the target."""
 
 # SQS takes only these characters in a body (XML 1.0's): no U+FFFE, U+FFFF. A replay
 # message is JSON, where they can only stand inside a string, and the escape means the
@@ -111,6 +124,8 @@ class QueueSink:
             except ClientError as exc:
                 if error_code(exc) in REFUSALS:
                     raise _refused(exc, list(pending.values())) from None
+                if error_code(exc) in UNREACHABLE:
+                    raise _unreachable(exc, self.queue_url) from None
                 raise
             failed = answer.get("Failed") or []
             for failure in failed:
@@ -145,6 +160,16 @@ def _refused(exc: Exception, bodies: list[str]) -> ReplayError:
         f"the queue refused {len(bodies)} replay message(s) "
         f"({error.get('Code')}: {error.get('Message')}); the run stopped there",
         422,
+    )
+
+
+def _unreachable(exc: Exception, queue_url: str) -> ReplayError:
+    return ReplayError(
+        "target_unavailable",
+        f"the replay target {queue_url} answered {error_code(exc)}: the queue is gone or "
+        "this stack may not send to it (its policy or key). The run stopped there (the "
+        "messages before were sent); mend the queue, then plan and confirm the rest again",
+        409,
     )
 
 
