@@ -662,3 +662,23 @@ def test_a_target_queue_deleted_under_a_run_fails_it_audited_and_the_item_is_not
     ended = [a for a in operator.ledger.audit_log(run.started_us, 100) if a.action == "failed"]
     assert [a.outcome for a in ended if a.replay_id == run.replay_id] == ["target_unavailable"]
     assert "mend the queue" in ended[-1].detail["message"]
+
+
+def test_a_plan_too_large_for_the_ledger_is_refused_and_audited(
+    operator: AwsReplayBackend,
+    store: AwsEngine,
+    make_event: MakeEvent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("pik.engines.aws.ledger.MAX_PLAN_BYTES", 200)
+    ingest(store, [make_event(entity_id="wide", event_time="2026-11-01T01:00:00Z")])
+    selection = Selection.build(["wide"], START, END, "queue")
+    with pytest.raises(ReplayError) as caught:
+        plan_replay(store, operator.ledger, selection, "planner")
+    assert caught.value.code == "plan_too_large"
+    (refusal,) = [
+        a for a in operator.ledger.audit_log(0, 100) if a.action == replay.REFUSED
+    ]
+    assert (refusal.outcome, refusal.plan_id, refusal.who) == ("plan_too_large", None, "planner")
+    assert refusal.detail["message"] == str(caught.value)
+    assert "1 entities, 1 sources" in str(caught.value)

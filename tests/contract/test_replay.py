@@ -290,6 +290,22 @@ def test_a_late_event_in_the_window_changes_the_plan(
     assert fresh.events == plan.events + 1 and fresh.plan_id != plan.plan_id
 
 
+def test_a_slice_over_the_plan_limit_is_refused_and_audited_at_planning(
+    slice_store: EventStore,
+    ledger: ReplayLedger,
+    fake: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(replay, "MAX_PLAN_EVENTS", 5)
+    error = refused(
+        ledger,
+        "plan_too_large",
+        lambda: plan_replay(slice_store, ledger, select(["c0"]), "ana", fake.clock),
+    )
+    assert (error.status, error.field) == (422, "entity_ids")
+    assert refusals(ledger)[-1].plan_id is None
+
+
 def test_a_slice_grown_past_the_plan_limit_is_refused_at_confirmation(
     slice_store: EventStore,
     ledger: ReplayLedger,

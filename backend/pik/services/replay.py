@@ -103,19 +103,23 @@ def plan_replay(
     clock: Clock = SYSTEM_CLOCK,
 ) -> Plan:
     """The dry-run: the exact events ``selection`` covers, saved as a plan to confirm."""
-    records = collect(store, selection)
+    try:
+        records = collect(store, selection)
+    except ReplayError as error:  # a selection too large to plan: refused, and audited
+        raise _refuse(ledger, error, who, clock.now_us(), None) from None
     created_us = clock.now_us()
     plan = replay.make_plan(selection, records, created_us, who)
-    ledger.save_plan(
-        plan,
-        AuditRecord(
-            created_us,
-            who,
-            replay.PLANNED,
-            plan.plan_id,
-            detail={"events": plan.events, "bytes": plan.bytes, "target": selection.target},
-        ),
+    audit = AuditRecord(
+        created_us,
+        who,
+        replay.PLANNED,
+        plan.plan_id,
+        detail={"events": plan.events, "bytes": plan.bytes, "target": selection.target},
     )
+    try:
+        ledger.save_plan(plan, audit)
+    except ReplayError as error:  # a ledger that cannot keep this plan: audited the same
+        raise _refuse(ledger, error, who, created_us, None) from None
     return plan
 
 

@@ -111,10 +111,16 @@ class AwsReplayLedger:
 
     def save_plan(self, plan: Plan, audit: AuditRecord) -> None:
         text = encode(plan.to_document())
-        if len(text.encode("utf-8")) > MAX_PLAN_BYTES:
+        size = len(text.encode("utf-8"))
+        if size > MAX_PLAN_BYTES:
+            # The summary counts events by entity, source and event type: many of any of
+            # them make it large, whatever the number of events.
             raise ReplayError(
                 "plan_too_large",
-                "the plan's summary is too large to keep; name fewer or shorter entities",
+                f"the plan's summary ({size:,} bytes: {len(plan.by_entity):,} entities, "
+                f"{len(plan.by_source):,} sources, {len(plan.by_event_type):,} event types) "
+                f"is larger than the {MAX_PLAN_BYTES:,} bytes a stack's ledger keeps; name "
+                "fewer entities or narrow it with --source/--type, as several plans",
                 422,
                 "entity_ids",
             )
