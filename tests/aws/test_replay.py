@@ -156,6 +156,12 @@ def test_a_confirmed_replay_is_sent_by_the_function_into_the_replay_queue(
     assert actions[:1] == ["confirmed"] and actions[-1] == "completed"
     assert operator.who.startswith("arn:aws:")
 
+    # SQS delivers at least once: the same item again sends nothing and refuses nobody.
+    assert function_handler(log)(work_event([item]), context) == {"batchItemFailures": []}
+    assert log.by_operation()["sqs:SendMessageBatch"] == 1
+    again = [a.action for a in operator.ledger.audit_log(run.started_us, 100)]
+    assert again == actions
+
 
 @pytest.mark.slow
 def test_a_window_larger_than_a_page_is_planned_and_sent_whole(
@@ -677,7 +683,9 @@ def test_a_plan_too_large_for_the_ledger_is_refused_and_audited(
         plan_replay(store, operator.ledger, selection, "planner")
     assert caught.value.code == "plan_too_large"
     (refusal,) = [
-        a for a in operator.ledger.audit_log(0, 100) if a.action == replay.REFUSED
+        a
+        for a in operator.ledger.audit_log(0, 10_000)
+        if a.action == replay.REFUSED and a.outcome == "plan_too_large"
     ]
     assert (refusal.outcome, refusal.plan_id, refusal.who) == ("plan_too_large", None, "planner")
     assert refusal.detail["message"] == str(caught.value)

@@ -138,6 +138,11 @@ def _send(
         return {"status": "held elsewhere", "held_for_s": delay_s}
     try:
         run = backend.ledger.run(replay_id)
+        if run is not None and run.status != replay.RUNNING:
+            # A redelivered or late work item of a run that has ended: nothing was asked of
+            # anyone, so nothing is refused or audited; the item is only dropped.
+            record_count("ReplayWorkStale", 1)
+            return {"status": run.status, "sent": run.sent, "total": run.total, "stale": True}
         before = run.sent if run is not None else 0
         # An unknown run is refused (and audited) by execute_replay before anything is sent.
         sink = backend.sink_for(run.target if run is not None else "queue")
