@@ -7,6 +7,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,62 @@ def test_a_slow_client_does_not_block_others(api: Client) -> None:
     with socket.create_connection(("127.0.0.1", api.port), timeout=10) as slow:
         slow.sendall(b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n")
         assert api.call("GET", "/entities")[0] == 200
+
+
+def test_beyond_the_connection_cap_a_client_is_answered_busy_at_once(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pik.api.server.MAX_CONNECTIONS", 2)
+    server, thread = start(engine)
+    port = server.server_address[1]
+    try:
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        for connection in held:  # each is served by a thread of its own, waiting
+            connection.sendall(b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        status, headers, body = Client(port).call("GET", "/entities")
+        assert (status, body["error"]["code"], headers["Retry-After"]) == (503, "busy", "1")
+        held.pop().close()
+        deadline = time.monotonic() + 5
+        while (status := Client(port).call("GET", "/entities")[0]) == 503:
+            assert time.monotonic() < deadline, "a closed connection frees its place"
+            time.sleep(0.05)
+        assert status == 200
+        held[0].close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def cut_off(raw: socket.socket) -> bool:
+    """Send one more header line (never idle long); whether the server has ended it."""
+    try:
+        raw.sendall(b"X-Slow: 1\r\n")
+        return raw.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b""
+    except BlockingIOError:  # open, nothing to read
+        return False
+    except OSError:  # reset or a broken pipe: ended
+        return True
+
+
+def test_a_request_trickling_in_past_its_deadline_is_cut_off(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pik.api.server.REQUEST_DEADLINE_S", 0.5)
+    server, thread = start(engine)
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as raw:
+            started = time.monotonic()
+            raw.sendall(b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            while not cut_off(raw):
+                assert time.monotonic() - started < 5, "the trickle was let go on"
+                time.sleep(0.1)
+            assert time.monotonic() - started >= 0.5
+        assert Client(server.server_address[1]).call("GET", "/entities")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def test_a_refused_request_with_a_body_closes_the_connection(engine: LocalEngine) -> None:

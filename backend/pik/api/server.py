@@ -2,16 +2,25 @@
 
 Bound to 127.0.0.1 by default. Any other address needs a bearer token, and then every
 request must carry it. Requests naming a foreign ``Host`` are refused (DNS rebinding), a
-body over the limit is refused before it is read, slow clients time out, and no input
-takes the server down: an unexpected error is answered 500 and the server keeps serving.
+body over the limit is refused before it is read, and no input takes the server down: an
+unexpected error is answered 500 and the server keeps serving.
+
+Slow clients cannot hold it either: a connection idle for ``CLIENT_TIMEOUT_S`` is closed, a
+request must arrive whole (request line, headers, body) within ``REQUEST_DEADLINE_S`` however
+it trickles in, and beyond ``MAX_CONNECTIONS`` open connections a new one is answered 503 at
+once, without a thread of its own.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import ipaddress
+import socket
 import sys
+import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -26,6 +35,21 @@ from pik.domain.numbers import whole_number
 from pik.ports import EventStore
 
 CLIENT_TIMEOUT_S = 15
+REQUEST_DEADLINE_S = 30
+MAX_CONNECTIONS = 64
+
+
+def _busy_reply() -> bytes:
+    error = ApiError(503, "busy", "too many open connections; retry in a moment")
+    body = error.body(uuid.uuid4().hex)
+    data = body.encode("utf-8")
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Retry-After: 1\r\nConnection: close\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode("ascii") + data
+
+
 MIN_TOKEN_CHARS = 16
 """A guessable token is no guard on an address others can reach."""
 
@@ -61,8 +85,58 @@ class ApiServer(ThreadingHTTPServer):
             )
         self.api = build_api(store)
         self.token = token
+        self._connections = 0
+        self._deadlines: dict[socket.socket, float] = {}
+        self._guard = threading.Lock()
         super().__init__((host, port), _Handler)
         self.allowed_hosts = self._hosts(host, self.server_address[1])
+
+    # --- slow and many clients -------------------------------------------------------------
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._guard:
+            full = self._connections >= MAX_CONNECTIONS
+            if not full:
+                self._connections += 1
+        if full:  # answered here, on the accepting thread: a full server starts no thread
+            try:
+                request.settimeout(1)
+                request.sendall(_busy_reply())
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._guard:
+                self._connections -= 1
+                self._deadlines.pop(request, None)
+
+    def request_started(self, connection: socket.socket) -> None:
+        """``connection`` must deliver its next request whole within the deadline."""
+        with self._guard:
+            self._deadlines[connection] = time.monotonic() + REQUEST_DEADLINE_S
+
+    def request_read(self, connection: socket.socket) -> None:
+        """The request arrived: answering it takes as long as it takes."""
+        with self._guard:
+            self._deadlines.pop(connection, None)
+
+    def service_actions(self) -> None:
+        # Called by serve_forever between polls: end the requests past their deadline. A
+        # shut-down socket makes the handler's pending read fail, and its thread ends.
+        now = time.monotonic()
+        with self._guard:
+            overdue = [c for c, deadline in self._deadlines.items() if deadline < now]
+            for connection in overdue:
+                del self._deadlines[connection]
+        for connection in overdue:
+            with contextlib.suppress(OSError):  # closed meanwhile: nothing to end
+                connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A connection that broke mid-request (reset, timeout, garbage): one line, no
@@ -109,6 +183,10 @@ class _Handler(BaseHTTPRequestHandler):
         """What GET would answer, headers only (a body here would corrupt the connection)."""
         self._handle()
 
+    def handle_one_request(self) -> None:
+        self.server.request_started(self.connection)
+        super().handle_one_request()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # request lines would carry query strings; nothing is logged by default
 
@@ -119,6 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._check_framing()
             self._check_access()
             body = self._read_body()
+            self.server.request_read(self.connection)
             context = cast(
                 LambdaContext, SimpleNamespace(function_name="pik-serve", aws_request_id=request_id)
             )
