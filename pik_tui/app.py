@@ -48,6 +48,11 @@ class PikApp(App[None]):
     """The main screen: entities on the left, four tabs on the right."""
 
     CSS_PATH = "app.tcss"
+    # Below 80 columns the entity list narrows, so the tabs keep room for a timestamp.
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-narrow"),
+        (80, "-wide"),
+    ]
     TITLE = "pik-tui"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave pik-tui"),

@@ -297,3 +297,18 @@ def test_a_failing_store_becomes_a_notification_not_a_crash(
         assert demo_app.query_one(RatesPane)._timer is not None  # re-armed after the failure
 
     drive(demo_app, scenario, notifications=True)
+
+
+def test_a_narrow_terminal_narrows_the_entity_list(demo_app: PikApp, drive: Drive) -> None:
+    async def scenario(pilot: Pilot[None]) -> None:
+        pane = pilot.app.query_one(EntityPane)
+        assert pane.outer_size.width == 30
+        await pilot.resize_terminal(60, 30)
+        await pilot.pause()
+        assert pilot.app.screen.has_class("-narrow")
+        assert pane.outer_size.width == 25
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        assert pane.outer_size.width == 30
+
+    drive(demo_app, scenario)
