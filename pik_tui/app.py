@@ -49,10 +49,7 @@ class PikApp(App[None]):
 
     CSS_PATH = "app.tcss"
     # Below 80 columns the entity list narrows, so the tabs keep room for a timestamp.
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
-        (0, "-narrow"),
-        (80, "-wide"),
-    ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]  # noqa: RUF012 (as App declares it)
     TITLE = "pik-tui"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave pik-tui"),
