@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import json
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -53,23 +55,39 @@ class Client:
         return response.status, dict(response.getheaders()), json.loads(data) if data else None
 
 
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def status_read(raw: socket.socket) -> int:
+    """The status of the next response on ``raw``, its body read."""
+    response = http.client.HTTPResponse(raw)
+    response.begin()
+    response.read()
+    return response.status
+
+
 TOKEN = "s3cret-token-0123456789"
 
 
-def start(store: LocalEngine, token: str | None = None) -> tuple[ApiServer, threading.Thread]:
+@contextlib.contextmanager
+def serving(store: LocalEngine, token: str | None = None) -> Iterator[ApiServer]:
+    """A server on a free port of 127.0.0.1, stopped on the way out."""
     server = ApiServer(store, "127.0.0.1", 0, token)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    return server, thread
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 @pytest.fixture
 def api(engine: LocalEngine) -> Iterator[Client]:
-    server, thread = start(engine)
-    yield Client(server.server_address[1])
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving(engine) as server:
+        yield Client(server.server_address[1])
 
 
 def test_ingest_one_event_then_read_it_back(api: Client) -> None:
@@ -171,7 +189,7 @@ def test_queries_and_their_errors(api: Client) -> None:
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(api: Client) -> None:
-    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw:
+    with connect(api.port) as raw:
         raw.sendall(
             b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\n"
@@ -200,16 +218,11 @@ def test_binding_beyond_loopback_needs_a_token(engine: LocalEngine) -> None:
 
 
 def test_with_a_token_every_request_must_carry_it(engine: LocalEngine) -> None:
-    server, thread = start(engine, token=TOKEN)
-    try:
+    with serving(engine, token=TOKEN) as server:
         port = server.server_address[1]
         assert Client(port).call("GET", "/entities")[0] == 401
         assert Client(port, token="wrong" * 4).call("GET", "/entities")[0] == 401
         assert Client(port, token=TOKEN).call("GET", "/entities")[0] == 200
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_garbage_on_the_wire_never_stops_the_server(api: Client, store_path: Path) -> None:
@@ -218,7 +231,7 @@ def test_garbage_on_the_wire_never_stops_the_server(api: Client, store_path: Pat
         b"GET / HTTP/9.9\r\n\r\n",
         b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n",
     ):
-        with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw:
+        with connect(api.port) as raw:
             raw.sendall(junk)
             raw.recv(4096)
     assert api.call("GET", "/entities")[0] == 200
@@ -239,7 +252,7 @@ def test_a_request_two_parsers_could_read_differently_is_refused_and_closed(
     """What a proxy in front might frame otherwise (a smuggled second request) is refused,
     and the connection closed, before a byte of the body is taken as anything."""
     smuggled = b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw:
+    with connect(api.port) as raw:
         raw.sendall(
             b"POST /events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % api.port
             + b"Content-Type: application/json\r\n"
@@ -255,7 +268,7 @@ def test_a_request_two_parsers_could_read_differently_is_refused_and_closed(
 
 
 def test_a_slow_client_does_not_block_others(api: Client) -> None:
-    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as slow:
+    with connect(api.port) as slow:
         slow.sendall(b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n")
         assert api.call("GET", "/entities")[0] == 200
 
@@ -264,10 +277,9 @@ def test_beyond_the_connection_cap_a_client_is_answered_busy_at_once(
     engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("pik.api.server.MAX_CONNECTIONS", 2)
-    server, thread = start(engine)
-    port = server.server_address[1]
-    try:
-        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+    with serving(engine) as server:
+        port = server.server_address[1]
+        held = [connect(port) for _ in range(2)]
         for connection in held:  # each is served by a thread of its own, waiting
             connection.sendall(b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         status, headers, body = Client(port).call("GET", "/entities")
@@ -279,10 +291,6 @@ def test_beyond_the_connection_cap_a_client_is_answered_busy_at_once(
             time.sleep(0.05)
         assert status == 200
         held[0].close()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def cut_off(raw: socket.socket) -> bool:
@@ -300,31 +308,76 @@ def test_a_request_trickling_in_past_its_deadline_is_cut_off(
     engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("pik.api.server.REQUEST_DEADLINE_S", 0.5)
-    server, thread = start(engine)
-    try:
-        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as raw:
+    with serving(engine) as server:
+        port = server.server_address[1]
+        with connect(port) as raw:
             started = time.monotonic()
             raw.sendall(b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             while not cut_off(raw):
                 assert time.monotonic() - started < 5, "the trickle was let go on"
                 time.sleep(0.1)
             assert time.monotonic() - started >= 0.5
-        assert Client(server.server_address[1]).call("GET", "/entities")[0] == 200
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        assert Client(port).call("GET", "/entities")[0] == 200
+
+
+def test_the_deadline_runs_from_a_request_s_first_byte_not_the_idle_wait(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pik.api.server.REQUEST_DEADLINE_S", 1.0)
+    with serving(engine) as server, connect(server.server_address[1]) as raw:
+        request = b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        for idle in (0.8, 0.8):  # keep-alive: idle longer than the rest of a deadline
+            time.sleep(idle)
+            for part in (request[:10], request[10:30], request[30:]):
+                raw.sendall(part)  # the request itself arrives whole within 0.5 s
+                time.sleep(0.2)
+            assert status_read(raw) == 200
+
+
+def test_a_body_gets_time_by_its_length(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pik.api.server.REQUEST_DEADLINE_S", 0.3)
+    monkeypatch.setattr("pik.api.server.MIN_BODY_BYTES_PER_S", 1000)
+    body = json.dumps(envelope(payload={"pad": "x" * 2000})).encode()  # 2 s more
+    with serving(engine) as server, connect(server.server_address[1]) as raw:
+        raw.sendall(
+            b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+            b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:100]
+        )
+        time.sleep(0.8)  # past the bare deadline, well within the body's time
+        raw.sendall(body[100:])
+        assert status_read(raw) == 201
+
+
+def test_a_connection_whose_thread_cannot_start_gives_its_place_back(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pik.api.server.MAX_CONNECTIONS", 1)
+    real = socketserver.ThreadingMixIn.process_request
+    failures = iter([True])
+
+    def no_thread_once(self: ApiServer, request: Any, client_address: Any) -> None:
+        if next(failures, False):
+            raise RuntimeError("can't start new thread")
+        real(self, request, client_address)
+
+    monkeypatch.setattr(socketserver.ThreadingMixIn, "process_request", no_thread_once)
+    with serving(engine) as server:
+        client = Client(server.server_address[1])
+        with pytest.raises((ConnectionError, http.client.HTTPException)):
+            client.call("GET", "/entities")  # dropped: no thread to answer it
+        assert client.call("GET", "/entities")[0] == 200, "its place was given back"
 
 
 def test_a_refused_request_with_a_body_closes_the_connection(engine: LocalEngine) -> None:
-    server, thread = start(engine, token=TOKEN)
-    try:
+    with serving(engine, token=TOKEN) as server:
         body = json.dumps(envelope()).encode()
         smuggled = (
             b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
             % TOKEN.encode()
         )
-        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as raw:
+        with connect(server.server_address[1]) as raw:
             raw.sendall(
                 b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n" % (len(body) + len(smuggled)) + body + smuggled
@@ -334,10 +387,6 @@ def test_a_refused_request_with_a_body_closes_the_connection(engine: LocalEngine
                 reply += chunk
         assert reply.startswith(b"HTTP/1.1 401") and reply.count(b"HTTP/1.1") == 1
         assert engine.counts()["events"] == 0
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 CANARY = "CANARY-7f3a9c"
@@ -410,7 +459,7 @@ def test_a_body_shorter_than_its_length_or_an_odd_length_is_400(api: Client) -> 
         (head + b"Content-Length: 100\r\n\r\n" + b'{"source":', b"incomplete_body"),
         (head + "Content-Length: ²\r\n\r\n".encode(), b"invalid_content_length"),
     ):
-        with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw:
+        with connect(api.port) as raw:
             raw.sendall(request)
             raw.shutdown(socket.SHUT_WR)  # the client is done: the rest never comes
             reply = b""

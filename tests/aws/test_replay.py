@@ -690,3 +690,27 @@ def test_a_plan_too_large_for_the_ledger_is_refused_and_audited(
     assert (refusal.outcome, refusal.plan_id, refusal.who) == ("plan_too_large", None, "planner")
     assert refusal.detail["message"] == str(caught.value)
     assert "1 entities, 1 sources" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "AccessDenied",
+        "KMS.DisabledException",
+        "KMS.InvalidStateException",  # the key is scheduled for deletion
+        "KMS.InvalidKeyUsageException",
+        "KMS.NotFoundException",
+        "KMS.OptInRequired",
+    ],
+)
+def test_a_target_no_retry_can_mend_stops_the_send_as_unavailable(
+    stack: AwsConfig, code: str
+) -> None:
+    # moto has no KMS-encrypted queue to refuse: the answer is put at the SDK's edge.
+    log = RequestLog()
+    log.fail = lambda _n, _service, operation: code if operation == "SendMessageBatch" else None
+    sink = AwsReplayBackend(stack, session=log.session(), who="op").sink_for("queue")
+    with pytest.raises(ReplayError) as refused:
+        sink.send([json.dumps({"replay_id": "a" * 32, "seq": 1}).encode()])
+    assert refused.value.code == "target_unavailable" and code in str(refused.value)
+    assert log.by_operation()["sqs:SendMessageBatch"] == 1, "not retried"

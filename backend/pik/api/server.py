@@ -6,9 +6,9 @@ body over the limit is refused before it is read, and no input takes the server 
 unexpected error is answered 500 and the server keeps serving.
 
 Slow clients cannot hold it either: a connection idle for ``CLIENT_TIMEOUT_S`` is closed, a
-request must arrive whole (request line, headers, body) within ``REQUEST_DEADLINE_S`` however
-it trickles in, and beyond ``MAX_CONNECTIONS`` open connections a new one is answered 503 at
-once, without a thread of its own.
+request must arrive whole (request line, headers, body) within ``REQUEST_DEADLINE_S`` of its
+first byte however it trickles in (more for a large body), and beyond ``MAX_CONNECTIONS``
+open connections a new one is answered 503 at once, without a thread of its own.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ from pik.ports import EventStore
 
 CLIENT_TIMEOUT_S = 15
 REQUEST_DEADLINE_S = 30
+MIN_BODY_BYTES_PER_S = 64 * 1024
+"""A body may take as long again as its length at this rate: a large upload on a slow link
+is not cut off, a trickle is."""
 MAX_CONNECTIONS = 64
 
 
@@ -106,7 +109,12 @@ class ApiServer(ThreadingHTTPServer):
                 pass
             self.shutdown_request(request)
             return
-        super().process_request(request, client_address)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started (none left): its place is free again
+            with self._guard:
+                self._connections -= 1
+            raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
@@ -117,9 +125,16 @@ class ApiServer(ThreadingHTTPServer):
                 self._deadlines.pop(request, None)
 
     def request_started(self, connection: socket.socket) -> None:
-        """``connection`` must deliver its next request whole within the deadline."""
+        """``connection`` sent a request's first byte: it must deliver the rest within the
+        deadline."""
         with self._guard:
             self._deadlines[connection] = time.monotonic() + REQUEST_DEADLINE_S
+
+    def body_announced(self, connection: socket.socket, length: int) -> None:
+        """A body of ``length`` bytes follows: time for it at the slowest rate allowed."""
+        with self._guard:
+            if connection in self._deadlines:
+                self._deadlines[connection] += length / MIN_BODY_BYTES_PER_S
 
     def request_read(self, connection: socket.socket) -> None:
         """The request arrived: answering it takes as long as it takes."""
@@ -130,13 +145,12 @@ class ApiServer(ThreadingHTTPServer):
         # Called by serve_forever between polls: end the requests past their deadline. A
         # shut-down socket makes the handler's pending read fail, and its thread ends.
         now = time.monotonic()
-        with self._guard:
+        with self._guard:  # held: a request read meanwhile is not cut off after all
             overdue = [c for c, deadline in self._deadlines.items() if deadline < now]
             for connection in overdue:
                 del self._deadlines[connection]
-        for connection in overdue:
-            with contextlib.suppress(OSError):  # closed meanwhile: nothing to end
-                connection.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):  # closed meanwhile: nothing to end
+                    connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A connection that broke mid-request (reset, timeout, garbage): one line, no
@@ -184,6 +198,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def handle_one_request(self) -> None:
+        # The deadline runs from the request's first byte: waiting idle for it is bounded
+        # by the idle timeout alone.
+        try:
+            first = self.rfile.peek(1)  # type: ignore[attr-defined]
+        except OSError:  # idle too long, or reset: nothing was asked
+            first = b""
+        if not first:
+            self.close_connection = True
+            return
         self.server.request_started(self.connection)
         super().handle_one_request()
 
@@ -261,6 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(
                 413, "body_too_large", f"the body is {length} bytes; the limit is {MAX_BODY_BYTES}"
             )
+        self.server.body_announced(self.connection, length)
         try:
             body = self.rfile.read(length)
         except TimeoutError:

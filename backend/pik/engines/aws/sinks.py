@@ -45,6 +45,9 @@ UNREACHABLE = frozenset(
         "KMS.AccessDeniedException",
         "KMS.DisabledException",
         "KMS.NotFoundException",
+        "KMS.InvalidStateException",
+        "KMS.InvalidKeyUsageException",
+        "KMS.OptInRequired",
     }
 )
 """What SQS answers when the queue is gone or this function may not send to it: retrying
