@@ -403,6 +403,14 @@ def test_two_operators_confirming_one_plan_start_one_run(
     assert sorted(a.action for a in audit) == ["confirmed", "planned", "refused"]
 
 
+def target_queue(name: str, **attributes: str) -> tuple[str, str]:
+    """A queue beside the stack, as a deployer would list it: its URL and ARN."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    return url, arn["QueueArn"]
+
+
 def one_event_plan(
     operator: AwsReplayBackend, store: AwsEngine, make_event: MakeEvent, entity: str
 ) -> Plan:
@@ -449,11 +457,7 @@ def test_a_message_the_target_refuses_fails_the_run_and_is_not_retried(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A queue the deployer listed, whose MaximumMessageSize is smaller than a message."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    small = sqs.create_queue(QueueName="small-target", Attributes={"MaximumMessageSize": "1024"})
-    arn = sqs.get_queue_attributes(QueueUrl=small["QueueUrl"], AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    small_url, arn = target_queue("small-target", MaximumMessageSize="1024")
     events = [
         make_event(entity_id="wide", event_time="2026-11-01T01:00:00Z", payload={"n": 1}),
         make_event(entity_id="wide", event_time="2026-11-01T02:00:00Z", payload={"x": "y" * 900}),
@@ -468,7 +472,7 @@ def test_a_message_the_target_refuses_fails_the_run_and_is_not_retried(
     failed = operator.ledger.run(run.replay_id)
     assert failed is not None
     assert (failed.status, failed.sent, failed.detail) == ("failed", 1, "message_refused")
-    (first,) = receive_all(small["QueueUrl"])
+    (first,) = receive_all(small_url)
     assert json.loads(first["Body"])["seq"] == 1
     ended = [a for a in operator.ledger.audit_log(run.started_us, 100) if a.action == "failed"]
     assert [a.outcome for a in ended if a.replay_id == run.replay_id] == ["message_refused"]
@@ -649,16 +653,12 @@ def test_a_target_queue_deleted_under_a_run_fails_it_audited_and_the_item_is_not
     make_event: MakeEvent,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sqs = boto3.client("sqs", region_name=REGION)
-    gone = sqs.create_queue(QueueName="gone-target")
-    arn = sqs.get_queue_attributes(QueueUrl=gone["QueueUrl"], AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    gone_url, arn = target_queue("gone-target")
     ingest(store, [make_event(entity_id="lost", event_time="2026-11-01T01:00:00Z")])
     listed = AwsReplayBackend(replace(stack, replay_targets=(arn,)), who="op")
     run = confirmed(listed, ["lost"], target=f"sqs:{arn}")
     listed.start(run)
-    sqs.delete_queue(QueueUrl=gone["QueueUrl"])
+    boto3.client("sqs", region_name=REGION).delete_queue(QueueUrl=gone_url)
     context = as_replay_function(monkeypatch)
     handler = function_handler(replay_targets=(arn,))
     assert handler(work_event(work_items(stack)), context) == {"batchItemFailures": []}

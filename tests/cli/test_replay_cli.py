@@ -115,6 +115,15 @@ def plan(store: Path, target: Path, *extra: str) -> dict[str, Any]:
     return made
 
 
+def runs(store: Path) -> list[Any]:
+    """The runs the store's ledger holds, newest first."""
+    ledger = LocalReplayLedger(store)
+    try:
+        return list(ledger.runs(10))
+    finally:
+        ledger.close()
+
+
 def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_bytes().splitlines()]
 
@@ -184,11 +193,7 @@ def test_run_without_confirm_and_no_terminal_sends_nothing(store: Path, tmp_path
     assert "--confirm" in refused.stderr and "nothing was sent" in refused.stderr
     assert made["plan_id"] in refused.stdout, "the plan summary was shown first"
     assert not out.exists()
-    ledger = LocalReplayLedger(store)
-    try:
-        assert ledger.runs(10) == []
-    finally:
-        ledger.close()
+    assert runs(store) == []
     assert document(store, "replay", "run", made["plan_id"], "--confirm")["sent"] == 60
 
 
@@ -204,11 +209,7 @@ def test_a_plan_this_clock_calls_expired_still_needs_a_yes(
     assert "looks expired" in refused.stdout
     assert "--confirm" in refused.stderr and "nothing was sent" in refused.stderr
     assert not out.exists()
-    ledger = LocalReplayLedger(store)
-    try:
-        assert ledger.runs(10) == []
-    finally:
-        ledger.close()
+    assert runs(store) == []
 
 
 @pytest.mark.parametrize(
