@@ -40,6 +40,8 @@ MIN_BODY_BYTES_PER_S = 64 * 1024
 """A body may take as long again as its length at this rate: a large upload on a slow link
 is not cut off, a trickle is."""
 MAX_CONNECTIONS = 64
+MIN_TOKEN_CHARS = 16
+"""A guessable token is no guard on an address others can reach."""
 
 
 def _busy_reply() -> bytes:
@@ -51,10 +53,6 @@ def _busy_reply() -> bytes:
         f"Retry-After: 1\r\nConnection: close\r\nContent-Length: {len(data)}\r\n\r\n"
     )
     return head.encode("ascii") + data
-
-
-MIN_TOKEN_CHARS = 16
-"""A guessable token is no guard on an address others can reach."""
 
 
 def is_loopback(host: str) -> bool:

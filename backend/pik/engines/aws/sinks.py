@@ -125,9 +125,10 @@ class QueueSink:
                         QueueUrl=self.queue_url, Entries=entries
                     )
             except ClientError as exc:
-                if error_code(exc) in REFUSALS:
+                code = error_code(exc)
+                if code in REFUSALS:
                     raise _refused(exc, list(pending.values())) from None
-                if error_code(exc) in UNREACHABLE:
+                if code in UNREACHABLE:
                     raise _unreachable(exc, self.queue_url) from None
                 raise
             failed = answer.get("Failed") or []
