@@ -411,6 +411,29 @@ def target_queue(name: str, **attributes: str) -> tuple[str, str]:
     return url, arn["QueueArn"]
 
 
+def started_to(stack: AwsConfig, arn: str, entity: str, rate: int = replay.MAX_RATE) -> ReplayRun:
+    """A run of ``entity``'s events to the listed queue ``arn``, handed to the function."""
+    listed = AwsReplayBackend(replace(stack, replay_targets=(arn,)), who="op")
+    run = confirmed(listed, [entity], target=f"sqs:{arn}", rate=rate)
+    listed.start(run)
+    return run
+
+
+def send_to(stack: AwsConfig, arn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The function, allowed the listed queue ``arn``, takes the work queue's items."""
+    context = as_replay_function(monkeypatch)
+    handler = function_handler(replay_targets=(arn,))
+    assert handler(work_event(work_items(stack)), context) == {"batchItemFailures": []}
+
+
+def failure_of(operator: AwsReplayBackend, run: ReplayRun) -> tuple[ReplayRun, list[AuditRecord]]:
+    """The run as the ledger has it now, and its `failed` audit records."""
+    now = operator.ledger.run(run.replay_id)
+    assert now is not None
+    audit = operator.ledger.audit_log(run.started_us, 100)
+    return now, [a for a in audit if a.action == "failed" and a.replay_id == run.replay_id]
+
+
 def one_event_plan(
     operator: AwsReplayBackend, store: AwsEngine, make_event: MakeEvent, entity: str
 ) -> Plan:
@@ -463,19 +486,13 @@ def test_a_message_the_target_refuses_fails_the_run_and_is_not_retried(
         make_event(entity_id="wide", event_time="2026-11-01T02:00:00Z", payload={"x": "y" * 900}),
     ]
     ingest(store, events)
-    listed = AwsReplayBackend(replace(stack, replay_targets=(arn,)), who="op")
-    run = confirmed(listed, ["wide"], target=f"sqs:{arn}", rate=1)  # one message a batch
-    listed.start(run)
-    context = as_replay_function(monkeypatch)
-    handler = function_handler(replay_targets=(arn,))
-    assert handler(work_event(work_items(stack)), context) == {"batchItemFailures": []}
-    failed = operator.ledger.run(run.replay_id)
-    assert failed is not None
+    run = started_to(stack, arn, "wide", rate=1)  # one message a batch
+    send_to(stack, arn, monkeypatch)
+    failed, ended = failure_of(operator, run)
     assert (failed.status, failed.sent, failed.detail) == ("failed", 1, "message_refused")
     (first,) = receive_all(small_url)
     assert json.loads(first["Body"])["seq"] == 1
-    ended = [a for a in operator.ledger.audit_log(run.started_us, 100) if a.action == "failed"]
-    assert [a.outcome for a in ended if a.replay_id == run.replay_id] == ["message_refused"]
+    assert [a.outcome for a in ended] == ["message_refused"]
 
 
 def test_work_items_that_cannot_succeed_are_acknowledged(
@@ -655,18 +672,12 @@ def test_a_target_queue_deleted_under_a_run_fails_it_audited_and_the_item_is_not
 ) -> None:
     gone_url, arn = target_queue("gone-target")
     ingest(store, [make_event(entity_id="lost", event_time="2026-11-01T01:00:00Z")])
-    listed = AwsReplayBackend(replace(stack, replay_targets=(arn,)), who="op")
-    run = confirmed(listed, ["lost"], target=f"sqs:{arn}")
-    listed.start(run)
+    run = started_to(stack, arn, "lost")
     boto3.client("sqs", region_name=REGION).delete_queue(QueueUrl=gone_url)
-    context = as_replay_function(monkeypatch)
-    handler = function_handler(replay_targets=(arn,))
-    assert handler(work_event(work_items(stack)), context) == {"batchItemFailures": []}
-    failed = operator.ledger.run(run.replay_id)
-    assert failed is not None
+    send_to(stack, arn, monkeypatch)
+    failed, ended = failure_of(operator, run)
     assert (failed.status, failed.sent, failed.detail) == ("failed", 0, "target_unavailable")
-    ended = [a for a in operator.ledger.audit_log(run.started_us, 100) if a.action == "failed"]
-    assert [a.outcome for a in ended if a.replay_id == run.replay_id] == ["target_unavailable"]
+    assert [a.outcome for a in ended] == ["target_unavailable"]
     assert "mend the queue" in ended[-1].detail["message"]
 
 
