@@ -190,6 +190,21 @@ def test_a_failing_call_is_unavailable_unacknowledged_and_a_retry_stores_once(
     assert len({e.event_id for e in engine.timeline("new-1", 0, 2**62, 10)}) == 1
 
 
+def test_a_failing_read_says_to_retry_and_claims_nothing_about_ingest(
+    engine: AwsEngine, log: RequestLog, make_event: MakeEvent
+) -> None:
+    ingest_batch(engine, [make_event(entity_id="a")], "x")
+    log.fail = lambda _n, _s, _o: "ThrottlingException"
+    with pytest.raises(StoreUnavailableError) as failed:
+        engine.timeline("a", 0, 2**62, 10)
+    message = str(failed.value)
+    assert "ThrottlingException" in message and "retry in a moment" in message
+    assert "acknowledged" not in message
+    with pytest.raises(StoreUnavailableError) as refused:
+        ingest_batch(engine, [make_event(entity_id="b")], "x")
+    assert "nothing was acknowledged" in str(refused.value)
+
+
 def test_verify_finds_altered_and_missing_objects(engine: AwsEngine, make_event: MakeEvent) -> None:
     first = ingest_batch(engine, [make_event(entity_id="a")], "x")[0]
     second = ingest_batch(engine, [make_event(entity_id="b")], "x")[0]

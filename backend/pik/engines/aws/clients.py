@@ -104,15 +104,17 @@ def error_code(exc: BaseException) -> str:
 
 
 @contextmanager
-def unavailable_on_failure(what: str) -> Iterator[None]:
+def unavailable_on_failure(what: str, *, ingest: bool = False) -> Iterator[None]:
     """Turn throttling, 5xx and network failures (after the SDK's retries) into 503s.
 
     A missing S3 object becomes ``FileNotFoundError``. Configuration errors (no
     credentials, no region) pass through: retrying cannot fix
-    them, and the caller names what to configure.
+    them, and the caller names what to configure. ``ingest``: the failing call is part of
+    taking events, and the message tells the producer nothing of its request was kept.
     """
     from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+    outcome = "nothing was acknowledged, retry the request" if ingest else "retry in a moment"
     try:
         yield
     except ClientError as exc:
@@ -122,12 +124,10 @@ def unavailable_on_failure(what: str) -> Iterator[None]:
             raise FileNotFoundError(f"{what}: the object is missing ({code})") from exc
         if code in RETRYABLE:
             raise StoreUnavailableError(
-                f"{what}: AWS is throttling or failing ({code}); nothing was acknowledged, "
-                "retry the request"
+                f"{what}: AWS is throttling or failing ({code}); {outcome}"
             ) from exc
         raise
     except (ConnectionError, HTTPClientError) as exc:
         raise StoreUnavailableError(
-            f"{what}: AWS could not be reached ({type(exc).__name__}); nothing was "
-            "acknowledged, retry the request"
+            f"{what}: AWS could not be reached ({type(exc).__name__}); {outcome}"
         ) from exc

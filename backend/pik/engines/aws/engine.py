@@ -194,7 +194,7 @@ class AwsEngine(reads.Reader):
                 if not written:
                     data = bytes(body)
                     digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-                    with unavailable_on_failure("writing raw events to S3"):
+                    with unavailable_on_failure("writing raw events to S3", ingest=True):
                         self._clients.s3.put_object(
                             **shapes.put_segment(self.config.bucket, key, data, digest)
                         )
@@ -313,7 +313,7 @@ class AwsEngine(reads.Reader):
         table = self.config.table
         items: list[Item] = []
         for tries in range(TRANSACTION_ATTEMPTS):
-            with unavailable_on_failure("reading stored event ids"):
+            with unavailable_on_failure("reading stored event ids", ingest=True):
                 answer = self._clients.dynamodb.batch_get_item(**request)
             items += answer.get("Responses", {}).get(table, [])
             unprocessed = answer.get("UnprocessedKeys") or {}
@@ -460,7 +460,7 @@ class AwsEngine(reads.Reader):
             # request that had in fact succeeded is not applied twice.
             token = uuid.uuid4().hex
             try:
-                with unavailable_on_failure("indexing events in DynamoDB"):
+                with unavailable_on_failure("indexing events in DynamoDB", ingest=True):
                     self._clients.dynamodb.transact_write_items(
                         **shapes.transaction(plan.actions, token)
                     )
