@@ -28,6 +28,7 @@ RETRYABLE = frozenset(
         "RequestTimeoutException",
         "RequestThrottled",  # SQS
         "KmsThrottled",  # SQS, on an encrypted queue
+        "ConditionalRequestConflict",  # S3: another conditional write to the key in flight
         "503",
         "500",
     }

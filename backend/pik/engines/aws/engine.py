@@ -192,12 +192,7 @@ class AwsEngine(reads.Reader):
             written = all(new.frame is None for new in claimed)
             try:
                 if not written:
-                    data = bytes(body)
-                    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-                    with unavailable_on_failure("writing raw events to S3", ingest=True):
-                        self._clients.s3.put_object(
-                            **shapes.put_segment(self.config.bucket, key, data, digest)
-                        )
+                    self._put_segment(key, bytes(body))
                     written = True
                 self._commit_groups(key, claimed, ingest_us, committed)
             except StoreUnavailableError:
@@ -215,6 +210,32 @@ class AwsEngine(reads.Reader):
             classified = classify(arrivals, known)
         self._count_attempts(arrivals, classified, ingest_us)
         return _outcomes(arrivals, classified, ingest_us)
+
+    def _put_segment(self, key: str, data: bytes) -> None:
+        """Write a batch's object once. S3 refusing it because the key exists is, for a
+        fresh random key, our own earlier try: the SDK sent the PUT again after S3 had
+        stored it but its answer was lost. Those bytes are ours if their hash is."""
+        from botocore.exceptions import ClientError
+
+        digest = hashlib.sha256(data).digest()
+        request = shapes.put_segment(
+            self.config.bucket, key, data, base64.b64encode(digest).decode()
+        )
+        try:
+            with unavailable_on_failure("writing raw events to S3", ingest=True):
+                self._clients.s3.put_object(**request)
+            return
+        except ClientError as exc:
+            if error_code(exc) not in {"PreconditionFailed", "412"}:
+                raise
+        with unavailable_on_failure("reading back a raw object S3 says exists", ingest=True):
+            stored = self._clients.s3.get_object(Bucket=self.config.bucket, Key=key)
+            held = stored["Body"].read()
+        if hashlib.sha256(held).digest() != digest:
+            raise StoreUnavailableError(
+                f"raw object {key} already holds other bytes; nothing was acknowledged, "
+                "retry the request (it writes under a new key)"
+            )
 
     def _settled(
         self, event_ids: set[bytes], now: int, wait_s: float = CLAIM_WAIT_S
