@@ -205,6 +205,46 @@ def test_a_failing_read_says_to_retry_and_claims_nothing_about_ingest(
     assert "nothing was acknowledged" in str(refused.value)
 
 
+def test_a_put_retried_after_s3_stored_it_is_taken_as_written(
+    engine: AwsEngine, make_event: MakeEvent
+) -> None:
+    """The SDK sends a PUT again when S3's answer is lost; S3 then refuses it (412), as
+    the key exists. Here botocore's own retry runs once after a PUT that succeeded."""
+    tries: list[int] = []
+
+    def retry_once(attempts: int, **_: Any) -> float | None:
+        tries.append(attempts)
+        return 0.0 if attempts == 1 else None
+
+    engine._clients.s3.meta.events.register("needs-retry.s3.PutObject", retry_once)
+    events = batch(make_event, 20, 4, "lost-answer")
+    outcomes = ingest_batch(engine, events, "x")
+    assert tries[:2] == [1, 2], "the PUT was sent twice"
+    assert {o.status for o in outcomes} == {Status.ACCEPTED}
+    assert engine.verify().problems == () and engine.counts()["events"] == 20
+    assert {o.status for o in ingest_batch(engine, events, "x")} == {Status.DUPLICATE}
+
+
+def test_a_key_holding_other_bytes_fails_unacknowledged_and_a_retry_stores(
+    engine: AwsEngine, make_event: MakeEvent
+) -> None:
+    s3 = engine._clients.s3
+    squatted: list[str] = []
+
+    def squat(params: dict[str, Any], **_: Any) -> None:
+        if not squatted:
+            squatted.append(params["Key"])
+            s3.put_object(Bucket=params["Bucket"], Key=params["Key"], Body=b"not ours")
+
+    s3.meta.events.register("before-parameter-build.s3.PutObject", squat)
+    events = batch(make_event, 10, 2, "squatted")
+    with pytest.raises(StoreUnavailableError, match="other bytes; nothing was acknowledged"):
+        ingest_batch(engine, events, "x")
+    outcomes = ingest_batch(engine, events, "x")  # claims released: no lease to wait out
+    assert {o.status for o in outcomes} == {Status.ACCEPTED}
+    assert engine.counts()["events"] == 10
+
+
 def test_verify_finds_altered_and_missing_objects(engine: AwsEngine, make_event: MakeEvent) -> None:
     first = ingest_batch(engine, [make_event(entity_id="a")], "x")[0]
     second = ingest_batch(engine, [make_event(entity_id="b")], "x")[0]
@@ -367,6 +407,8 @@ def test_ids_longer_than_any_entity_are_never_sent_as_keys(
     long = "e" * 2100
     assert list_entities(engine, long) == []
     assert [e.entity_id for e in list_entities(engine, "e", after="e" + "!" * 2100)] == ["e1"]
+    for after in ("e" + "\U0001f600" * 300, "e0" + "\u00e9" * 600, "d" + "~" * 2000):
+        list_entities(engine, "", after=after)
     assert timeline_page(engine, long, 0, 2**62).events == []
     assert coverage_report(engine, 0, 2**62, "day", [long]).windows == []
     assert log.calls  # the listing still asked

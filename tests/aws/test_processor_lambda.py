@@ -54,9 +54,11 @@ def test_windows_are_computed_and_unreadable_ones_retried(
         touch("good", "2026-11-01T11:00:00Z"),  # same window: computed once
         touch("lost", "2026-11-01T10:00:00Z"),
         b"not a replay message",
+        touch("a" * 3000, "2026-11-01T10:00:00Z"),  # no stored id is so long: never a key
     )
     answer = handler(event, CONTEXT)
-    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["msg-2", "msg-3"]
+    failed = sorted(f["itemIdentifier"] for f in answer["batchItemFailures"])
+    assert failed == ["msg-2", "msg-3", "msg-4"]
     [v1] = versions.history(SPEC.spec_id, "good", DAY)
     assert v1.aggregate.total == Decimal(5) and v1.replay_id == "1" * 32
     assert versions.history(SPEC.spec_id, "lost", DAY) == []

@@ -224,9 +224,16 @@ def test_entity_queries_with_what_no_entity_id_can_hold(
     ingest_batch(store, [make_event(entity_id="user:10")], "a")
     for prefix in ("user:1!", "user:1!p", "\U0010ffff", "\ud7ff", "user:1 "):
         assert list_entities(store, prefix) == [], prefix
-    for after in ("user:1!", "user:1 ", "user:1\x00", 'user:1"'):
+    for after in ("user:1!", "user:1 ", "user:1\x00", 'user:1"', "user:1$"):
         assert [e.entity_id for e in list_entities(store, "user:1", after=after)] == ["user:10"]
     assert [e.entity_id for e in list_entities(store, after="a!")] == ["user:1", "user:10"]
+    assert [e.entity_id for e in list_entities(store, after="user:0\U0001f600" * 300)] == [
+        "user:1",
+        "user:10",
+    ]
+    assert list_entities(store, after="user:1\U0001f600" * 300) == []
+    assert list_entities(store, after="user:1\x7f") == []
+    assert [e.entity_id for e in list_entities(store, after="user:1/")] == ["user:10"]
     assert timeline_page(store, "", 0, 2**62).events == []
     assert timeline_page(store, "user:1!a", 0, 2**62).events == []
     assert coverage_report(store, 0, 2**62, "day", entity_ids=["", "user:1!a"]).windows == []

@@ -78,6 +78,14 @@ def _process(
         return {str(r.get("messageId")) for r in records}, 0
     written = 0
     for (entity_id, window_start_us), (replay_id, owners) in sorted(windows.items()):
+        if len(entity_id) > store.limits.max_entity_id_chars:
+            # No stored event has such an id (and an index would refuse it as a key).
+            log_failure(
+                "not a replay message of this store; it goes back to the queue",
+                MessageError(f"entity_id is over {store.limits.max_entity_id_chars} characters"),
+            )
+            retry |= owners
+            continue
         try:
             if recompute(store, versions, spec, entity_id, window_start_us, replay_id):
                 written += 1

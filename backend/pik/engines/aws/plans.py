@@ -409,10 +409,7 @@ class ReadPlans:
             return []  # no entity id begins so
         low = prefix
         if after is not None:
-            # '"' sorts just above the separator '!', so every row of `after` is skipped.
-            # Entity ids are at most MAX_ENTITY_CHARS long, so those after a longer `after`
-            # are those after its start, and the key stays within DynamoDB's size.
-            low = max(low, after[: shapes.MAX_ENTITY_CHARS] + '"')
+            low = max(low, shapes.past_entities_up_to(after))
         high = prefix + "~" if prefix else None
         if high is not None and low > high:
             # An `after` past the prefix: nothing to list. DynamoDB refuses a BETWEEN whose

@@ -99,6 +99,22 @@ def keyable_entity(text: str) -> bool:
     return len(text) <= MAX_ENTITY_CHARS and could_be_entity(text)
 
 
+def past_entities_up_to(after: str) -> str:
+    """The least directory sort key above every row of the entities at or before
+    ``after``, kept within DynamoDB's 1,024-byte key (``after`` is any string).
+
+    Entity ids are at most MAX_ENTITY_CHARS ASCII characters from one set, so ``after``
+    matters only up to its first character outside that set: no id goes on past it.
+    """
+    cut = next((i for i, c in enumerate(after) if not could_be_entity("a" + c)), len(after))
+    if cut >= min(len(after), MAX_ENTITY_CHARS):
+        return after[:MAX_ENTITY_CHARS] + '"'
+    # At least '"', which sorts just above the separator '!' (the rows of `kept` itself end
+    # below it); at most DEL, above every ASCII character (every id that goes on from `kept`
+    # with a character below the one `after` has).
+    return after[:cut] + max('"', min(after[cut], "\x7f"))
+
+
 def pad(micros: int) -> str:
     return f"{micros:019d}"
 
