@@ -93,6 +93,21 @@ def test_bad_json_is_400_in_the_error_shape(api: Api, engine: LocalEngine) -> No
     assert engine.counts()["events"] == 0
 
 
+def test_any_body_within_the_limit_fits_lambdas_request_limit_once_escaped(
+    make_envelope: Envelope,
+) -> None:
+    """API Gateway escapes the body into the event; Lambda refuses an event over
+    6,291,456 bytes before the handler could answer 413. The worst JSON escapes every byte."""
+    line = compact(make_envelope(payload={"q": '"\\' * 2000}))
+    body = "\n".join([line] * (MAX_BODY_BYTES // (len(line) + 1)))
+    assert MAX_BODY_BYTES - len(body) < len(line) + 1
+    headers = {f"X-Header-{i}": "v" * 100 for i in range(40)}  # a generous set of headers
+    event = api_event("POST", "/events", body, "application/x-ndjson", headers)
+    escaped = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+    assert len(escaped) > 1.9 * len(body)
+    assert len(escaped) <= 6_291_456
+
+
 def test_too_large_is_413(api: Api, engine: LocalEngine, make_envelope: Envelope) -> None:
     status, _, error = api.call("POST", "/events", " " * (MAX_BODY_BYTES + 1))
     assert status == 413 and error["error"]["code"] == "body_too_large"

@@ -45,9 +45,11 @@ from pik.services.ingest import ingest_batch
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 from pik.textsafe import json_text
 
-MAX_BODY_BYTES = 5 * 1024 * 1024
-"""Below Lambda's 6 MB request limit even after API Gateway escapes the body into the
-event (a JSON body gains a byte for every quote it holds)."""
+MAX_BODY_BYTES = 3_000_000
+"""One limit for `pik serve` and the stack. API Gateway escapes the body into the event it
+hands Lambda, which refuses an event over 6,291,456 bytes before any code runs: escaping
+at most doubles a JSON body (every quote, backslash or newline gains a byte), so any body
+within this limit reaches the function, with room for the event's headers and context."""
 JSON = "application/json"
 
 Origin = str | Callable[[dict[str, Any]], str]
