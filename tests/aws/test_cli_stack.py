@@ -91,7 +91,7 @@ def test_a_stack_the_policy_does_not_cover_says_what_to_check(aws_engine: AwsEng
     from aws_requests import RequestLog
 
     from pik.engines.aws.discovery import StackNotFoundError, stack_outputs
-    from pik.engines.aws.explain import explain
+    from pik.engines.aws.explain import REPLAYING, WRITING, explain
 
     log = RequestLog()
     log.fail = lambda _n, _s, op: "AccessDenied" if op == "DescribeStacks" else None
@@ -101,8 +101,10 @@ def test_a_stack_the_policy_does_not_cover_says_what_to_check(aws_engine: AwsEng
     assert "not allowed to describe a stack named 'pik-typo'" in message
     assert "region" in message and "OperatorReadOnlyPolicy" in message
     assert "injected by the test" in message  # AWS's own words: an SCP, a boundary...
-    replay = explain(refused.value, "ReplayOperatorPolicy") or ""
-    assert "ReplayOperatorPolicy" in replay and "OperatorReadOnlyPolicy" not in replay
+    replay = explain(refused.value, REPLAYING) or ""
+    assert "ReplayOperatorPolicy" in replay
+    writing = explain(refused.value, WRITING) or ""
+    assert "none of the stack's policies" in writing and "docs/cli.md" in writing
 
 
 def test_missing_credentials_say_what_to_configure(
@@ -115,6 +117,21 @@ def test_missing_credentials_say_what_to_configure(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     output = pik("--stack", "pik-contract", "entities", code=1)
     assert "no AWS credentials found" in output and "OperatorReadOnlyPolicy" in output
+
+
+def test_an_unknown_profile_or_an_expired_sign_in_says_what_to_do(
+    aws_engine: AwsEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import UnauthorizedSSOTokenError
+
+    from pik.engines.aws.explain import explain
+
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    output = pik("--stack", "pik-contract", "entities", code=1)
+    assert "no-such-profile" in output and "aws configure list-profiles" in output
+    assert "could not be reached" not in output
+    expired = explain(UnauthorizedSSOTokenError())
+    assert expired is not None and "aws sso login" in expired
 
 
 def test_no_region_says_what_to_set(aws_engine: AwsEngine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,7 +47,7 @@ class Context:
         """Open the store (read-only unless creating it), turning storage failures into
         messages that say what to do."""
         if self.stack:
-            with _aws_engine(self.stack) as aws:
+            with _aws_engine(self.stack, writing=create) as aws:
                 yield aws
             return
         with self.local_engine(create) as local:
@@ -99,9 +99,10 @@ class Context:
         IAM principal (the replay function sends the run)."""
         if self.stack:
             # Imported only when a stack is named, as the AWS engine is.
+            from pik.engines.aws.explain import REPLAYING
             from pik.engines.aws.replay_api import ApiReplayControl
 
-            with aws_errors("ReplayOperatorPolicy"):
+            with aws_errors(REPLAYING):
                 remote = ApiReplayControl.open(self.stack)
                 try:
                     yield remote
@@ -121,19 +122,20 @@ class Context:
 
 
 @contextmanager
-def _aws_engine(stack: str) -> Iterator[EventStore]:
+def _aws_engine(stack: str, writing: bool) -> Iterator[EventStore]:
     """The AWS engine of a deployed stack, found by its outputs."""
     from pik.engines.aws import AwsEngine
     from pik.engines.aws.discovery import discover
+    from pik.engines.aws.explain import READING, WRITING
 
-    with aws_errors("OperatorReadOnlyPolicy"):
+    with aws_errors(WRITING if writing else READING):
         yield AwsEngine(discover(stack))
 
 
 @contextmanager
-def aws_errors(policy: str) -> Iterator[None]:
-    """AWS failures as messages that say what to do, naming the stack's managed ``policy``
-    the command needs."""
+def aws_errors(needs: str) -> Iterator[None]:
+    """AWS failures as messages that say what to do, naming the permissions the command
+    ``needs`` (``explain``'s READING, REPLAYING or WRITING)."""
     from pik.engines.aws.explain import explain
 
     try:
@@ -141,7 +143,7 @@ def aws_errors(policy: str) -> Iterator[None]:
     except click.ClickException:
         raise
     except Exception as exc:
-        text = explain(exc, policy)
+        text = explain(exc, needs)
         if text is None:
             raise
         raise click.ClickException(text) from None

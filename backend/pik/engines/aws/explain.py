@@ -10,22 +10,33 @@ from pik.engines.aws.clients import error_code
 from pik.engines.aws.discovery import StackAccessDeniedError, StackNotFoundError
 from pik.storage_errors import StoreUnavailableError
 
+READING = "the stack's OperatorReadOnlyPolicy"
+REPLAYING = "the stack's ReplayOperatorPolicy (OperatorReadOnlyPolicy for `status` and `audit`)"
+WRITING = (
+    "write access to the stack's table and bucket, which none of the stack's policies "
+    "grant (docs/cli.md lists it; producers send through the API or the ingest queue)"
+)
 
-def explain(exc: BaseException, policy: str = "OperatorReadOnlyPolicy") -> str | None:
-    """The message for an AWS failure, naming the stack's managed ``policy`` the action
-    needs; ``None`` if it is no AWS failure (a bug, to be shown as one)."""
+
+def explain(exc: BaseException, needs: str = READING) -> str | None:
+    """The message for an AWS failure, saying which permissions the action ``needs`` (one
+    of READING, REPLAYING, WRITING); ``None`` if it is no AWS failure (a bug, to be shown
+    as one)."""
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
+        ProfileNotFound,
+        SSOError,
+        TokenRetrievalError,
     )
 
     if isinstance(exc, StackAccessDeniedError):
         return (
-            f"{exc}, and that your identity (`aws sts get-caller-identity`) has the stack's "
-            f"{policy}; AWS said: {exc.aws_message}"
+            f"{exc}, and that your identity (`aws sts get-caller-identity`) has {needs}; "
+            f"AWS said: {exc.aws_message}"
         )
     if isinstance(exc, StackNotFoundError):
         return str(exc)
@@ -38,9 +49,15 @@ def explain(exc: BaseException, policy: str = "OperatorReadOnlyPolicy") -> str |
         if isinstance(cause, NoCredentialsError | PartialCredentialsError):
             return (
                 "no AWS credentials found: sign in (`aws sso login`, AWS_PROFILE, or "
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) as an identity with the "
-                f"stack's {policy}"
+                f"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) as an identity with {needs}"
             )
+        if isinstance(cause, ProfileNotFound):
+            return (
+                f"{cause}: check AWS_PROFILE (or the profile you named) against "
+                "`aws configure list-profiles`"
+            )
+        if isinstance(cause, SSOError | TokenRetrievalError):
+            return f"your AWS sign-in has expired or is missing ({cause}); run `aws sso login`"
         if isinstance(cause, NoRegionError):
             return (
                 "no AWS region set: set AWS_DEFAULT_REGION (or `region` in your AWS "
@@ -50,7 +67,7 @@ def explain(exc: BaseException, policy: str = "OperatorReadOnlyPolicy") -> str |
             message = cause.response.get("Error", {}).get("Message", "")
             return (
                 f"AWS refused the request ({error_code(cause)}: {message}); check that "
-                f"your identity has the stack's {policy}"
+                f"your identity has {needs}"
             )
     if isinstance(exc, StoreUnavailableError):
         return str(exc)
