@@ -121,6 +121,21 @@ def test_a_stack_deployed_with_the_processor_runs_it_with_its_own_environment(
     hourly = AggregateSpec("hour", "/amount")
     [v1] = versions.history(hourly.spec_id, "c9", parse_instant("2026-11-01T10:00:00Z"))
     assert v1.aggregate.total == Decimal(4)
+    # `pik versions` finds them with no --by or --sum: the stack says what its processor sums.
+    from click.testing import CliRunner
+
+    from pik.cli.main import cli
+
+    result = CliRunner().invoke(
+        cli, ["--stack", "pik-processing", "--json", "versions", "list", "c9"]
+    )
+    assert result.exit_code == 0, result.output
+    [only] = orjson.loads(result.stdout)["versions"]
+    assert only["aggregate"]["total"] == "4"
+    daily = CliRunner().invoke(
+        cli, ["--stack", "pik-processing", "versions", "list", "c9", "--by", "day"]
+    )
+    assert "no versions by day" in daily.output
 
 
 def test_a_stack_without_the_processor_has_no_processor_function(aws_config: AwsConfig) -> None:

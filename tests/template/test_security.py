@@ -362,7 +362,7 @@ def test_every_output_the_cli_reads_is_declared(cfn: Template) -> None:
         "QueueIngestFunctionName", "ReplayFunctionName", "ReplayControlFunctionName",
         "OperatorReadOnlyPolicyArn",
         "ReplayOperatorPolicyArn", "ProducerPolicyArn", "ProcessorFunctionName",
-        "ReplayConsumerPolicyArn", "ReplayRoleArn",
+        "ReplayConsumerPolicyArn", "ReplayRoleArn", "ProcessorSpec",
     }  # fmt: skip
     assert set(cfn["Outputs"]) == names
     assert all(output.get("Description") for output in cfn["Outputs"].values())

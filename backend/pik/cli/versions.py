@@ -22,9 +22,16 @@ from pik.storage_errors import StoreUnavailableError
 from pik.textsafe import inert
 
 
-def _spec(by: str, total: str | None) -> AggregateSpec:
+def _spec(ctx: Context, by: str | None, total: str | None) -> AggregateSpec:
+    """The spec asked for; with neither --by nor --sum, on a stack with its processor on,
+    the one that processor computes, else daily counts."""
+    if by is None and total is None and ctx.stack:
+        with ctx.engine() as engine:
+            computed = engine.config.processor_spec  # type: ignore[attr-defined]
+        if computed is not None:
+            by, total = computed
     try:
-        return AggregateSpec(by, total)
+        return AggregateSpec(by, total) if by else AggregateSpec(sum_pointer=total)
     except SpecError as exc:
         raise click.BadParameter(str(exc), param_hint=f"--{exc.field}") from None
 
@@ -60,9 +67,9 @@ def _spec_options(command: Any) -> Any:
     command = click.option(
         "--by",
         type=click.Choice(list(GRANULARITIES)),
-        default="day",
-        show_default=True,
-        help="The window size the versions were computed for.",
+        help="The window size the versions were computed for [default: day; on a stack "
+        "with its processor on, with no --sum either: the stack's ProcessorWindow and "
+        "ProcessorSum].",
     )(command)
     return click.option(
         "--sum",
@@ -122,10 +129,10 @@ def _table(title: str, rows: list[Version]) -> Table:
 @json_option
 @pass_context
 def list_versions(
-    ctx: Context, entity: str, start: str | None, end: str | None, by: str, total: str | None
+    ctx: Context, entity: str, start: str | None, end: str | None, by: str | None, total: str | None
 ) -> None:
     """The latest version of each of ENTITY's windows."""
-    spec = _spec(by, total)
+    spec = _spec(ctx, by, total)
     start_us = time_option(start, "--from") or 0
     end_us = time_option(end, "--to") or END_OF_TIME_US
     with _versions(ctx) as store:
@@ -133,7 +140,9 @@ def list_versions(
     if ctx.as_json:
         ctx.emit({"versions": [v.to_document() for v in found]})
         return
-    ctx.out.print(_table(f"latest versions of {inert(entity, limit=80)} by {by}", found))
+    ctx.out.print(
+        _table(f"latest versions of {inert(entity, limit=80)} by {spec.granularity}", found)
+    )
     if not found:
         compute = (
             "replay a slice to the stack's queue (target queue) with its processor on "
@@ -142,7 +151,9 @@ def list_versions(
             else "replay a slice into the processor (target processor:<by>[:<sum>])"
         )
         ctx.out.print(
-            f"no versions by {by}" + (f" summing {total}" if total else "") + ": versions are "
+            f"no versions by {spec.granularity}"
+            + (f" summing {spec.sum_pointer}" if spec.sum_pointer else "")
+            + ": versions are "
             f"kept per window size and sum (--by, --sum); {compute} to compute some",
             markup=False,
             highlight=False,
@@ -155,9 +166,9 @@ def list_versions(
 @_spec_options
 @json_option
 @pass_context
-def history(ctx: Context, entity: str, window: str, by: str, total: str | None) -> None:
+def history(ctx: Context, entity: str, window: str, by: str | None, total: str | None) -> None:
     """Every version of ENTITY's window that holds the time WINDOW, oldest first."""
-    spec = _spec(by, total)
+    spec = _spec(ctx, by, total)
     window_us = spec.window_of(time_option(window, "WINDOW") or 0)
     with _versions(ctx) as store:
         found = store.history(spec.spec_id, entity, window_us)
@@ -182,12 +193,12 @@ def diff_versions(
     window: str,
     old: int | None,
     new: int | None,
-    by: str,
+    by: str | None,
     total: str | None,
 ) -> None:
     """What changed in ENTITY's window between versions OLD and NEW (default: the last
     two): the events that came and went, and how late each arrived."""
-    spec = _spec(by, total)
+    spec = _spec(ctx, by, total)
     window_us = spec.window_of(time_option(window, "WINDOW") or 0)
     with _versions(ctx) as store:
         found = {v.version: v for v in store.history(spec.spec_id, entity, window_us)}

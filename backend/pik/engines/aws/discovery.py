@@ -122,4 +122,13 @@ def discover(stack_name: str, session: Any = None, region: str | None = None) ->
         replay_targets=split_targets(outputs.get("ReplayTargetQueueArns", "")),
         api_url=outputs.get("ApiUrl"),
         replay_control=outputs.get("ReplayControlFunctionName"),
+        processor_spec=_processor_spec(outputs.get("ProcessorSpec")),
     )
+
+
+def _processor_spec(value: str | None) -> tuple[str, str | None] | None:
+    """``WINDOW:SUM`` (the window names hold no colon; a pointer may)."""
+    if not value or ":" not in value:
+        return None
+    window, total = value.split(":", 1)
+    return window, total or None

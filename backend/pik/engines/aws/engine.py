@@ -95,6 +95,8 @@ class AwsConfig:
     """The stack's HTTP API (its stage URL): replays are planned and confirmed there."""
     replay_control: str | None = None
     """The function behind the replay routes (absent on stacks older than those routes)."""
+    processor_spec: tuple[str, str | None] | None = None
+    """The window and the summed pointer the stack's processor computes (when it is on)."""
 
     @classmethod
     def from_env(cls) -> AwsConfig:
