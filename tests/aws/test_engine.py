@@ -456,3 +456,43 @@ def test_writers_whose_clocks_disagree_cannot_hide_each_others_days(
     assert sum(r.accepted for r in rates) == 9 and sum(r.rejected for r in rates) == 1
     assert reader.rejection_reasons(0, 2**62, None) == [("(unknown)", "invalid_json", 1)]
     assert sum(w.count for w in reader.coverage("day", 0, 2**62, None, None)) == 9
+
+
+def test_a_stalled_connection_is_unavailable_within_the_timeouts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An endpoint that takes the connection and never answers: the request ends as
+    unavailable (botocore's default would wait a minute a try)."""
+    import socket
+    import threading
+    import time
+
+    from pik.engines.aws import clients
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setattr(clients, "READ_TIMEOUT_S", 0.2)
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = listener.getsockname()[1]
+    try:
+        config = AwsConfig("t", "b", region="us-east-1", endpoint_url=f"http://127.0.0.1:{port}")
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="could not be reached"):
+            AwsEngine(config).timeline("a", 0, 2**62, 10)
+        # Not a performance target: without the read timeout this waits minutes.
+        assert time.monotonic() - started < 30
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+    assert held, "the request reached the endpoint"

@@ -16,7 +16,12 @@ import asyncio
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pik.engines.aws.clients import unavailable_on_failure
+from pik.engines.aws.clients import (
+    ATTEMPTS,
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    unavailable_on_failure,
+)
 from pik.engines.aws.plans import (
     DEFERRED_ATTEMPTS,
     Answer,
@@ -123,8 +128,10 @@ class AsyncAwsReader(AsyncReads):
                     region_name=self._config.region,
                     endpoint_url=self._config.endpoint_url,
                     config=AioConfig(
-                        retries={"mode": "standard", "max_attempts": 3},
+                        retries={"mode": "standard", "max_attempts": ATTEMPTS},
                         max_pool_connections=self._in_flight,
+                        connect_timeout=CONNECT_TIMEOUT_S,
+                        read_timeout=READ_TIMEOUT_S,
                     ),
                 )
                 self._clients[service] = await self._stack.enter_async_context(made)

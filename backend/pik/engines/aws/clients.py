@@ -33,6 +33,12 @@ RETRYABLE = frozenset(
         "500",
     }
 )
+CONNECT_TIMEOUT_S = 3
+READ_TIMEOUT_S = 10
+"""botocore waits 60 s for each by default, three tries over: a stalled connection would
+outlast an API function's 30 s (API Gateway's bare 504 instead of our 503) and the replay
+function's minute of headroom before its deadline. No call here long-polls."""
+ATTEMPTS = 3
 MISSING = frozenset({"NoSuchKey", "404"})
 # Why a transaction was cancelled, when trying again later can succeed: another
 # transaction held an item, or the table (provisioned capacity) or a partition was over
@@ -70,8 +76,10 @@ class Clients:
                     region_name=key[1],
                     endpoint_url=self._endpoint_url,
                     config=Config(
-                        retries={"mode": "standard", "max_attempts": 3},
+                        retries={"mode": "standard", "max_attempts": ATTEMPTS},
                         max_pool_connections=32,
+                        connect_timeout=CONNECT_TIMEOUT_S,
+                        read_timeout=READ_TIMEOUT_S,
                     ),
                 )
             return self._made[key]
