@@ -384,3 +384,15 @@ def test_a_batch_of_unknown_fields_gets_an_answer_of_bounded_size(api: Api) -> N
     assert status == 200
     fields = [r["error"]["field"] for r in answer["results"]]
     assert all(len(f) == 64 and f.endswith("…") for f in fields)
+
+
+def test_an_offset_whose_plus_became_a_space_is_read_as_sent(
+    api: Api, make_envelope: Envelope
+) -> None:
+    """A query string's '+' means a space: a time sent as ...+05:45 without %2B."""
+    api.call("POST", "/events", compact({**make_envelope(), "event_time": "2026-11-01T06:00:00Z"}))
+    sent = {"from": ["2026-11-01T11:44:00 05:45"], "to": ["2026-11-01T11:46:00 05:45"]}
+    status, _, page = api.call("GET", "/entities/customer-1/timeline", query=sent)
+    assert status == 200 and len(page["events"]) == 1
+    status, _, error = api.call("GET", "/rates", query={"since": ["2026-11-01 junk"]})
+    assert status == 400 and error["error"]["code"] == "invalid_time"

@@ -97,6 +97,13 @@ def build_api(
         try:
             return parse_query_time(value)
         except TimeFormatError as exc:
+            # A query string's '+' means a space (API Gateway and `pik serve` decode it
+            # so): an offset sent as +05:45 without %2B arrives as " 05:45".
+            if " " in value:
+                try:
+                    return parse_query_time(value.replace(" ", "+"))
+                except TimeFormatError:
+                    pass
             raise ApiError(400, exc.code, f"{name}: {exc}", name) from None
 
     def int_param(name: str, default: int, low: int, high: int) -> int:
