@@ -6,6 +6,7 @@ must be reported, so no check can pass silently. RELIABILITY.md, row "Template".
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,31 @@ def test_the_api_has_exactly_the_documented_routes_all_behind_sigv4(cfn: Templat
     scheme = body["components"]["securitySchemes"]["AWS_IAM"]
     assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
     assert cfn["Resources"]["Apiv1Stage"]["Properties"]["StageName"] == "v1"
+
+
+def test_api_gateways_own_refusals_come_in_the_apis_error_shape(cfn: Template) -> None:
+    """A missing signature, a denied policy or a timed-out function answers as the API
+    does: {"error": {code, message, field, request_id}} (docs/api.md)."""
+    body = cfn["Resources"]["Api"]["Properties"]["Body"]
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    sample = {
+        "$context.error.responseType": "ACCESS_DENIED",
+        "$context.error.messageString": '"User: x is not \\"authorized\\""',
+        "$context.requestId": "r-1",
+    }
+    for response in responses.values():
+        text = response["responseTemplates"]["application/json"]
+        for variable, value in sample.items():
+            text = text.replace(variable, value)
+        assert json.loads(text) == {
+            "error": {
+                "code": "ACCESS_DENIED",
+                "message": 'User: x is not "authorized"',
+                "field": None,
+                "request_id": "r-1",
+            }
+        }
 
 
 def statement_grants(cfn: Template, role: str) -> set[tuple[tuple[str, ...], tuple[str, ...], str]]:
@@ -159,13 +185,15 @@ def test_the_replay_function_reads_events_writes_the_ledger_and_sends_replays(
 
 def test_functions_run_the_handlers_with_the_resource_names(cfn: Template) -> None:
     handlers = {
-        "IngestFunction": ("pik.lambdas.api.handler", "IngestRole", 30),
-        "QueryFunction": ("pik.lambdas.api.handler", "QueryRole", 30),
-        "QueueIngestFunction": ("pik.lambdas.queue.handler", "QueueIngestRole", 30),
-        "ReplayFunction": ("pik.lambdas.replay.handler", "ReplayRole", 300),
-        "ProcessorFunction": ("pik.lambdas.processor.handler", "ProcessorRole", 30),
+        "IngestFunction": ("pik.lambdas.api.handler", "IngestRole", 512, 30),
+        "QueryFunction": ("pik.lambdas.api.handler", "QueryRole", 512, 30),
+        "QueueIngestFunction": ("pik.lambdas.queue.handler", "QueueIngestRole", 512, 30),
+        # A replay selection is collected whole (up to 500,000 events).
+        "ReplayFunction": ("pik.lambdas.replay.handler", "ReplayRole", 2048, 300),
+        "ReplayControlFunction": ("pik.lambdas.api.replay_handler", "ReplayControlRole", 2048, 30),
+        "ProcessorFunction": ("pik.lambdas.processor.handler", "ProcessorRole", 512, 30),
     }
-    for name, (handler, role, timeout) in handlers.items():
+    for name, (handler, role, memory, timeout) in handlers.items():
         props = cfn["Resources"][name]["Properties"]
         assert props["Handler"] == handler
         assert props["Role"] == {"Fn::GetAtt": [role, "Arn"]}
@@ -173,7 +201,7 @@ def test_functions_run_the_handlers_with_the_resource_names(cfn: Template) -> No
         assert variables["PIK_TABLE"] == {"Ref": "IndexTable"}
         assert variables["PIK_BUCKET"] == {"Ref": "RawBucket"}
         assert variables["POWERTOOLS_SERVICE_NAME"] == "pik"
-        assert (props["MemorySize"], props["Timeout"]) == (512, timeout)
+        assert (props["MemorySize"], props["Timeout"]) == (memory, timeout)
     mappings = {
         render(p["FunctionName"]): p for _, p in resources(cfn, "AWS::Lambda::EventSourceMapping")
     }
