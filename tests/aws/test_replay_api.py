@@ -235,6 +235,10 @@ def test_a_run_confirmed_but_not_handed_over_says_how_to_start_it(
     purge(stack)
 
 
+GATEWAY = b'{"error": {"code": "%s", "message": "%s", "field": null, "request_id": "gw-1"}}'
+"""What the stack's gateway responses make of API Gateway's own refusals."""
+
+
 @pytest.mark.parametrize(
     ("status", "body", "error", "says"),
     [
@@ -254,8 +258,13 @@ def test_a_run_confirmed_but_not_handed_over_says_how_to_start_it(
             "changed",
         ),
         (403, b'{"message": "Forbidden"}', ReplayError, "ReplayOperatorPolicy"),
+        (403, GATEWAY % (b"ACCESS_DENIED", b"not authorized"), ReplayError, "not authorized.*Rep"),
+        (504, GATEWAY % (b"INTEGRATION_TIMEOUT", b"timed out"), StoreUnavailableError, "status"),
     ],
-    ids=["a-list", "not-json", "gateway-timeout", "server-error", "refusal", "forbidden"],
+    ids=[
+        *("a-list", "not-json", "gateway-timeout", "server-error", "refusal", "forbidden"),
+        *("forbidden-in-our-shape", "gateway-timeout-in-our-shape"),
+    ],
 )
 def test_the_signed_client_names_every_answer_it_cannot_use(
     monkeypatch: pytest.MonkeyPatch, status: int, body: bytes, error: type, says: str

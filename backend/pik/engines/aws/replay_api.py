@@ -91,7 +91,12 @@ def _refusal(status: int, body: bytes) -> Exception:
     except ValueError:
         document = {}
     error = document.get("error") if isinstance(document, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("code"), str):
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        error = None
+    elif error["code"].isupper():
+        # API Gateway's own refusal (the stack's gateway responses give it our shape).
+        document, error = error, None
+    if error is not None:
         if status >= 500:
             request = error.get("request_id")
             return StoreUnavailableError(
