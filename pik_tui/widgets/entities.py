@@ -14,6 +14,7 @@ from pik_tui.backend import Backend
 from pik_tui.messages import EntitiesListed, EntitiesLoaded, EntitySelected
 from pik_tui.safe import cell, plain
 from pik_tui.widgets.base import Pane
+from pik_tui.widgets.table import Table
 
 LIMIT = 500
 """Entities listed at once; a prefix narrows the rest."""
@@ -45,7 +46,7 @@ class EntityPane(Pane):
             id="entity-filter",
             compact=True,
         )
-        yield DataTable(cursor_type="row", id="entity-table")
+        yield Table(cursor_type="row", id="entity-table")
         yield Static(classes="status", id="entity-status")
 
     @property

@@ -24,6 +24,7 @@ from pik_tui.backend import Backend
 from pik_tui.messages import RatesLoaded
 from pik_tui.safe import cell, clip, plain
 from pik_tui.widgets.base import Pane
+from pik_tui.widgets.table import Table
 
 WINDOWS = (
     ("1h", US_PER_HOUR),
@@ -92,7 +93,7 @@ class RatesPane(Pane):
         with Horizontal(id="rates-bar"):
             yield Static(id="rates-badge")
             yield Static(classes="status", id="rates-status")
-        yield DataTable(cursor_type="row", id="rates-table")
+        yield Table(cursor_type="row", id="rates-table")
         yield Static(id="rates-reasons")
 
     @property

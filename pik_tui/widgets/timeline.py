@@ -16,11 +16,12 @@ from pik_tui.backend import Backend
 from pik_tui.messages import EventChosen, PageRequested, TimelineLoaded
 from pik_tui.safe import cell, clip, plain
 from pik_tui.widgets.base import Pane
+from pik_tui.widgets.table import Table
 
 PAGE_SIZE = 100
 
 
-class TimelineTable(DataTable[object]):
+class TimelineTable(Table):
     """The events table; page keys fetch the next page from the store instead of scrolling."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

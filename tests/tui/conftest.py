@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from pik.demo import demo_lines
 from pik.domain.instants import US_PER_MINUTE, parse_instant
@@ -73,15 +74,31 @@ def demo_app(make_app: MakeApp, demo_path: Path) -> PikApp:
 
 
 async def settle(pilot: Pilot[None]) -> None:
-    """Wait until no worker runs and every message they posted has been handled."""
-    for _ in range(50):
+    """Wait until no worker runs and the whole screen has stopped changing.
+
+    Workers finishing is not enough: their results arrive as messages, and a table sizes its
+    columns and scrolls to its cursor only on later idle and refresh cycles, which a loaded
+    machine reaches late. So the screen is rendered until three renders in a row agree.
+    Cursors do not blink here, or a focused input would never look the same twice.
+    """
+    last, same = "", 0
+    for _ in range(200):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
-        if not any(worker.is_running for worker in pilot.app.workers):
-            await pilot.pause()
-            if not any(worker.is_running for worker in pilot.app.workers):
-                return
-    raise AssertionError("workers kept running")
+        await pilot.wait_for_scheduled_animations()
+        for screen in pilot.app.screen_stack:
+            for field in screen.query(Input):
+                field.cursor_blink = False
+        if any(worker.is_running for worker in pilot.app.workers):
+            same = 0
+            continue
+        shot = pilot.app.export_screenshot()
+        same = same + 1 if shot == last else 0
+        if same == 2:
+            return
+        last = shot
+        await asyncio.sleep(0.02)
+    raise AssertionError("the screen kept changing")
 
 
 def drive(app: PikApp, scenario: Scenario, notifications: bool = False) -> None:
