@@ -86,7 +86,7 @@ class Gateway:
                 403,
                 {"message": f"User: {arn} is not authorized to perform: execute-api:Invoke"},
             )
-        event = api_event("POST", path[len(STAGE) + 1 :], body.decode(), user_arn=arn)
+        event = api_event("POST", path[len(STAGE) + 1 :], body, user_arn=arn)
         self.requests.append(event)
         response = self.handler(event, self.context)
         _answer(request, response["statusCode"], json.loads(response["body"] or "null"))

@@ -58,6 +58,12 @@ def test_the_api_has_exactly_the_documented_routes_all_behind_sigv4(cfn: Templat
     assert cfn["Resources"]["Apiv1Stage"]["Properties"]["StageName"] == "v1"
 
 
+def test_every_body_reaches_the_functions_byte_for_byte(cfn: Template) -> None:
+    """As text, API Gateway would hand on a body that is not UTF-8 altered."""
+    body = cfn["Resources"]["Api"]["Properties"]["Body"]
+    assert body["x-amazon-apigateway-binary-media-types"] == ["*/*"]
+
+
 def test_api_gateways_own_refusals_come_in_the_apis_error_shape(cfn: Template) -> None:
     """A missing signature, a denied policy or a timed-out function answers as the API
     does: {"error": {code, message, field, request_id}} (docs/api.md)."""

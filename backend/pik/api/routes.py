@@ -46,10 +46,11 @@ from pik.storage_errors import StoreFullError, StoreUnavailableError
 from pik.textsafe import json_text
 
 MAX_BODY_BYTES = 3_000_000
-"""One limit for `pik serve` and the stack. API Gateway escapes the body into the event it
-hands Lambda, which refuses an event over 6,291,456 bytes before any code runs: escaping
-at most doubles a JSON body (every quote, backslash or newline gains a byte), so any body
-within this limit reaches the function, with room for the event's headers and context."""
+"""One limit for `pik serve` and the stack. The stack's API Gateway base64-encodes the body
+into the event it hands Lambda (4/3 of its size), and Lambda refuses an event over
+6,291,456 bytes before any code runs; a caller invoking the function directly with the
+body as text has it escaped instead, at most doubled. Either way any body within this
+limit reaches the function, with room for the event's headers and context."""
 JSON = "application/json"
 
 Origin = str | Callable[[dict[str, Any]], str]
