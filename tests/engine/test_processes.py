@@ -166,6 +166,7 @@ def test_twenty_kill_9s_at_random_points_lose_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a full verify after each kill: about 4 minutes alone, 2 cores
 @pytest.mark.parametrize("seed", range(5))
 def test_a_hundred_kill_9s_lose_nothing(tmp_path: Path, seed: int) -> None:
     kill_at_random(tmp_path, kills=100, seed=seed)
