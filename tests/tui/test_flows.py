@@ -56,24 +56,6 @@ def test_the_first_entity_fills_the_timeline_and_moving_selects_the_next(
     drive(demo_app, scenario)
 
 
-def test_the_scrollbar_shows_the_newest_rows_even_when_it_appears_after_the_scroll(
-    demo_app: PikApp, drive: Drive
-) -> None:
-    """On a busy machine the table scrolls to its last row before its scrollbar is shown."""
-
-    async def scenario(pilot: Pilot[None]) -> None:
-        table = demo_app.query_one(TimelinePane).table
-        table.scroll_home(animate=False, immediate=True)
-        assert table.vertical_scrollbar.position == 0
-        table.show_vertical_scrollbar = False
-        table.scroll_y = table.max_scroll_y
-        table.show_vertical_scrollbar = True
-        assert table.scroll_y == table.max_scroll_y > 0
-        assert table.vertical_scrollbar.position == table.scroll_y
-
-    drive(demo_app, scenario)
-
-
 def test_pages_move_older_and_newer_by_cursor(
     demo_app: PikApp, drive: Drive, settle: Settle
 ) -> None:

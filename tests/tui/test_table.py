@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 
+from pik_tui.app import PikApp
 from pik_tui.widgets.table import Table
+from pik_tui.widgets.timeline import TimelinePane
+
+Drive = Callable[..., None]
 
 VALUE = "a value longer than its header"
 
@@ -33,3 +39,21 @@ def test_rows_drawn_before_their_columns_were_measured_are_drawn_again() -> None
             return app.export_screenshot().replace("&#160;", " ")
 
     assert VALUE in asyncio.run(run())
+
+
+def test_the_scrollbar_shows_the_newest_rows_even_when_it_appears_after_the_scroll(
+    demo_app: PikApp, drive: Drive
+) -> None:
+    """On a busy machine the table scrolls to its last row before its scrollbar is shown."""
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        table = demo_app.query_one(TimelinePane).table
+        table.scroll_home(animate=False, immediate=True)
+        assert table.vertical_scrollbar.position == 0
+        table.show_vertical_scrollbar = False
+        table.scroll_y = table.max_scroll_y
+        table.show_vertical_scrollbar = True
+        assert table.scroll_y == table.max_scroll_y > 0
+        assert table.vertical_scrollbar.position == table.scroll_y
+
+    drive(demo_app, scenario)
