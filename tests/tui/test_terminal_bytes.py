@@ -75,10 +75,11 @@ def test_pik_event_writes_no_payload_escape(hostile_store: Path) -> None:
 
 def test_pik_tui_writes_no_payload_escape(hostile_store: Path) -> None:
     keys = [(b"victim", 1.0, b"\r"), (b"attack", 1.0, b"\r"), (b"SGVsbG8", 1.0, b"q")]
-    output = run_in_pty(
-        [str(BIN / "pik-tui"), "--store", str(hostile_store)], keys, timeout=60
-    ).output
-    assert b"victim" in output, "the app drew its screen"
-    assert b"SGVsbG8" in output, "the event pane showed the payload"
+    session = run_in_pty([str(BIN / "pik-tui"), "--store", str(hostile_store)], keys, timeout=60)
+    output = session.output
+    # On a failure, say how far the keys got and what the terminal last received.
+    seen = f"{session.typed} of {len(keys)} keys typed; last bytes {output[-2000:]!r}"
+    assert b"victim" in output, f"the app drew its screen; {seen}"
+    assert b"SGVsbG8" in output, f"the event pane showed the payload; {seen}"
     for sequence in FORBIDDEN:
         assert sequence not in output, sequence
