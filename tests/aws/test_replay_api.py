@@ -29,6 +29,7 @@ from replay_stack import (
     work_items,
 )
 
+from pik.api.routes import MAX_BODY_BYTES, MAX_REPLAY_BODY_BYTES
 from pik.domain.replay import ReplayError
 from pik.engines.aws import AwsConfig, AwsEngine
 from pik.engines.aws.ledger import AwsReplayLedger
@@ -184,9 +185,19 @@ def test_the_routes_name_what_is_wrong_and_refuse_unauthenticated_callers(
         assert (status, body["error"]["field"]) == (400, field), body
     status, body = post("/replays/plans", {**good, "target": "sqs:arn:aws:sqs:x"})
     assert (status, body["error"]["code"]) == (422, "invalid_selection")
-    largest = {**good, "entity_ids": [f"{n:03d}" + "é" * 253 for n in range(1_000)]}
-    status, body = post("/replays/plans", largest)  # every character escaped: ~1.5 MB
+    # The largest selection the domain allows, every character one of 4 bytes escaped as a
+    # surrogate pair (12 bytes): over the ingest limit, within the replay routes' one.
+    largest = {
+        **good,
+        "entity_ids": [f"{n:03d}" + "\U0001f600" * 253 for n in range(1_000)],
+        "sources": [f"{n:03d}" + "\U0001f600" * 125 for n in range(100)],
+        "event_types": [f"{n:03d}" + "\U0001f600" * 125 for n in range(100)],
+    }
+    assert MAX_BODY_BYTES < len(json.dumps(largest)) <= MAX_REPLAY_BODY_BYTES
+    status, body = post("/replays/plans", largest)
     assert (status, body["events"], len(body["selection"]["entity_ids"])) == (201, 0, 1_000)
+    status, body = post("/replays/plans", {**largest, "pad": " " * MAX_REPLAY_BODY_BYTES})
+    assert (status, body["error"]["code"]) == (413, "body_too_large")
     status, plan = post("/replays/plans", good)
     assert status == 201 and plan["created_by"] == OPERATOR
     confirm = f"/replays/plans/{plan['plan_id']}/confirm"

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 from api_events import CALLER_ARN, api_event
 
-from pik.api.routes import MAX_BODY_BYTES
+from pik.api.routes import MAX_BODY_BYTES, MAX_REPLAY_BODY_BYTES
 from pik.engines.local import LocalEngine
 from pik.lambdas.api import MAX_PRINCIPAL_CHARS, api_origin, make_handler
 from pik.lambdas.observability import lag_sample
@@ -108,6 +108,8 @@ def test_any_body_within_the_limit_fits_lambdas_request_limit_once_encoded(
         encoded = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
         assert len(encoded) > 1.3 * len(body)
         assert len(encoded) <= 6_291_456
+    replay = api_event("POST", "/replays/plans", b"x" * MAX_REPLAY_BODY_BYTES, headers=headers)
+    assert len(json.dumps(replay, separators=(",", ":"))) <= 6_291_456  # as API Gateway sends it
 
 
 def test_a_body_that_is_not_utf8_is_rejected_not_altered(

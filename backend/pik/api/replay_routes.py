@@ -30,11 +30,6 @@ from pik.domain.instants import TimeFormatError, parse_query_time
 from pik.domain.replay import ReplayError, ReplayRun, Selection
 from pik.services.replay_control import ReplayControl
 
-MAX_REPLAY_BODY_BYTES = 4 * 1024 * 1024
-"""Room for the largest selection the domain allows (1,000 entities of 256 characters, 100
-sources and 100 event types of 128), even with every character a 4-byte one escaped as a
-surrogate pair (12 bytes); larger bodies are refused before they are parsed."""
-
 _log = logging.getLogger(__name__)
 
 ControlFor = Callable[[dict[str, Any]], ReplayControl]
@@ -58,13 +53,7 @@ def add_replay_routes(
         return control_for(app.current_event.raw_event)
 
     def document() -> dict[str, Any]:
-        raw = body_of(app.current_event.raw_event)
-        if len(raw) > MAX_REPLAY_BODY_BYTES:
-            raise ApiError(
-                413,
-                "body_too_large",
-                f"the body is {len(raw)} bytes; the limit is {MAX_REPLAY_BODY_BYTES}",
-            )
+        raw = body_of(app.current_event.raw_event)  # refuses one over the replay limit
         if not raw.strip():
             return {}
         try:

@@ -46,11 +46,26 @@ from pik.storage_errors import StoreFullError, StoreUnavailableError
 from pik.textsafe import json_text
 
 MAX_BODY_BYTES = 3_000_000
-"""One limit for `pik serve` and the stack. The stack's API Gateway base64-encodes the body
-into the event it hands Lambda (4/3 of its size), and Lambda refuses an event over
-6,291,456 bytes before any code runs; a caller invoking the function directly with the
-body as text has it escaped instead, at most doubled. Either way any body within this
-limit reaches the function, with room for the event's headers and context."""
+"""The limit of an ingest request's body, for `pik serve` and the stack alike."""
+MAX_REPLAY_BODY_BYTES = 4 * 1024 * 1024
+"""The limit of a replay request's body: room for the largest selection the domain allows
+(1,000 entities of 256 characters, 100 sources and 100 event types of 128), even with every
+character a 4-byte one escaped as a surrogate pair (12 bytes).
+
+Both limits fit the stack: its API Gateway base64-encodes the body into the event it hands
+Lambda (4/3 of its size, 5.6 MB for 4 MiB), and Lambda refuses an event over 6,291,456
+bytes before any code runs, so any body within them reaches the function with room for
+the event's headers and context."""
+REPLAY_PATH = "/replays"
+
+
+def body_limit(path: str) -> int:
+    """The largest body a request to ``path`` may carry."""
+    if path == REPLAY_PATH or path.startswith(REPLAY_PATH + "/"):
+        return MAX_REPLAY_BODY_BYTES
+    return MAX_BODY_BYTES
+
+
 JSON = "application/json"
 
 Origin = str | Callable[[dict[str, Any]], str]
@@ -238,13 +253,16 @@ def build_api(
     return app
 
 
+def too_large(size: int, limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"the body is {size} bytes; the limit is {limit}")
+
+
 def _body(event: dict[str, Any]) -> bytes:
     body = event.get("body") or ""
     raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(
-            413, "body_too_large", f"the body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}"
-        )
+    limit = body_limit(str(event.get("path") or ""))
+    if len(raw) > limit:
+        raise too_large(len(raw), limit)
     return raw
 
 

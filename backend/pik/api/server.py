@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pik.api.errors import ApiError
-from pik.api.routes import MAX_BODY_BYTES, build_api
+from pik.api.routes import MAX_BODY_BYTES, build_api, too_large
 from pik.domain.numbers import whole_number
 from pik.ports import EventStore
 
@@ -278,10 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = whole_number(length_text)
         if length is None:
             raise ApiError(400, "invalid_content_length", "Content-Length is not a number")
-        if length > MAX_BODY_BYTES:
-            raise ApiError(
-                413, "body_too_large", f"the body is {length} bytes; the limit is {MAX_BODY_BYTES}"
-            )
+        if length > MAX_BODY_BYTES:  # the replay routes, which allow more, are not served here
+            raise too_large(length, MAX_BODY_BYTES)
         self.server.body_announced(self.connection, length)
         try:
             body = self.rfile.read(length)
