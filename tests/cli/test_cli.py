@@ -120,6 +120,9 @@ def test_rates_entities_and_verify(demo: Path) -> None:
     assert {"checkout", "payments", "warehouse"} <= sources
     assert rates["late_after_ms"] == 300_000
     assert {"source", "code", "count"} == set(rates["rejections"][0])
+    since_epoch = run(demo, "rates", "--since", "1970-01-01T00:00:00Z", "--json")
+    assert since_epoch["from"].startswith("1970-01-01T00:00:00"), "the epoch is not 'not given'"
+    assert since_epoch["rows"] == rates["rows"]
     entities = run(demo, "entities", "customer-00", "--limit", "5", "--json")
     assert [e["entity_id"] for e in entities["entities"]][:2] == ["customer-0001", "customer-0002"]
     assert entities["next"] == "customer-0005"

@@ -151,7 +151,9 @@ def event(ctx: Context, event_id: str) -> None:
 
 @click.command()
 @click.option("--from", "start", metavar="T", help="Start of event time (default: 7 days ago).")
-@click.option("--to", "end", metavar="T", help="End of event time, exclusive (default: now).")
+@click.option(
+    "--to", "end", metavar="T", help="End of event time, exclusive (default: a day past now)."
+)
 @click.option(
     "--by", "granularity", type=click.Choice(["hour", "day"]), default="day", show_default=True
 )
@@ -208,8 +210,11 @@ def coverage(
 @pass_context
 def rates(ctx: Context, start: str | None, end: str | None, source: str | None) -> None:
     """Ingest counters per minute per source: accepted, duplicate, rejected, late."""
-    end_us = time_option(end, "--until") or now_us() + 60_000_000
-    start_us = time_option(start, "--since") or end_us - US_PER_HOUR - 60_000_000
+    # `is None`, not `or`: the epoch is a time like any other.
+    until_us = time_option(end, "--until")
+    end_us = now_us() + 60_000_000 if until_us is None else until_us
+    since_us = time_option(start, "--since")
+    start_us = end_us - US_PER_HOUR - 60_000_000 if since_us is None else since_us
     if start_us >= end_us:
         raise click.BadParameter("--since must be before --until", param_hint="--since")
     with ctx.engine() as engine:

@@ -134,7 +134,8 @@ def list_versions(
     """The latest version of each of ENTITY's windows."""
     spec = _spec(ctx, by, total)
     start_us = time_option(start, "--from") or 0
-    end_us = time_option(end, "--to") or END_OF_TIME_US
+    to_us = time_option(end, "--to")
+    end_us = END_OF_TIME_US if to_us is None else to_us  # the epoch is a time, not "not given"
     with _versions(ctx) as store:
         found = store.windows(spec.spec_id, entity, start_us, end_us)
     if ctx.as_json:
