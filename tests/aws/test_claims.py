@@ -170,6 +170,27 @@ def test_a_retry_points_at_the_bytes_a_failed_request_wrote_instead_of_writing_t
     assert ingest_batch(engine, events[:1], "again")[0].status == Status.DUPLICATE
 
 
+def test_a_retry_long_after_writes_the_bytes_again_rather_than_point_at_old_ones(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """A retry hours later (a dead-lettered batch redriven, say) stores the bytes anew: with
+    a retention set, the failed request's object expires on its own schedule, and bytes
+    acknowledged now must not be gone already or before their own retention."""
+    now = [now_us()]
+    engine = AwsEngine(aws_config, session=log.session(), clock=lambda: now[0])
+    events = spread(make_event, 6, "old-bytes")
+    first = failed_after_writing(engine, log, events)
+
+    now[0] += aws_engine.REUSE_BYTES_US + 1
+    log.clear()
+    outcomes = ingest_batch(engine, events, "redriven")
+    assert {o.status for o in outcomes} == {Status.ACCEPTED}
+    assert log.by_operation()["s3:PutObject"] == 1
+    (second,) = set(_objects(engine)) - {first}
+    check_stored_in(engine, events, outcomes, second)
+    assert engine.counts()["events"] == 6
+
+
 def test_claims_taken_over_twice_still_point_at_the_first_bytes(
     aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent
 ) -> None:
@@ -304,6 +325,37 @@ def test_a_claim_never_committed_blocks_its_event_until_the_lease_runs_out(
     assert [e.event_id for e in engine.timeline("stale", 0, 2**62, 10)] == [outcome.event_id]
     assert engine.counts()["events"] == 1
     assert ingest_batch(engine, [raw], "again")[0].status == Status.DUPLICATE
+    assert engine.verify().problems == ()
+
+
+@pytest.mark.parametrize("fails_at", ["PutObject", "TransactWriteItems"])
+def test_an_unexpected_failure_after_claiming_releases_the_claims_too(
+    aws_config: AwsConfig, log: RequestLog, make_event: MakeEvent, fails_at: str
+) -> None:
+    """Not only an outage: any failure between the claims and the commit (here an error
+    the engine does not expect, at the object or at the commit) marks the claims
+    abandoned, so the producer's retry stores the event at once instead of meeting 503s
+    until the lease runs out."""
+    engine = AwsEngine(aws_config, session=log.session())
+    raw = make_event(entity_id=f"unexpected-{fails_at}")
+    transactions: list[str] = []
+
+    def fails(_n: int, _service: str, operation: str) -> str | None:
+        if operation == "TransactWriteItems":
+            transactions.append(operation)
+        if operation == fails_at and (fails_at == "PutObject" or len(transactions) == 2):
+            return "ValidationException"
+        return None
+
+    log.fail = fails
+    with pytest.raises(Exception, match="ValidationException"):
+        ingest_batch(engine, [raw], "fails")
+    log.fail = None
+    (outcome,) = ingest_batch(engine, [raw], "retry")
+    assert outcome.status == Status.ACCEPTED
+    record = engine.event(outcome.event_id or b"")
+    assert record is not None and engine.read_raw(record) == raw
+    assert engine.counts()["events"] == 1
     assert engine.verify().problems == ()
 
 

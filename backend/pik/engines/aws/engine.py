@@ -59,9 +59,18 @@ from pik.ports import Progress
 from pik.storage_errors import StoreUnavailableError
 
 TRANSACTION_ATTEMPTS = 6
-LEASE_US = 20 * 60 * 1_000_000
-"""A claim not committed after this long is taken over (no Lambda runs this long; a late
-commit of it fails, so the lease decides only when, never whether, an event is stored)."""
+LEASE_US = 2 * 60 * 1_000_000
+"""A claim not committed after this long is taken over; a late commit of it fails, so the
+lease decides only when, never whether, an event is stored. Four times the ingest
+functions' timeout (30 s), so no invocation still storing loses its claims; shorter than
+the ingest queue's visibility timeout (180 s), so the first redelivery of a batch whose
+invocation was killed takes its claims over, long before the queue's five tries are spent
+(tests/template checks both against template.yaml)."""
+REUSE_BYTES_US = 60 * 60 * 1_000_000
+"""A takeover points at bytes a failed request wrote only when they are younger than this;
+older ones are written again. A retry can come days later (a dead-lettered batch redriven),
+and with a retention set the old object expires on its own schedule: reused, bytes
+acknowledged now could be gone already, or long before the retention promises."""
 MAX_OBJECTS_READ = 4
 """Objects read to find bytes a failed request left (a batch's claims are in one object)."""
 MAX_SPAN_READ = 64 * 1024 * 1024
@@ -169,15 +178,16 @@ class AwsEngine(reads.Reader):
         events = [a.event for a in arrivals if a.event is not None]
         known, stale = self._settled({e.event_id for e in events}, ingest_us)
         if stale:
-            self._find_written(stale)
+            self._find_written(stale, ingest_us)
         classified = classify(arrivals, known)
         key, body, news = self._plan_raw(arrivals, classified.new, stale, ingest_us)
         tried: set[int] = set()
         try:
             lost = self._claim(news, ingest_us, tried)
-        except StoreUnavailableError:
+        except Exception:
             # The claims of earlier transactions stand: abandoned now, a retry takes them
             # over at once instead of waiting out their lease. Nothing was written to S3.
+            # Any failure, not only an outage: an unexpected one fails the request too.
             self._release(key, tried, ingest_us, durable=False)
             raise
         if lost:
@@ -197,7 +207,7 @@ class AwsEngine(reads.Reader):
                     self._put_segment(key, bytes(body))
                     written = True
                 self._commit_groups(key, claimed, ingest_us, committed)
-            except StoreUnavailableError:
+            except Exception:
                 groups = {n.group for n in claimed} - committed
                 self._release(key, groups, ingest_us, durable=written)
                 raise
@@ -283,7 +293,7 @@ class AwsEngine(reads.Reader):
             waiting = pending
         return known, stale
 
-    def _find_written(self, stale: dict[bytes, tuple[Item, bool]]) -> None:
+    def _find_written(self, stale: dict[bytes, tuple[Item, bool]], now_us: int) -> None:
         """Mark the stale claims whose bytes are in S3 after all (their request wrote its
         object, then died before it could say so): the takeover points at them.
 
@@ -292,7 +302,7 @@ class AwsEngine(reads.Reader):
         """
         unsure: dict[str, list[bytes]] = {}
         for event_id, (item, durable) in stale.items():
-            if not durable:
+            if not durable and _reusable(item["seg"]["S"], now_us):
                 unsure.setdefault(item["seg"]["S"], []).append(event_id)
         for key, event_ids in sorted(unsure.items())[:MAX_OBJECTS_READ]:
             # Only the span of these events, and only up to a bound: an object written by
@@ -370,9 +380,15 @@ class AwsEngine(reads.Reader):
                 new.group = group
         for new in news:
             arrival, event = arrivals[new.position], new.event
-            new.holder, durable = stale.get(event.event_id, (None, False))
-            if durable and new.holder and content_hash_of(new.holder) == event.content_hash:
-                where = location_of(new.holder)
+            holder, durable = stale.get(event.event_id, (None, False))
+            new.holder = holder
+            if (
+                holder is not None
+                and durable
+                and content_hash_of(holder) == event.content_hash
+                and _reusable(location_of(holder).key, ingest_us)
+            ):
+                where = location_of(holder)
                 new.item = event_item(event, arrival.origin, ingest_us, where, new.group, key)
                 continue
             frame, raw_at = frames.event_frame(ingest_us, arrival.origin, event.raw)
@@ -549,6 +565,12 @@ class AwsEngine(reads.Reader):
         from pik.engines.aws.verify import verify_store
 
         return verify_store(self._clients, self.config, progress, self._clock())
+
+
+def _reusable(key: str, now_us: int) -> bool:
+    """Whether the bytes in the object at ``key`` are young enough to point at."""
+    written_us = shapes.object_written_us(key)
+    return written_us is not None and now_us - written_us < REUSE_BYTES_US
 
 
 def _outcomes(arrivals: Sequence[Arrival], classified: Classified, ingest_us: int) -> list[Outcome]:

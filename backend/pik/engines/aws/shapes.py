@@ -183,6 +183,13 @@ def object_key(ingest_us: int, unique: str) -> str:
     return f"{RAW_PREFIX}{hour}/{ingest_us}-{unique}.pks"
 
 
+def object_written_us(key: str) -> int | None:
+    """When the object at ``key`` was written (the ingest time its key holds), or None for
+    a key ``object_key`` did not make."""
+    stamp = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    return int(stamp) if key.startswith(RAW_PREFIX) and stamp.isdigit() else None
+
+
 # --- writes ----------------------------------------------------------------------------
 
 
