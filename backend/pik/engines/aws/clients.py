@@ -29,8 +29,10 @@ RETRYABLE = frozenset(
         "RequestThrottled",  # SQS
         "KmsThrottled",  # SQS, on an encrypted queue
         "ConditionalRequestConflict",  # S3: another conditional write to the key in flight
-        "503",
         "500",
+        "502",  # a gateway on the way failed; the service may not have seen the call
+        "503",
+        "504",
     }
 )
 CONNECT_TIMEOUT_S = 3
@@ -121,7 +123,13 @@ def unavailable_on_failure(what: str, *, ingest: bool = False) -> Iterator[None]
     them, and the caller names what to configure. ``ingest``: the failing call is part of
     taking events, and the message tells the producer nothing of its request was kept.
     """
-    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        FlexibleChecksumError,
+        HTTPClientError,
+        IncompleteReadError,
+    )
 
     outcome = "nothing was acknowledged, retry the request" if ingest else "retry in a moment"
     try:
@@ -136,7 +144,10 @@ def unavailable_on_failure(what: str, *, ingest: bool = False) -> Iterator[None]
                 f"{what}: AWS is throttling or failing ({code}); {outcome}"
             ) from exc
         raise
-    except (ConnectionError, HTTPClientError) as exc:
+    except (ConnectionError, HTTPClientError, IncompleteReadError, FlexibleChecksumError) as exc:
+        # A body cut short or garbled on the way is a network failure too: the next read
+        # or write can succeed.
         raise StoreUnavailableError(
-            f"{what}: AWS could not be reached ({type(exc).__name__}); {outcome}"
+            f"{what}: AWS could not be reached or its answer was cut short "
+            f"({type(exc).__name__}); {outcome}"
         ) from exc
