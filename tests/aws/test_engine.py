@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 from aws_requests import CapacityCancellations, RequestLog
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, FlexibleChecksumError, IncompleteReadError
 from template_checks import INDEX_KEYS
 
 from pik.domain.instants import now_us, parse_instant
 from pik.domain.outcome import Status
 from pik.engines.aws import AwsConfig, AwsEngine
 from pik.engines.aws import engine as aws_engine
+from pik.engines.aws.clients import unavailable_on_failure
 from pik.engines.aws.engine import LEASE_US, TRANSACTION_ATTEMPTS
 from pik.engines.aws.shapes import MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ACTIONS
 from pik.services.ingest import ingest_batch
@@ -203,6 +204,26 @@ def test_a_failing_read_says_to_retry_and_claims_nothing_about_ingest(
     with pytest.raises(StoreUnavailableError) as refused:
         ingest_batch(engine, [make_event(entity_id="b")], "x")
     assert "nothing was acknowledged" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ClientError({"Error": {"Code": "502", "Message": "Bad Gateway"}}, "GetObject"),
+        ClientError({"Error": {"Code": "504", "Message": "Gateway Timeout"}}, "PutObject"),
+        IncompleteReadError(actual_bytes=10, expected_bytes=100),
+        FlexibleChecksumError(error_msg="the body does not match its checksum"),
+    ],
+    ids=["502", "504", "cut-short", "garbled"],
+)
+def test_failures_on_the_way_are_unavailability(failure: Exception) -> None:
+    """A gateway between us and AWS failing, or a body cut short or garbled on the way:
+    the next try can succeed, so the request is 503 and says to retry."""
+    with (
+        pytest.raises(StoreUnavailableError, match="nothing was acknowledged"),
+        unavailable_on_failure("writing", ingest=True),
+    ):
+        raise failure
 
 
 def test_a_put_retried_after_s3_stored_it_is_taken_as_written(
