@@ -8,12 +8,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any, cast
 
 import orjson
 import pytest
 from tamper import AlterRaw
 
 from pik.domain.instants import parse_instant
+from pik.domain.records import EventRecord
 from pik.domain.versions import AggregateSpec, diff
 from pik.ports import EventStore, VersionStore
 from pik.services.ingest import ingest_batch
@@ -23,14 +25,36 @@ from pik.services.processor import (
     process_messages,
     window_events,
 )
+from pik.storage_errors import StoreUnavailableError
 
 MakeEvent = Callable[..., bytes]
 DAY = "2026-11-01"
 SPEC = AggregateSpec("day", "/amount")
 
 
-def message(entity_id: str, event_time: str, replay_id: str | None = "1" * 32) -> bytes:
-    return orjson.dumps({"entity_id": entity_id, "event_time": event_time, "replay_id": replay_id})
+def message(
+    entity_id: str, event_time: str, replay_id: str | None = "1" * 32, event_id: bytes = b""
+) -> bytes:
+    document = {"entity_id": entity_id, "event_time": event_time, "replay_id": replay_id}
+    if event_id:
+        document["event_id"] = event_id.hex()
+    return orjson.dumps(document)
+
+
+class LaggingIndex:
+    """The store as an index that lags its writes answers it (DynamoDB's global secondary
+    indexes, which moto does not reproduce): its timelines miss the ``hidden`` events,
+    though they are stored. Everything else is the store's own."""
+
+    def __init__(self, store: EventStore, hidden: set[bytes]) -> None:
+        self._store, self._hidden = store, hidden
+
+    def timeline(self, *args: Any, **kwargs: Any) -> list[EventRecord]:
+        page = self._store.timeline(*args, **kwargs)
+        return [record for record in page if record.event_id not in self._hidden]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 def ingest(store: EventStore, make_event: MakeEvent, *amounts: int, entity: str = "c1") -> None:
@@ -117,6 +141,37 @@ def test_windows_and_specs_are_versioned_apart(
     [c1_hour, _] = process_messages(store, versions, hourly, batch)
     assert c1_hour.version == 1 and c1_hour.window_start_us == parse_instant(f"{DAY}T10:00:00Z")
     assert c1_hour.aggregate.total is None
+
+
+def test_a_read_that_misses_a_stored_event_writes_no_version_and_is_retried(
+    store: EventStore, versions: VersionStore, make_event: MakeEvent
+) -> None:
+    """A window read that lacks an event known to be stored (one a message names, or one
+    the latest version holds) would make a version that drops it, kept for ever: the
+    window is refused as unavailable instead, so its messages come back later."""
+    ingest(store, make_event, 5, 7)
+    window = parse_instant(f"{DAY}T00:00:00Z")
+    first, second = window_events(store, "c1", window, window + SPEC.step_us)
+    [v1] = process_messages(store, versions, SPEC, [message("c1", f"{DAY}T10:00:00Z")])
+    late = make_event(entity_id="c1", event_time=f"{DAY}T09:00:00Z", payload={"amount": 1})
+    [outcome] = ingest_batch(store, [late], "test")
+    named = message("c1", f"{DAY}T09:00:00Z", event_id=outcome.event_id or b"")
+    for hidden in ({outcome.event_id}, {first.event_id}):
+        lagging = cast(EventStore, LaggingIndex(store, {h for h in hidden if h}))
+        with pytest.raises(StoreUnavailableError, match="lags writes"):
+            process_messages(lagging, versions, SPEC, [named])
+    assert [v.version for v in versions.history(SPEC.spec_id, "c1", window)] == [1]
+    [v2] = process_messages(store, versions, SPEC, [named])
+    assert v2.version == 2 and v2.aggregate.total == Decimal(13)
+    assert (
+        set(v2.input_ids)
+        == {*v1.input_ids, outcome.event_id}
+        == {
+            first.event_id,
+            second.event_id,
+            outcome.event_id,
+        }
+    )
 
 
 def test_two_processors_on_one_window_write_one_version(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tamper import AlterRaw
 
 from pik.domain import replay
 from pik.domain.instants import format_instant, parse_instant
@@ -197,6 +198,49 @@ def test_plan_confirm_execute_sends_every_event_once_in_order(
         assert message["ingest_time"] == format_instant(record.ingest_time_us)
     assert [len(b) for b in sink.batches] == [10] * 4
     assert seen[0] == (0, 40) and seen[-1] == (40, 40)
+
+
+def test_altered_bytes_stop_a_run_before_them_failed_and_audited(
+    slice_store: EventStore, ledger: ReplayLedger, fake: FakeClock, alter_raw: AlterRaw
+) -> None:
+    """The 25th event's stored bytes no longer match their sha256: the two batches before
+    it are sent, nothing of its batch is, and the run ends failed (`raw_corrupt`) with the
+    event named and the count sent recorded, in the ledger and the audit alike."""
+    plan, run = confirmed(slice_store, ledger, fake, select())
+    bad = collect(slice_store, plan.selection)[24]
+    alter_raw(bad, b'"n":', b'"N":')
+    sink = ListSink()
+    with pytest.raises(ReplayError) as caught:
+        execute_replay(slice_store, ledger, sink, run.replay_id, "bob", fake.clock)
+    assert caught.value.code == "raw_corrupt" and bad.event_id.hex() in str(caught.value)
+    assert [m["seq"] for m in sink.messages] == list(range(1, 21))
+    ended = ledger.run(run.replay_id)
+    assert ended is not None and (ended.status, ended.sent) == (replay.FAILED, 20)
+    last = ledger.audit_log(0, 1_000)[-1]
+    assert (last.action, last.outcome) == (replay.FAILED, "raw_corrupt")
+    assert last.detail == {"sent": 20, "event_id": bad.event_id.hex()}
+
+
+def test_a_message_the_target_refuses_ends_the_run_failed_and_audited(
+    slice_store: EventStore, ledger: ReplayLedger, fake: FakeClock
+) -> None:
+    """A refusal no retry fixes (here the target refuses the second batch) ends the run
+    failed with the refusal's code: it is not left running for a resume that cannot help."""
+
+    def refuse_second(batches: int) -> None:
+        if batches == 2:
+            raise ReplayError("message_refused", "the queue refused a replay message", 422)
+
+    _, run = confirmed(slice_store, ledger, fake, select())
+    with pytest.raises(ReplayError, match="refused"):
+        execute_replay(
+            slice_store, ledger, ListSink(on_send=refuse_second), run.replay_id, "bob", fake.clock
+        )
+    ended = ledger.run(run.replay_id)
+    assert ended is not None and (ended.status, ended.sent) == (replay.FAILED, 10)
+    last = ledger.audit_log(0, 1_000)[-1]
+    assert (last.action, last.outcome) == (replay.FAILED, "message_refused")
+    assert last.detail == {"sent": 10, "message": "the queue refused a replay message"}
 
 
 def test_an_empty_selection_plans_and_completes_with_nothing_sent(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tamper import alter_raw
 
 from pik.domain import replay
 from pik.domain.instants import parse_instant
@@ -300,6 +301,40 @@ def test_a_processor_target_feeds_the_processor(
         latest = versions.latest(AggregateSpec("day").spec_id, "c0", T0)
         assert latest is not None and latest.replay_id == run.replay_id
         assert latest.aggregate.count == 15
+    finally:
+        versions.close()
+
+
+def test_a_window_mate_with_altered_bytes_fails_a_processor_run_audited(
+    filled: LocalEngine, store_path: Path
+) -> None:
+    """Replaying one event into the processor reads its whole window: another event of it
+    whose stored bytes were altered stops the run as failed (`raw_corrupt`), audited, with
+    no version written, rather than escaping as an error that leaves the run open."""
+    records = filled.timeline("c0", T0, T1, 100)
+    alter_raw(filled, records[-1], b'"amount":1', b'"amount":9')
+    filled.close()
+    backend = LocalReplayBackend.open(store_path, who="ana")
+    try:
+        target = backend.check_target("processor:day:/amount")
+        first_only = Selection.build(("c0",), T0, records[0].event_time_us + 1, target)
+        plan = plan_replay(backend.store, backend.ledger, first_only, backend.who)
+        assert plan.events == 1
+        run = confirm_replay(backend.store, backend.ledger, plan.plan_id, backend.who)
+        with pytest.raises(ReplayError) as caught:
+            backend.start(run)
+        assert caught.value.code == "raw_corrupt" and records[-1].event_id.hex() in str(
+            caught.value
+        )
+        ended = backend.ledger.run(run.replay_id)
+        assert ended is not None and (ended.status, ended.sent) == (replay.FAILED, 0)
+        last = backend.ledger.audit_log(0, 10)[-1]
+        assert (last.action, last.outcome, last.detail["sent"]) == (replay.FAILED, "raw_corrupt", 0)
+    finally:
+        backend.close()
+    versions = LocalVersionStore(store_path)
+    try:
+        assert versions.latest(AggregateSpec("day", "/amount").spec_id, "c0", T0) is None
     finally:
         versions.close()
 

@@ -59,7 +59,7 @@ def _process(
 ) -> tuple[set[str], int]:
     """Recompute the windows the records touch; the message ids to retry, versions written."""
     retry: set[str] = set()
-    windows: dict[tuple[str, int], tuple[str | None, set[str]]] = {}
+    windows: dict[tuple[str, int], tuple[str | None, set[str], set[bytes]]] = {}
     for record in records:
         message_id = str(record.get("messageId"))
         try:
@@ -70,14 +70,16 @@ def _process(
             continue
         for touch in touches:
             key = (touch.entity_id, touch.window_start_us)
-            windows.setdefault(key, (touch.replay_id, set()))[1].add(message_id)
+            window = windows.setdefault(key, (touch.replay_id, set(), set()))
+            window[1].add(message_id)
+            window[2].update(touch.event_ids)
     try:
         store, versions = parts.get()
     except (StoreUnavailableError, StoreFullError) as exc:
         log_failure("store unavailable; records go back to the queue", exc)
         return {str(r.get("messageId")) for r in records}, 0
     written = 0
-    for (entity_id, window_start_us), (replay_id, owners) in sorted(windows.items()):
+    for (entity_id, window_start_us), (replay_id, owners, named) in sorted(windows.items()):
         if len(entity_id) > store.limits.max_entity_id_chars:
             # No stored event has such an id (and an index would refuse it as a key).
             log_failure(
@@ -87,7 +89,7 @@ def _process(
             retry |= owners
             continue
         try:
-            if recompute(store, versions, spec, entity_id, window_start_us, replay_id):
+            if recompute(store, versions, spec, entity_id, window_start_us, replay_id, named=named):
                 written += 1
         except FAILED_WINDOW as exc:
             log_failure("a window was not computed; its records go back to the queue", exc)

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from pik.domain import replay
-from pik.domain.envelope import could_be_entity
+from pik.domain.envelope import could_be_entity, parse_event_id
 from pik.domain.instants import parse_instant
 from pik.domain.records import EventRecord
+from pik.domain.replay import ReplayError
 from pik.domain.versions import AggregateSpec, Version, compute, next_version, payload_number
 from pik.ports import EventStore, VersionStore
 from pik.services.replay import PAGE, SYSTEM_CLOCK, Clock
@@ -50,16 +51,29 @@ class MessageError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Touch:
-    """A window one message asks to recompute, and the replay that asked."""
+    """A window one message asks to recompute, the replay that asked, and the events the
+    messages name in it (its recomputation must see them)."""
 
     entity_id: str
     window_start_us: int
     replay_id: str | None
+    event_ids: frozenset[bytes] = frozenset()
+
+
+def _event_id(document: dict[str, Any]) -> bytes | None:
+    """The event a message names; None for a message without one."""
+    text = document.get("event_id")
+    if text is None:
+        return None
+    try:
+        return parse_event_id(text) if isinstance(text, str) else parse_event_id("")
+    except ValueError as exc:
+        raise MessageError(f"not a replay message: event_id: {exc}") from None
 
 
 def touched(messages: Iterable[bytes], spec: AggregateSpec) -> list[Touch]:
     """The windows a batch of replay messages touches, each once, in a stable order."""
-    seen: dict[tuple[str, int], str | None] = {}
+    seen: dict[tuple[str, int], tuple[str | None, set[bytes]]] = {}
     for message in messages:
         try:
             document = orjson.loads(message)
@@ -74,8 +88,11 @@ def touched(messages: Iterable[bytes], spec: AggregateSpec) -> list[Touch]:
             raise MessageError("not a replay message: replay_id is not a replay's id")
         if not could_be_entity(entity_id):
             raise MessageError("not a replay message: entity_id is not an entity's id")
-        seen.setdefault((entity_id, spec.window_of(event_time_us)), replay_id)
-    return [Touch(e, w, r) for (e, w), r in sorted(seen.items())]
+        event_id = _event_id(document)
+        window = seen.setdefault((entity_id, spec.window_of(event_time_us)), (replay_id, set()))
+        if event_id is not None:
+            window[1].add(event_id)
+    return [Touch(e, w, r, frozenset(ids)) for (e, w), (r, ids) in sorted(seen.items())]
 
 
 def window_events(
@@ -104,6 +121,25 @@ def _payload(store: EventStore, record: EventRecord) -> Any:
     return json.loads(raw, parse_float=payload_number).get("payload")
 
 
+def _caught_up(
+    records: Sequence[EventRecord], named: Collection[bytes], latest: Version | None
+) -> None:
+    """Refuse a read of a window that misses an event known to be stored in it: one a
+    message names, or one its latest version was computed from (events are never
+    removed). An index that lags its writes (DynamoDB's global secondary indexes) can
+    answer such a read; a version computed from it would drop events that are there."""
+    present = {r.event_id for r in records}
+    missing = set(named) - present
+    if latest is not None:
+        missing |= set(latest.input_ids) - present
+    if missing:
+        raise StoreUnavailableError(
+            f"the index does not show {len(missing)} stored event(s) of this window yet (it "
+            "lags writes); no version was written, retry the batch",
+            retry_after_s=5,
+        )
+
+
 def recompute(
     store: EventStore,
     versions: VersionStore,
@@ -112,8 +148,10 @@ def recompute(
     window_start_us: int,
     replay_id: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    named: Collection[bytes] = (),
 ) -> Version | None:
-    """A new version of one window, or ``None`` when its inputs are unchanged.
+    """A new version of one window, or ``None`` when its inputs are unchanged; ``named``:
+    events the messages name in it, which the read must see.
 
     The latest version is read before the events: a version another processor wrote
     meanwhile saw at most the events read here, so a collision on its number means
@@ -123,6 +161,7 @@ def recompute(
         latest = versions.latest(spec.spec_id, entity_id, window_start_us)
         end_us = window_start_us + spec.step_us
         records = window_events(store, entity_id, window_start_us, end_us)
+        _caught_up(records, named, latest)
         if latest is not None and latest.inputs_digest == replay.set_digest(records):
             return None  # checked before reading any payload: redelivery costs reads only
         payloads = [_payload(store, r) for r in records] if spec.sum_pointer else []
@@ -149,7 +188,14 @@ def process_messages(
     written = []
     for touch in touched(messages, spec):
         version = recompute(
-            store, versions, spec, touch.entity_id, touch.window_start_us, touch.replay_id, clock
+            store,
+            versions,
+            spec,
+            touch.entity_id,
+            touch.window_start_us,
+            touch.replay_id,
+            clock,
+            touch.event_ids,
         )
         if version is not None:
             written.append(version)
@@ -176,9 +222,12 @@ class ProcessorSink:
         self.written: list[Version] = []
 
     def send(self, messages: Sequence[bytes]) -> None:
-        self.written.extend(
-            process_messages(self.store, self.versions, self.spec, messages, self.clock)
-        )
+        try:
+            written = process_messages(self.store, self.versions, self.spec, messages, self.clock)
+        except RawUnreadableError as exc:
+            # Another event of a window this batch touches: no retry makes its bytes whole.
+            raise ReplayError("raw_corrupt", str(exc), 409) from None
+        self.written.extend(written)
 
     def close(self) -> None:
         self.versions.close()

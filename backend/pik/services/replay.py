@@ -296,12 +296,21 @@ def execute_replay(
         batch = records[position : position + size]
         messages = [
             replay.replay_message(
-                run, position + i + 1, record, _raw(store, ledger, run, record, who, clock)
+                run,
+                position + i + 1,
+                record,
+                _raw(store, ledger, run, record, who, clock, position),
             )
             for i, record in enumerate(batch)
         ]
         pacer.wait(size)
-        sink.send(messages)
+        try:
+            sink.send(messages)
+        except ReplayError as error:
+            # A refusal no retry fixes (the target refused a message, the processor found
+            # a window's stored bytes altered): the run ends failed, and that is audited.
+            _end(ledger, run, replay.FAILED, who, clock, error.code, position, message=str(error))
+            raise
         position += size
         ledger.advance(replay_id, position, clock.now_us())
         if progress:
@@ -316,15 +325,16 @@ def _raw(
     record: EventRecord,
     who: str,
     clock: Clock,
+    sent: int,
 ) -> bytes:
     """An event's stored bytes, verified against its recorded sha256; a run never sends
-    bytes that do not verify, it fails instead."""
+    bytes that do not verify, it fails instead (with ``sent`` messages sent before)."""
     try:
         raw = store.read_raw(record)
     except FileNotFoundError:
         raw = b""
     if len(raw) != record.length or hashlib.sha256(raw).digest() != record.sha256:
-        _end(ledger, run, replay.FAILED, who, clock, "raw_corrupt", detail=record.event_id.hex())
+        _end(ledger, run, replay.FAILED, who, clock, "raw_corrupt", sent, record.event_id.hex())
         raise ReplayError(
             "raw_corrupt",
             f"the stored bytes of event {record.event_id.hex()} are missing or do not match "
@@ -343,11 +353,14 @@ def _end(
     outcome: str,
     sent: int | None = None,
     detail: str = "",
+    message: str = "",
 ) -> ReplayRun:
     at_us = clock.now_us()
     facts: dict[str, object] = {"sent": run.sent if sent is None else sent}
     if detail:
         facts["event_id"] = detail
+    if message:
+        facts["message"] = message
     ledger.finish(
         run.replay_id,
         status,
