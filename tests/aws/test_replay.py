@@ -712,6 +712,8 @@ def test_a_plan_too_large_for_the_ledger_is_refused_and_audited(
         "KMS.InvalidKeyUsageException",
         "KMS.NotFoundException",
         "KMS.OptInRequired",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "KmsAccessDenied",
     ],
 )
 def test_a_target_no_retry_can_mend_stops_the_send_as_unavailable(
@@ -725,3 +727,75 @@ def test_a_target_no_retry_can_mend_stops_the_send_as_unavailable(
         sink.send([json.dumps({"replay_id": "a" * 32, "seq": 1}).encode()])
     assert refused.value.code == "target_unavailable" and code in str(refused.value)
     assert log.by_operation()["sqs:SendMessageBatch"] == 1, "not retried"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("AWS.SimpleQueueService.BatchRequestTooLong", "message_too_large"),  # AWS's spelling
+        ("BatchRequestTooLong", "message_too_large"),  # moto's
+        ("InvalidMessageContents", "message_refused"),
+    ],
+)
+def test_a_request_sqs_refuses_as_it_reports_it_is_a_refusal(
+    stack: AwsConfig, code: str, expected: str
+) -> None:
+    """SQS's JSON protocol reports its older query codes, which botocore passes on: a
+    request too long must stop the run as refused, not fail the invocation as a bug."""
+    log = RequestLog()
+    log.fail = lambda _n, _service, operation: code if operation == "SendMessageBatch" else None
+    sink = AwsReplayBackend(stack, session=log.session(), who="op").sink_for("queue")
+    size = 300_000 if expected == "message_too_large" else 10
+    message = json.dumps({"replay_id": "a" * 32, "seq": 1, "raw": "x" * size}).encode()
+    with pytest.raises(ReplayError) as refused:
+        sink.send([message])
+    assert refused.value.code == expected
+    assert log.by_operation()["sqs:SendMessageBatch"] == 1, "not retried"
+
+
+def test_kms_throttling_as_sqs_reports_it_is_unavailability(stack: AwsConfig) -> None:
+    log = RequestLog()
+    log.fail = lambda _n, _s, op: "KMS.ThrottlingException" if op == "SendMessageBatch" else None
+    sink = AwsReplayBackend(stack, session=log.session(), who="op").sink_for("queue")
+    sink._pause = lambda _s: None  # type: ignore[attr-defined]
+    with pytest.raises(StoreUnavailableError):
+        sink.send([json.dumps({"replay_id": "a" * 32, "seq": 1}).encode()])
+
+
+def test_an_entry_refused_in_a_batch_sqs_partly_took_says_what_it_took(
+    stack: AwsConfig,
+) -> None:
+    """SQS answers each entry of a batch apart: one refused (a sender fault), it takes the
+    others all the same, later ones included. The refusal says so, with the seq refused,
+    since the run's count of messages sent stops at the batch's first."""
+
+    def one_refused(model: Any, params: dict[str, Any], **_: Any) -> Any:
+        if model.name != "SendMessageBatch":
+            return None
+        from botocore.awsrequest import AWSResponse
+
+        entries = json.loads(params["body"])["Entries"]
+        taken = [e for e in entries if json.loads(e["MessageBody"])["seq"] != 6]
+        boto3.client("sqs", region_name=REGION).send_message_batch(
+            QueueUrl=str(stack.replay_queue_url), Entries=taken
+        )
+        refused = [e["Id"] for e in entries if e not in taken]
+        return AWSResponse("https://aws.invalid", 200, {}, None), {
+            "Successful": [{"Id": e["Id"], "MessageId": e["Id"]} for e in taken],
+            "Failed": [
+                {"Id": i, "SenderFault": True, "Code": "InvalidMessageContents", "Message": "x"}
+                for i in refused
+            ],
+        }
+
+    session = RequestLog().session()
+    session.events.register("before-call.sqs.SendMessageBatch", one_refused)
+    sink = AwsReplayBackend(stack, session=session, who="op").sink_for("queue")
+    messages = [json.dumps({"replay_id": "b" * 32, "seq": i}).encode() for i in range(1, 11)]
+    with pytest.raises(ReplayError) as refused:
+        sink.send(messages)
+    assert refused.value.code == "message_refused"
+    assert "message 6 was refused" in str(refused.value)
+    assert "SQS took 9 other message(s)" in str(refused.value)
+    received = [json.loads(m["Body"])["seq"] for m in receive_all(str(stack.replay_queue_url))]
+    assert sorted(received) == [1, 2, 3, 4, 5, 7, 8, 9, 10]

@@ -27,7 +27,8 @@ RETRYABLE = frozenset(
         "RequestTimeout",
         "RequestTimeoutException",
         "RequestThrottled",  # SQS
-        "KmsThrottled",  # SQS, on an encrypted queue
+        "KmsThrottled",  # SQS, on an encrypted queue (moto's name)
+        "KMS.ThrottlingException",  # the same, as SQS's JSON protocol reports it
         "ConditionalRequestConflict",  # S3: another conditional write to the key in flight
         "500",
         "502",  # a gateway on the way failed; the service may not have seen the call

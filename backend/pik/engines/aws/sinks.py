@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import orjson
+
 from pik.domain.replay import ReplayError
 from pik.engines.aws.clients import Clients, error_code, unavailable_on_failure
 from pik.storage_errors import StoreUnavailableError
@@ -34,12 +36,27 @@ MAX_REQUEST_BYTES = 256 * 1024
 MAX_MESSAGE_BYTES = 1024 * 1024
 """The largest message any SQS queue takes."""
 SEND_ATTEMPTS = 4
-REFUSALS = frozenset({"InvalidParameterValue", "InvalidMessageContents", "BatchRequestTooLong"})
-"""What SQS answers to a request it will never take as it is."""
+REFUSALS = frozenset(
+    {
+        "InvalidParameterValue",
+        "InvalidMessageContents",
+        "BatchRequestTooLong",
+        "AWS.SimpleQueueService.BatchRequestTooLong",
+    }
+)
+"""What SQS answers to a request it will never take as it is. SQS's JSON protocol reports
+the codes of its older query protocol (``AWS.SimpleQueueService.…``, ``KMS.…``), which
+botocore passes on; moto uses the shorter names, so both are listed."""
 UNREACHABLE = frozenset(
     {
         "AWS.SimpleQueueService.NonExistentQueue",
         "QueueDoesNotExist",
+        "KmsAccessDenied",
+        "KmsDisabled",
+        "KmsNotFound",
+        "KmsInvalidState",
+        "KmsInvalidKeyUsage",
+        "KmsOptInRequired",
         "AccessDenied",
         "AccessDeniedException",
         "KMS.AccessDeniedException",
@@ -107,11 +124,14 @@ class QueueSink:
             size = len(body.encode("utf-8"))
             if size > MAX_MESSAGE_BYTES:
                 raise _too_large(size, f"SQS takes ({MAX_MESSAGE_BYTES:,} bytes)")
+        sent = 0
         for request in pack(bodies):
-            self._send_request(request)
+            self._send_request(request, sent)
+            sent += len(request)
 
-    def _send_request(self, bodies: list[str]) -> None:
-        """Send one request's bodies; resend the entries SQS failed on its side."""
+    def _send_request(self, bodies: list[str], before: int) -> None:
+        """Send one request's bodies (``before`` of the batch went in earlier requests);
+        resend the entries SQS failed on its side."""
         from botocore.exceptions import ClientError
 
         pending = {str(i): body for i, body in enumerate(bodies)}
@@ -134,7 +154,8 @@ class QueueSink:
             failed = answer.get("Failed") or []
             for failure in failed:
                 if failure.get("SenderFault"):
-                    raise _refused_entry(failure, pending.get(str(failure.get("Id")), ""))
+                    taken = before + len(bodies) - len(failed)
+                    raise _refused_entry(failure, pending.get(str(failure.get("Id")), ""), taken)
             pending = {str(f["Id"]): pending[str(f["Id"])] for f in failed}
             if not pending:
                 return
@@ -177,13 +198,32 @@ def _unreachable(exc: Exception, queue_url: str) -> ReplayError:
     )
 
 
-def _refused_entry(failure: dict[str, Any], body: str) -> ReplayError:
+def _refused_entry(failure: dict[str, Any], body: str, taken: int) -> ReplayError:
+    """One entry of a request refused: SQS took the request's other entries all the same
+    (``taken`` messages of the batch in all, some after the refused one), which the
+    message says, since the run's record stops at the batch's first message."""
     size = len(body.encode("utf-8"))
-    if size > MAX_REQUEST_BYTES:
-        return _too_large(size, "the queue takes (its MaximumMessageSize)")
-    return ReplayError(
-        "message_refused",
-        f"the queue refused a replay message ({failure.get('Code')}: "
-        f"{failure.get('Message')}); the run stopped there",
-        422,
+    seq = _seq(body)
+    which = f"message {seq}" if seq is not None else "a message"
+    reason = (
+        f"is larger than the queue takes ({size:,} bytes; raise its MaximumMessageSize, SQS "
+        "allows 1 MiB, or leave the event out of the selection)"
+        if size > MAX_REQUEST_BYTES
+        else f"was refused ({failure.get('Code')}: {failure.get('Message')})"
     )
+    return ReplayError(
+        "message_too_large" if size > MAX_REQUEST_BYTES else "message_refused",
+        f"replay {which} {reason}; the run stopped there. SQS took {taken} other message(s) "
+        "of the same batch, later ones among them: consumers may see those, though the "
+        "run's count of messages sent stops at the batch's first",
+        413 if size > MAX_REQUEST_BYTES else 422,
+    )
+
+
+def _seq(body: str) -> int | None:
+    """The ``seq`` of a replay message's body, if it reads as one."""
+    try:
+        seq = orjson.loads(body).get("seq")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) else None
