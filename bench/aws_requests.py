@@ -15,11 +15,8 @@ priced with the same table.
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import math
-import os
 import platform
 import sys
 from collections import Counter
@@ -29,6 +26,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from moto_bench import moto_arguments  # noqa: E402
 
 # On-demand prices, us-east-1, read from the AWS price pages in November 2026. Change them
 # here and rerun; nothing else depends on them.
@@ -223,13 +222,7 @@ def run_shape(batch: int, entities: int, events: int) -> Shape:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="also write the results here as JSON")
-    args = parser.parse_args()
-    logging.disable(logging.WARNING)  # the SAM translator's chatter while making the stack
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ[name] = "testing"
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    args = moto_arguments(__doc__)
     results = []
     print(
         f"{'batch':>6} {'entities':>8} {'req/1k':>7} {'WRU/ev':>7} {'RRU/ev':>7} "

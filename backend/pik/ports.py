@@ -43,6 +43,11 @@ class EventStore(Protocol):
         """The raw bytes the record points at, exactly as stored (not yet verified)."""
         ...
 
+    def read_raw_many(self, records: Sequence[EventRecord]) -> list[bytes]:
+        """Each record's raw bytes, in order, as ``read_raw`` (``FileNotFoundError`` when
+        any is missing); one read for records stored close together where the engine can."""
+        ...
+
     def timeline(
         self,
         entity_id: str,

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from aws_requests import CapacityCancellations, RequestLog
 from botocore.exceptions import ClientError, FlexibleChecksumError, IncompleteReadError
@@ -16,12 +17,15 @@ from template_checks import INDEX_KEYS
 
 from pik.domain.instants import now_us, parse_instant
 from pik.domain.outcome import Status
+from pik.domain.versions import AggregateSpec
 from pik.engines.aws import AwsConfig, AwsEngine
 from pik.engines.aws import engine as aws_engine
 from pik.engines.aws.clients import unavailable_on_failure
 from pik.engines.aws.engine import LEASE_US, TRANSACTION_ATTEMPTS
 from pik.engines.aws.shapes import MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ACTIONS
+from pik.engines.aws.versions import AwsVersionStore
 from pik.services.ingest import ingest_batch
+from pik.services.processor import process_messages
 from pik.storage_errors import StoreUnavailableError
 
 MakeEvent = Callable[..., bytes]
@@ -100,6 +104,27 @@ def test_requests_per_thousand_events_stay_within_budget(
     _check_limits(log)
     assert len(log.calls) <= 50, log.by_operation()
     assert engine.counts()["events"] == 1000
+
+
+def test_events_read_together_cost_a_get_per_object_not_per_event(
+    engine: AwsEngine, log: RequestLog, make_event: MakeEvent
+) -> None:
+    """What a replay batch or a recomputed window reads: three ingest batches (three
+    objects) of 1 KB events, read back with one ranged GET each, where reading them one by
+    one would send 300; the processor summing a day of them reads the same way."""
+    events = batch(make_event, 300, 1)
+    for start in range(0, 300, 100):
+        ingest_batch(engine, events[start : start + 100], "bench")
+    records = engine.timeline("entity-0", 0, 2**62, 1000)
+    assert len(records) == 300
+    log.clear()
+    assert sorted(engine.read_raw_many(records)) == sorted(events)
+    assert log.by_operation()["s3:GetObject"] == 3
+    versions = AwsVersionStore(engine._clients, engine.config.table)
+    log.clear()
+    message = orjson.dumps({"entity_id": "entity-0", "event_time": "2026-11-01T00:00:00Z"})
+    [version] = process_messages(engine, versions, AggregateSpec("day", "/n"), [message])
+    assert version.aggregate.count == 300 and log.by_operation()["s3:GetObject"] == 3
 
 
 def test_aws_limits_hold_for_awkward_batches(

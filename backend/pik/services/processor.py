@@ -11,7 +11,6 @@ to its dead-letter queue).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pik.domain.records import EventRecord
 from pik.domain.replay import ReplayError
 from pik.domain.versions import AggregateSpec, Version, compute, next_version, payload_number
 from pik.ports import EventStore, VersionStore
+from pik.services.raw import stored_bytes, verified
 from pik.services.replay import PAGE, SYSTEM_CLOCK, Clock
 from pik.storage_errors import StoreUnavailableError
 
@@ -109,16 +109,18 @@ def window_events(
         after = (page[-1].event_time_us, page[-1].event_id)
 
 
-def _payload(store: EventStore, record: EventRecord) -> Any:
-    try:
-        raw = store.read_raw(record)
-    except FileNotFoundError:
-        raise RawUnreadableError(record.event_id) from None
-    if len(raw) != record.length or hashlib.sha256(raw).digest() != record.sha256:
-        raise RawUnreadableError(record.event_id)
-    # Numbers as decimals: a payload's 0.1000000000000000000001 is summed as written, not
-    # as the nearest binary double. The bytes were validated strictly when stored.
-    return json.loads(raw, parse_float=payload_number).get("payload")
+def _payloads(store: EventStore, records: Sequence[EventRecord]) -> list[Any]:
+    payloads = []
+    for start in range(0, len(records), PAGE):
+        page = records[start : start + PAGE]
+        for record, raw in zip(page, stored_bytes(store, page), strict=True):
+            if raw is None or not verified(record, raw):
+                raise RawUnreadableError(record.event_id)
+            # Numbers as decimals: a payload's 0.1000000000000000000001 is summed as
+            # written, not as the nearest binary double. The bytes were validated strictly
+            # when stored.
+            payloads.append(json.loads(raw, parse_float=payload_number).get("payload"))
+    return payloads
 
 
 def _caught_up(
@@ -164,7 +166,7 @@ def recompute(
         _caught_up(records, named, latest)
         if latest is not None and latest.inputs_digest == replay.set_digest(records):
             return None  # checked before reading any payload: redelivery costs reads only
-        payloads = [_payload(store, r) for r in records] if spec.sum_pointer else []
+        payloads = _payloads(store, records) if spec.sum_pointer else []
         aggregate = compute(spec, records, payloads, store.limits.late_after_us)
         version = next_version(
             spec, entity_id, window_start_us, latest, records, aggregate, replay_id, clock.now_us()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from pik.domain.records import (
 from pik.domain.tally import GRANULARITIES
 from pik.domain.windows import Gap, find_gaps
 from pik.ports import EventStore
+from pik.services.raw import verified
 
 MAX_PAGE = 1_000
 
@@ -40,8 +40,7 @@ def event_detail(store: EventStore, event_id: bytes) -> EventDetail | None:
         raw = store.read_raw(record)
     except OSError as exc:
         return EventDetail(record, None, False, store.attempts(event_id), str(exc))
-    verified = len(raw) == record.length and hashlib.sha256(raw).digest() == record.sha256
-    return EventDetail(record, raw, verified, store.attempts(event_id))
+    return EventDetail(record, raw, verified(record, raw), store.attempts(event_id))
 
 
 @dataclass(frozen=True, slots=True)

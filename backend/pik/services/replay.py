@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +25,7 @@ from pik.domain.instants import now_us
 from pik.domain.records import EventRecord
 from pik.domain.replay import AuditRecord, Plan, ReplayError, ReplayRun, Selection
 from pik.ports import EventStore, Progress, ReplayLedger, ReplaySink
+from pik.services.raw import stored_bytes, verified
 
 PAGE = 1_000
 """Timeline rows read per request while collecting a plan's events."""
@@ -294,14 +295,10 @@ def execute_replay(
             return _end(ledger, run, replay.CANCELLED, who, clock, "ok", position)
         size = min(sink.max_batch, run.rate, len(records) - position)
         batch = records[position : position + size]
+        raws = _raws(store, ledger, run, batch, who, clock, position)
         messages = [
-            replay.replay_message(
-                run,
-                position + i + 1,
-                record,
-                _raw(store, ledger, run, record, who, clock, position),
-            )
-            for i, record in enumerate(batch)
+            replay.replay_message(run, position + i + 1, record, raw)
+            for i, (record, raw) in enumerate(zip(batch, raws, strict=True))
         ]
         pacer.wait(size)
         try:
@@ -318,30 +315,31 @@ def execute_replay(
     return _end(ledger, run, replay.COMPLETED, who, clock, "ok", position)
 
 
-def _raw(
+def _raws(
     store: EventStore,
     ledger: ReplayLedger,
     run: ReplayRun,
-    record: EventRecord,
+    batch: Sequence[EventRecord],
     who: str,
     clock: Clock,
     sent: int,
-) -> bytes:
-    """An event's stored bytes, verified against its recorded sha256; a run never sends
-    bytes that do not verify, it fails instead (with ``sent`` messages sent before)."""
-    try:
-        raw = store.read_raw(record)
-    except FileNotFoundError:
-        raw = b""
-    if len(raw) != record.length or hashlib.sha256(raw).digest() != record.sha256:
-        _end(ledger, run, replay.FAILED, who, clock, "raw_corrupt", sent, record.event_id.hex())
-        raise ReplayError(
-            "raw_corrupt",
-            f"the stored bytes of event {record.event_id.hex()} are missing or do not match "
-            "their sha256; the replay stopped before sending them (run `pik verify`)",
-            409,
-        )
-    return raw
+) -> list[bytes]:
+    """A batch's stored bytes, read together and each verified against its recorded
+    sha256; a run never sends bytes that do not verify, it fails instead (with ``sent``
+    messages sent before)."""
+    found: list[bytes] = []
+    for record, raw in zip(batch, stored_bytes(store, batch), strict=True):
+        if raw is None or not verified(record, raw):
+            event = record.event_id.hex()
+            _end(ledger, run, replay.FAILED, who, clock, "raw_corrupt", sent, event)
+            raise ReplayError(
+                "raw_corrupt",
+                f"the stored bytes of event {event} are missing or do not match their "
+                "sha256; the replay stopped before sending them (run `pik verify`)",
+                409,
+            )
+        found.append(raw)
+    return found
 
 
 def _end(

@@ -29,6 +29,7 @@ from pik.domain.records import AttemptSummary, EntityRecord, EventRecord, RateRe
 from pik.domain.tally import GRANULARITIES
 from pik.engines.aws import shapes
 from pik.engines.aws.items import attempt_summary, event_record, number
+from pik.engines.aws.spans import spans_of, steps_of
 from pik.storage_errors import StoreUnavailableError
 
 T = TypeVar("T")
@@ -222,6 +223,27 @@ class ReadPlans:
         answer = yield from one(Call(S3, "get_object", request, "reading raw bytes from S3"))
         data: bytes = answer["Body"]
         return data
+
+    def read_raw_many(self, records: Sequence[EventRecord]) -> Plan[list[bytes]]:
+        """Each record's raw bytes, in order: one ranged GET per run of nearby records of
+        one object (``spans``), sent at once up to a bound on the bytes asked for."""
+        found = [b""] * len(records)
+        for step in steps_of(spans_of(records)):
+            answers = yield [
+                Call(
+                    S3,
+                    "get_object",
+                    shapes.read_event_bytes(self.bucket, s.key, s.start, s.end - s.start),
+                    "reading raw bytes from S3",
+                )
+                for s in step
+            ]
+            for span, answer in zip(step, answers, strict=True):
+                data: bytes = answer["Body"]
+                for i in span.members:
+                    at = records[i].offset - span.start
+                    found[i] = data[at : at + records[i].length]
+        return found
 
     def timeline(
         self,
@@ -555,6 +577,7 @@ class Reads:
     event = read(ReadPlans.event)
     attempts = read(ReadPlans.attempts)
     read_raw = read(ReadPlans.read_raw)
+    read_raw_many = read(ReadPlans.read_raw_many)
     timeline = read(ReadPlans.timeline)
     coverage = read(ReadPlans.coverage)
     rates = read(ReadPlans.rates)

@@ -355,6 +355,10 @@ class LocalEngine:
         path = self.layout.segment(int(record.segment))
         return segments.read_range(path, record.offset, record.length)
 
+    def read_raw_many(self, records: Sequence[EventRecord]) -> list[bytes]:
+        # A local read is a seek and a read of a file in the page cache: nothing to batch.
+        return [self.read_raw(record) for record in records]
+
     def timeline(
         self,
         entity_id: str,
