@@ -65,8 +65,10 @@ def _event_id(document: dict[str, Any]) -> bytes | None:
     text = document.get("event_id")
     if text is None:
         return None
+    if not isinstance(text, str):
+        raise MessageError("not a replay message: event_id is not a string")
     try:
-        return parse_event_id(text) if isinstance(text, str) else parse_event_id("")
+        return parse_event_id(text)
     except ValueError as exc:
         raise MessageError(f"not a replay message: event_id: {exc}") from None
 

@@ -203,20 +203,22 @@ def _refused_entry(failure: dict[str, Any], body: str, taken: int) -> ReplayErro
     (``taken`` messages of the batch in all, some after the refused one), which the
     message says, since the run's record stops at the batch's first message."""
     size = len(body.encode("utf-8"))
-    seq = _seq(body)
-    which = f"message {seq}" if seq is not None else "a message"
-    reason = (
-        f"is larger than the queue takes ({size:,} bytes; raise its MaximumMessageSize, SQS "
-        "allows 1 MiB, or leave the event out of the selection)"
-        if size > MAX_REQUEST_BYTES
-        else f"was refused ({failure.get('Code')}: {failure.get('Message')})"
-    )
+    if size > MAX_REQUEST_BYTES:
+        refusal = _too_large(size, "the queue takes (its MaximumMessageSize)")
+    else:
+        seq = _seq(body)
+        refusal = ReplayError(
+            "message_refused",
+            f"replay {'a message' if seq is None else f'message {seq}'} was refused "
+            f"({failure.get('Code')}: {failure.get('Message')}); the run stopped there",
+            422,
+        )
     return ReplayError(
-        "message_too_large" if size > MAX_REQUEST_BYTES else "message_refused",
-        f"replay {which} {reason}; the run stopped there. SQS took {taken} other message(s) "
-        "of the same batch, later ones among them: consumers may see those, though the "
-        "run's count of messages sent stops at the batch's first",
-        413 if size > MAX_REQUEST_BYTES else 422,
+        refusal.code,
+        f"{refusal}. SQS took {taken} other message(s) of the same batch, later ones among "
+        "them: consumers may see those, though the run's count of messages sent stops at "
+        "the batch's first",
+        refusal.status,
     )
 
 
