@@ -252,12 +252,15 @@ def test_a_full_disk_acknowledges_nothing_and_a_retry_succeeds(tmp_path: Path) -
     assert done.returncode == 3, done.stderr
     assert "storage full" in done.stdout
     assert check_store(store, set()) == 10, "the refused batch was not acknowledged"
+    segment = store / "segments" / "00000001.seg"
+    assert segment.stat().st_size == size, "what was written of it was cut off again"
     engine = LocalEngine(store)
     try:
         outcomes = ingest_batch(engine, batch.read_bytes().splitlines(), "retry")
         assert {o.status.value for o in outcomes} == {"accepted"}
         report = engine.verify()
-        assert report.ok and report.events == 400
+        assert report.ok and report.events == 400, report.problems
+        assert engine.layout.segment(1) == segment and report.segments == 1, "not sealed torn"
     finally:
         engine.close()
 

@@ -182,10 +182,20 @@ class LocalEngine:
     ) -> None:
         """Raw first, then the index, then (by returning) the acknowledgement."""
         crash_point("before_append")
-        segments.append(self.layout.segment(segment_id), data, end)
-        crash_point("after_raw_fsync")
         new_end = end + len(data)
-        self._index.apply(index.rows, index.attempts, index.tally, segment_id, new_end)
+        try:
+            segments.append(self.layout.segment(segment_id), data, end)
+            crash_point("after_raw_fsync")
+            self._index.apply(index.rows, index.attempts, index.tally, segment_id, new_end)
+        except Exception as exc:
+            if not self._take_back(segment_id, end):
+                raise StoreUnavailableError(
+                    f"{exc}; the batch's bytes could not be taken back, so its events may "
+                    "be stored: send it again to settle which (a stored event answers "
+                    "duplicate)",
+                    retry_after_s=30,
+                ) from exc
+            raise
         crash_point("after_index_commit")
         if new_end >= self.policy.max_bytes:
             # The batch is committed: a failure to seal now must not report it as failed.
@@ -194,6 +204,23 @@ class LocalEngine:
                 self._seal(segment_id, new_end, 0, ingest_us)
             except (OSError, sqlite3.Error, StoreUnavailableError):
                 _log.warning("segment %08d full but not sealed yet", segment_id, exc_info=True)
+
+    def _take_back(self, segment_id: int, end: int) -> bool:
+        """Cut a failed write's bytes off its segment, so the error it answers holds: left,
+        the next write's recovery would index events their sender was told failed. Only
+        while the index still ends the segment at ``end``; whether it was cut."""
+        path = self.layout.segment(segment_id)
+        try:
+            if segments.size(path) == end:
+                return True  # nothing reached the file
+            ends = {row.segment_id: row.committed_end for row in self._index.segments()}
+            if ends.get(segment_id) != end:
+                return False
+            segments.take_back(path, end)
+        except (OSError, sqlite3.Error, StoreUnavailableError):
+            _log.warning("the bytes of a failed write stay in segment %08d", segment_id)
+            return False
+        return True
 
     def _commit_locked(
         self,

@@ -52,13 +52,7 @@ def _publish(pending: Path, path: Path) -> None:
     try:
         os.link(pending, path)  # unlike rename, refuses an existing name by itself
     except OSError as exc:
-        if exc.errno not in (
-            errno.EPERM,
-            errno.ENOTSUP,
-            errno.EOPNOTSUPP,
-            errno.EMLINK,
-            errno.ENOSYS,
-        ):
+        if exc.errno not in _NO_HARD_LINKS:
             raise
         # No hard links here (FAT, some network mounts). The caller holds the store's write
         # lock, so no other writer can take the name between this check and the rename.
@@ -91,6 +85,18 @@ def append(path: Path, data: bytes, offset: int) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def take_back(path: Path, end: int) -> None:
+    """Cut a segment back to ``end``, where the index ends it: the bytes of a write that
+    failed before it was indexed. They were never acknowledged; cut, they cannot be
+    recovered later as if the write had succeeded."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        os.ftruncate(fd, end)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def size(path: Path) -> int:
