@@ -128,6 +128,39 @@ def test_a_corrupted_index_is_never_served(store_path: Path, make_event: MakeEve
         engine.close()
 
 
+def test_a_damaged_index_page_is_never_served(store_path: Path, make_event: MakeEvent) -> None:
+    fill(store_path, make_event)
+    engine = LocalEngine(store_path)
+    event_id = engine.entities("", None, 1, None)[0].entity_id
+    some = engine.timeline(event_id, 0, 2**62, 1)[0].event_id
+    engine.close()
+    index = store_path / "index.sqlite3"
+    db = sqlite3.connect(index)
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+    db.close()
+    with index.open("r+b") as file:  # the events table's first page, overwritten
+        file.seek((root - 1) * page)
+        file.write(b"\xa5" * page)
+    engine = LocalEngine(store_path)  # the damage is not where an open reads
+    try:
+        with pytest.raises(IndexCorruptError, match=r"damaged .* `pik --store .* reindex`"):
+            engine.event(some)
+        report = engine.verify()
+        assert not report.ok and [p.kind for p in report.problems] == ["index_integrity"]
+        with pytest.raises(IndexCorruptError):
+            ingest_batch(engine, [make_event(entity_id="after")], "a")
+    finally:
+        engine.close()
+    reindex(store_path)
+    engine = LocalEngine(store_path)
+    try:
+        assert engine.verify().ok and engine.event(some) is not None
+        assert engine.counts()["events"] == 34, "the refused write stored nothing"
+    finally:
+        engine.close()
+
+
 def test_verify_reports_tampered_raw_bytes(engine: LocalEngine, make_event: MakeEvent) -> None:
     outcome = ingest_batch(engine, [make_event(payload={"amount": 100})], "a")[0]
     record = engine.event(outcome.event_id)  # type: ignore[arg-type]

@@ -103,12 +103,28 @@ def _connect(path: Path, read_only: bool, create: bool) -> sqlite3.Connection:
     return connection
 
 
+@contextmanager
+def _undamaged(path: Path) -> Iterator[None]:
+    """A damaged page met by a read or a write (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``) is the
+    index's damage, answered like an index that cannot be opened: never served, rebuilt."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if sqlite_code(exc) not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            raise
+        raise IndexCorruptError(
+            f"the index at {path} is damaged ({exc}); rebuild it from raw with "
+            f"`pik --store {path.parent} reindex`"
+        ) from exc
+
+
 def _serialised(method: Callable[P, R]) -> Callable[P, R]:
     """Run a method under the index's lock: one connection, used by one thread at a time."""
 
     @functools.wraps(method)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        with args[0]._lock:  # type: ignore[attr-defined]
+        index = args[0]
+        with index._lock, _undamaged(index.path):  # type: ignore[attr-defined]
             return method(*args, **kwargs)
 
     return run
@@ -520,7 +536,7 @@ class SqliteIndex:
     def one_snapshot(self) -> Iterator[None]:
         """Answer every read inside from one snapshot of the index, so reads that must
         agree (segment ends, event locations) do while writers go on committing."""
-        with self._lock:
+        with self._lock, _undamaged(self.path):
             self._db.execute("BEGIN")
             try:
                 yield
@@ -534,7 +550,7 @@ class SqliteIndex:
         The lock is held until the iteration ends: other threads wait, this one may still
         call the index (the lock is re-entrant).
         """
-        with self._lock:
+        with self._lock, _undamaged(self.path):
             yield from self._db.execute(
                 "SELECT event_id, segment_id, offset, length, sha256 FROM events "
                 "ORDER BY segment_id, offset"

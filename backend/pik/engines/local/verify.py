@@ -7,7 +7,7 @@ import hashlib
 from pik import frames
 from pik.domain.records import Problem, VerifyReport
 from pik.engines.local import segments
-from pik.engines.local.index import SqliteIndex
+from pik.engines.local.index import IndexCorruptError, SqliteIndex
 from pik.engines.local.layout import Layout
 from pik.engines.local.recovery import damaged_tail
 from pik.engines.local.rows import segment_name
@@ -19,8 +19,12 @@ def verify_store(
 ) -> VerifyReport:
     # Segment ends and event locations from different moments of a store being written
     # would disagree: events indexed in between would look misplaced.
-    with index.one_snapshot():
-        return _verify(layout, index, progress)
+    try:
+        with index.one_snapshot():
+            return _verify(layout, index, progress)
+    except IndexCorruptError as exc:
+        # A damaged page stops the cross-check where it is met; what to do is the same.
+        return VerifyReport(0, 0, 0, (Problem("index_integrity", str(exc)),))
 
 
 def _verify(layout: Layout, index: SqliteIndex, progress: Progress | None) -> VerifyReport:
