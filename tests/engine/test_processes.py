@@ -265,6 +265,44 @@ def test_a_full_disk_acknowledges_nothing_and_a_retry_succeeds(tmp_path: Path) -
         engine.close()
 
 
+def test_a_file_size_limit_met_by_the_index_is_storage_full(tmp_path: Path) -> None:
+    # Long entity ids make the index's WAL outgrow the segment, so the limit meets the index
+    # (which SQLite reports as an I/O error, not as a full disk).
+    store, batch = tmp_path / "store", tmp_path / "batch.ndjson"
+    batch.write_bytes(
+        b"".join(
+            json.dumps(
+                {
+                    "source": "s",
+                    "event_type": "t",
+                    "entity_id": f"entity-{n:06d}-" + "x" * 200,
+                    "event_time": "2026-11-01T10:00:00Z",
+                    "payload": {},
+                }
+            ).encode()
+            + b"\n"
+            for n in range(3000)
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_CHILD, str(store), str(batch), "1500000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "storage full: the index" in done.stdout
+    assert (store / "segments" / "00000001.seg").stat().st_size < 1_500_000, "raw fitted"
+    engine = LocalEngine(store)
+    try:
+        assert engine.counts()["events"] == 0, "nothing of the refused batch is stored"
+        outcomes = ingest_batch(engine, batch.read_bytes().splitlines(), "retry")
+        assert {o.status.value for o in outcomes} == {"accepted"}
+        assert engine.verify().ok
+    finally:
+        engine.close()
+
+
 def test_a_full_disk_while_a_segment_is_made_leaves_no_segment(tmp_path: Path) -> None:
     store, batch = tmp_path / "store", tmp_path / "batch.ndjson"
     engine = LocalEngine(store, policy=SegmentPolicy(max_bytes=1024))

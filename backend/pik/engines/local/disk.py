@@ -8,6 +8,8 @@ acknowledged, so a retry is safe.
 from __future__ import annotations
 
 import errno
+import os
+import resource
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,13 +49,35 @@ def raw_write(what: str) -> Iterator[None]:
         ) from exc
 
 
+# The most one write of SQLite's can add to a file: its largest page and a WAL frame header.
+_LARGEST_WRITE = 65536 + 24
+
+
+def _at_file_size_limit(path: str) -> bool:
+    """Whether a file of the index stands at the process's file-size limit: SQLite reports
+    the ``EFBIG`` that limit causes as an I/O error, not as ``SQLITE_FULL``."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft == resource.RLIM_INFINITY:
+        return False
+    for suffix in ("", "-wal", "-journal"):
+        try:
+            if os.stat(path + suffix).st_size + _LARGEST_WRITE > soft:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 @contextmanager
 def index_write(path: str) -> Iterator[None]:
     """A full disk under the index is a 507 too, not a busy database."""
     try:
         yield
     except sqlite3.Error as exc:
-        if is_sqlite_full(exc):
+        full = is_sqlite_full(exc) or (
+            sqlite_code(exc) == sqlite3.SQLITE_IOERR and _at_file_size_limit(path)
+        )
+        if full:
             raise StorageFullError(
                 errno.ENOSPC, f"storage full: the index {path} cannot grow ({exc})"
             ) from exc
