@@ -271,6 +271,28 @@ def test_an_unknown_or_forged_plan_is_refused(
     assert ledger.runs(10) == []
 
 
+def test_a_refused_id_of_another_form_is_named_never_repeated(
+    slice_store: EventStore, ledger: ReplayLedger, fake: FakeClock
+) -> None:
+    # A credential pasted where an id goes stays out of the answer and the audit.
+    canary = "Bearer CANARY-5f1c-do-not-log"
+    for code, call in [
+        (
+            "plan_not_found",
+            lambda: confirm_replay(slice_store, ledger, canary, "eve", clock=fake.clock),
+        ),
+        ("replay_not_found", lambda: cancel_replay(ledger, canary, "eve", fake.clock)),
+        (
+            "replay_not_found",
+            lambda: execute_replay(slice_store, ledger, ListSink(), canary, "eve", fake.clock),
+        ),
+    ]:
+        error = refused(ledger, code, call)
+        assert "CANARY" not in str(error) and "32 hex digits" in str(error)
+    records = ledger.audit_log(0, 100)
+    assert len(records) == 3 and "CANARY" not in repr(records)
+
+
 def test_an_expired_plan_is_refused(
     slice_store: EventStore, ledger: ReplayLedger, fake: FakeClock
 ) -> None:

@@ -21,7 +21,7 @@ from pik.domain import replay as model
 from pik.domain.instants import format_instant, now_us
 from pik.domain.replay import Plan, ReplayError, ReplayRun, Selection
 from pik.ports import Progress as ProgressCallback
-from pik.services.replay_control import ReplayControl, not_found
+from pik.services.replay_control import ReplayControl
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 from pik.textsafe import inert
 
@@ -307,7 +307,7 @@ def status(ctx: Context, replay_id: str | None, limit: int) -> None:
         if replay_id is not None:
             found = control.run(replay_id)
             if found is None:
-                raise not_found(replay_id)
+                raise model.replay_not_found(replay_id)
             runs = [found]
         else:
             runs = control.runs(limit)

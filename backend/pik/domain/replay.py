@@ -29,7 +29,7 @@ from pik.domain.instants import US_PER_HOUR, format_instant, parse_instant
 from pik.domain.records import EventRecord
 
 REPLAY_ID = re.compile(r"[0-9a-f]{32}")
-"""The form of every replay id (random hex, made by ``new_replay_id``)."""
+"""The form of every replay id (random hex, made by ``new_replay_id``) and plan id."""
 
 MAX_ENTITIES = 1_000
 """Entities one selection may name."""
@@ -76,12 +76,34 @@ def invalid(field_name: str, message: str) -> ReplayError:
     return ReplayError("invalid_selection", message, 422, field_name)
 
 
+def is_id(identifier: object) -> bool:
+    """Whether a caller's plan or replay id has the form every id this kit makes has (32 hex
+    digits). Only such an id is repeated in an answer or an audit record: what arrives
+    there in its place (a token pasted by mistake) is named, never repeated."""
+    return isinstance(identifier, str) and REPLAY_ID.fullmatch(identifier) is not None
+
+
+def _named(kind: str, identifier: str) -> str:
+    if is_id(identifier):
+        return f"{kind} {identifier}"
+    return f"{kind} by that id (ids are 32 hex digits)"
+
+
 def plan_not_found(plan_id: str) -> ReplayError:
     return ReplayError(
         "plan_not_found",
-        f"no plan {plan_id!r}; preview the replay first (`pik replay plan`)",
+        f"no {_named('plan', plan_id)}; preview the replay first (`pik replay plan`)",
         404,
         "plan_id",
+    )
+
+
+def replay_not_found(replay_id: str) -> ReplayError:
+    return ReplayError(
+        "replay_not_found",
+        f"no {_named('replay', replay_id)}; `pik replay status` lists the recent ones",
+        404,
+        "replay_id",
     )
 
 

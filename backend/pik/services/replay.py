@@ -87,8 +87,8 @@ def _refuse(
             at_us,
             who,
             replay.REFUSED,
-            plan_id,
-            replay_id,
+            plan_id if replay.is_id(plan_id) else None,
+            replay_id if replay.is_id(replay_id) else None,
             error.code,
             {"message": str(error)},
         )
@@ -396,19 +396,7 @@ def cancel_replay(
 
 def _no_such_replay(ledger: ReplayLedger, replay_id: str, who: str, at_us: int) -> ReplayError:
     """The refusal (audited) of an action on a replay id the ledger does not know."""
-    return _refuse(
-        ledger,
-        ReplayError(
-            "replay_not_found",
-            f"no replay {replay_id!r}; `pik replay status` lists them",
-            404,
-            "replay_id",
-        ),
-        who,
-        at_us,
-        None,
-        replay_id,
-    )
+    return _refuse(ledger, replay.replay_not_found(replay_id), who, at_us, None, replay_id)
 
 
 class ReplayBackend(Protocol):

@@ -54,15 +54,6 @@ class ReplayControl(Protocol):
     def audit_log(self, since_us: int, limit: int) -> list[AuditRecord]: ...
 
 
-def not_found(replay_id: str) -> ReplayError:
-    return ReplayError(
-        "replay_not_found",
-        f"no replay {replay_id!r}; `pik replay status` lists the recent ones",
-        404,
-        "replay_id",
-    )
-
-
 class LedgerControl:
     """A :class:`ReplayControl` that writes the ledger itself, as ``who``."""
 
@@ -96,7 +87,7 @@ class LedgerControl:
     def resume(self, replay_id: str) -> ReplayRun:
         current = self._backend.ledger.run(replay_id)
         if current is None:
-            raise self._refused(not_found(replay_id), None)
+            raise self._refused(replay.replay_not_found(replay_id), None)
         if current.status != replay.RUNNING:
             raise self._refused(
                 ReplayError(
@@ -117,7 +108,7 @@ class LedgerControl:
         cancel_replay(self._backend.ledger, replay_id, self.who)
         current = self._backend.ledger.run(replay_id)
         if current is None:  # cancel_replay refuses an unknown run, so it exists
-            raise not_found(replay_id)
+            raise replay.replay_not_found(replay_id)
         return current
 
     def _refused(self, error: ReplayError, run: ReplayRun | None) -> ReplayError:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pik.domain import replay
-from pik.domain.replay import REPLAY_ID, AuditRecord, ReplayError, ReplayRun
+from pik.domain.replay import REPLAY_ID, AuditRecord, ReplayError, ReplayRun, replay_not_found
 from pik.domain.versions import SpecError, processor_target
 from pik.engines.local.engine import LocalEngine
 from pik.engines.local.layout import REPLAY_LOCKS as LOCKS
@@ -100,7 +100,7 @@ class LocalReplayBackend:
         # The lock file is named after the replay id, which this engine made (hex): checked
         # all the same, since no name under the store is ever taken from input unchecked.
         if not REPLAY_ID.fullmatch(run.replay_id):
-            raise ReplayError("replay_not_found", f"no replay {run.replay_id!r}", 404, "replay_id")
+            raise replay_not_found(run.replay_id)
         locks = self._root / LOCKS
         locks.mkdir(exist_ok=True)
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
