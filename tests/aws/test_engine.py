@@ -238,12 +238,24 @@ def test_a_failing_read_says_to_retry_and_claims_nothing_about_ingest(
         ClientError({"Error": {"Code": "504", "Message": "Gateway Timeout"}}, "PutObject"),
         IncompleteReadError(actual_bytes=10, expected_bytes=100),
         FlexibleChecksumError(error_msg="the body does not match its checksum"),
+        ClientError(
+            {"Error": {"Code": "InternalFailure"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+            "TransactWriteItems",
+        ),
+        ClientError(
+            {
+                "Error": {"Code": "ServiceUnavailableException"},
+                "ResponseMetadata": {"HTTPStatusCode": 503},
+            },
+            "SendMessageBatch",
+        ),
     ],
-    ids=["502", "504", "cut-short", "garbled"],
+    ids=["502", "504", "cut-short", "garbled", "5xx-InternalFailure", "5xx-unlisted-code"],
 )
 def test_failures_on_the_way_are_unavailability(failure: Exception) -> None:
-    """A gateway between us and AWS failing, or a body cut short or garbled on the way:
-    the next try can succeed, so the request is 503 and says to retry."""
+    """A gateway between us and AWS failing, a body cut short or garbled on the way, or
+    any 5xx whatever its code: the next try can succeed, so the request is 503 and says
+    to retry."""
     with (
         pytest.raises(StoreUnavailableError, match="nothing was acknowledged"),
         unavailable_on_failure("writing", ingest=True),

@@ -115,6 +115,14 @@ def error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+def _server_failed(exc: BaseException) -> bool:
+    """Whether AWS answered with a 5xx: its failure, whatever the code names it (services
+    name theirs differently: InternalFailure, ServiceUnavailableException, …)."""
+    response = getattr(exc, "response", None)
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if response else None
+    return isinstance(status, int) and status >= 500
+
+
 @contextmanager
 def unavailable_on_failure(what: str, *, ingest: bool = False) -> Iterator[None]:
     """Turn throttling, 5xx and network failures (after the SDK's retries) into 503s.
@@ -140,7 +148,7 @@ def unavailable_on_failure(what: str, *, ingest: bool = False) -> Iterator[None]
         if code in MISSING:
             # As the local engine's missing segment: callers handle one kind of absence.
             raise FileNotFoundError(f"{what}: the object is missing ({code})") from exc
-        if code in RETRYABLE:
+        if code in RETRYABLE or _server_failed(exc):
             raise StoreUnavailableError(
                 f"{what}: AWS is throttling or failing ({code}); {outcome}"
             ) from exc
