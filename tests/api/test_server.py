@@ -138,7 +138,36 @@ def test_batches_as_array_and_ndjson_report_every_item(api: Client) -> None:
             422,
             "naive_time",
         ),
-        (b'[{"a": 1, "a": 2}]', "application/json", 400, "duplicate_key"),
+        # JSON that parses but holds what no event may: unprocessable, not malformed.
+        (b'[{"a": 1, "a": 2}]', "application/json", 422, "duplicate_key"),
+        (
+            json.dumps(envelope(payload={"deep": [[[[]]]]}))
+            .replace("[[[[]]]]", "[" * 99 + "]" * 99)
+            .encode(),
+            "application/json",
+            422,
+            "nesting_too_deep",
+        ),
+        (
+            json.dumps(envelope())
+            .replace('"payload": {', '"payload": {"n": ' + "9" * 5000 + ", ")
+            .encode(),
+            "application/json",
+            422,
+            "number_out_of_range",
+        ),
+        (
+            json.dumps(envelope()).replace('"payload": {', '"payload": {"n": NaN, ').encode(),
+            "application/json",
+            422,
+            "non_finite_number",
+        ),
+        (
+            json.dumps(envelope(payload={"pad": "x" * 300_000})).encode(),
+            "application/json",
+            413,
+            "too_large",
+        ),
     ],
 )
 def test_bad_requests_get_their_code_and_store_nothing(

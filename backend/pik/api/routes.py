@@ -37,7 +37,7 @@ from pik.domain.instants import (
 )
 from pik.domain.numbers import whole_number
 from pik.domain.outcome import Outcome, Status
-from pik.domain.rejection import RejectedError
+from pik.domain.rejection import RejectedError, Rejection
 from pik.domain.strictjson import decode
 from pik.ports import EventStore
 from pik.services import query
@@ -301,7 +301,8 @@ def _items(event: dict[str, Any], store: EventStore) -> tuple[list[bytes], bool]
             try:
                 document = decode(raw, limits)
             except RejectedError as exc:
-                raise ApiError(400, exc.rejection.code, exc.rejection.message) from None
+                rejection = exc.rejection
+                raise ApiError(status_of(rejection), rejection.code, rejection.message) from None
             if not isinstance(document, list):
                 raise ApiError(
                     400,
@@ -354,13 +355,32 @@ def _batch_document(outcomes: list[Outcome]) -> dict[str, Any]:
     return {**counts, "results": [_result(i, o) for i, o in enumerate(outcomes)]}
 
 
+UNPROCESSABLE = frozenset(
+    {
+        "nesting_too_deep",
+        "number_out_of_range",
+        "non_finite_number",
+        "duplicate_key",
+        "lone_surrogate",
+    }
+)
+"""Codes of JSON that parses but holds what no event may: refused as unprocessable (422),
+like an invalid field, not as malformed (400)."""
+
+
+def status_of(rejection: Rejection) -> int:
+    """The HTTP status a request refused for ``rejection`` is answered with."""
+    if rejection.code == "idempotency_conflict":
+        return 409
+    if rejection.code == "too_large":
+        return 413
+    if rejection.field is not None or rejection.code in UNPROCESSABLE:
+        return 422
+    return 400
+
+
 def _single_response(outcome: Outcome, error: Callable[[ApiError], Response[str]]) -> Response[str]:
     rejection = outcome.rejection
     if rejection is None:
         return _json(_result(0, outcome), 201 if outcome.status is Status.ACCEPTED else 200)
-    status = (
-        409
-        if rejection.code == "idempotency_conflict"
-        else (400 if rejection.field is None else 422)
-    )
-    return error(ApiError(status, rejection.code, rejection.message, rejection.field))
+    return error(ApiError(status_of(rejection), rejection.code, rejection.message, rejection.field))
