@@ -14,6 +14,8 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Static
 
+from pik.engines.local import LocalEngine
+from pik.services.ingest import ingest_batch
 from pik_tui.app import PikApp
 from pik_tui.backend import LocalBackend
 from pik_tui.event_view import build_event_view
@@ -33,6 +35,7 @@ CONTROLS = {
     "bidi": "\u202eevil\u202c",
 }
 FORBIDDEN = ("\x1b", "\x9b", "\x07", "\u202e")
+HOSTILE_ORIGIN = "[@click=app.quit][b\x1b[2J"
 
 
 def envelope(entity: str, payload: object, key: str | None = None, minute: int = 0) -> bytes:
@@ -52,7 +55,15 @@ def envelope(entity: str, payload: object, key: str | None = None, minute: int =
 def hostile_path(
     tmp_path_factory: pytest.TempPathFactory, write_store: Callable[..., Path]
 ) -> Path:
-    return write_store(tmp_path_factory.mktemp("hostile") / "store", batch=_events())
+    path = write_store(tmp_path_factory.mktemp("hostile") / "store", batch=_events())
+    # A later arrival of the first event from a producer whose --origin label is hostile:
+    # the event pane lists it under "later arrivals".
+    engine = LocalEngine(path)
+    try:
+        ingest_batch(engine, _events()[:1], HOSTILE_ORIGIN)
+    finally:
+        engine.close()
+    return path
 
 
 def _events() -> list[bytes]:
@@ -96,6 +107,9 @@ def test_markup_and_controls_in_a_payload_render_literally_and_the_app_survives(
         for text in MARKUP:
             assert text in payload
         assert "idempotency key [@click=app.quit]" in fields
+        attempts = plain(app, "#event-attempts")
+        assert "duplicate x1 via [@click=app.quit][b\\x1b[2J" in attempts, attempts
+        assert "[@click=app.quit][b" in rendered(app.query_one("#event-attempts", Static))
         assert '"[@click=app.quit]": "key position"' in payload
         assert "\\u001b]52;c;AAAA\\u0007" in payload  # JSON escapes, shown as typed
         assert "\\x9b31m" in payload and "\\u202eevil\\u202c" in payload  # made inert
@@ -105,7 +119,7 @@ def test_markup_and_controls_in_a_payload_render_literally_and_the_app_survives(
         assert "[@click=app.quit]" in on_screen
         for char in FORBIDDEN:
             assert char not in on_screen
-            assert char not in payload and char not in fields
+            assert char not in payload and char not in fields and char not in attempts
 
         await pilot.click("#event-payload", offset=(2, 2))
         await pilot.click("#event-fields", offset=(20, 8))
