@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,13 @@ def test_json_error_names_a_byte_offset() -> None:
     result = prepare('{"source": "é", oops}'.encode(), NOW, DEFAULT_LIMITS)
     assert isinstance(result, Rejection)
     assert result.message.endswith("at byte 17")  # the o of oops, after a 2-byte é
+
+
+def test_nesting_past_what_can_be_encoded_is_too_deep_whatever_the_limit() -> None:
+    raised = replace(DEFAULT_LIMITS, max_depth=2_000, max_event_bytes=1 << 20)
+    result = prepare(raw_with("payload", "[" * 300 + "]" * 300), NOW, raised)
+    assert isinstance(result, Rejection)
+    assert (result.code, result.message) == ("nesting_too_deep", "nesting deeper than 254 levels")
+    assert not isinstance(
+        prepare(raw_with("payload", "[" * 250 + "]" * 250), NOW, raised), Rejection
+    )

@@ -201,6 +201,11 @@ def _bracket_depth(raw: bytes) -> int:
     return deepest
 
 
+MAX_ENCODABLE_DEPTH = 254
+"""The deepest nesting the canonical encoding can write: a store whose depth limit is
+raised past it still refuses deeper events, for that reason."""
+
+
 def canonical(value: Any) -> bytes:
     """The one canonical encoding: compact, keys sorted, integers within 64 bits."""
     try:
@@ -209,6 +214,10 @@ def canonical(value: Any) -> bytes:
         if "surrogates" in str(exc):
             raise RejectedError(
                 "lone_surrogate", None, "a string holds an unpaired UTF-16 surrogate escape"
+            ) from None
+        if "Recursion" in str(exc):  # orjson encodes 254 levels at most, whatever the limit
+            raise RejectedError(
+                "nesting_too_deep", None, f"nesting deeper than {MAX_ENCODABLE_DEPTH} levels"
             ) from None
         raise RejectedError(
             "number_out_of_range", "payload", "payload holds an integer beyond 64 bits"
