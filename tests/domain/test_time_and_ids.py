@@ -80,6 +80,11 @@ def test_relative_query_times() -> None:
         with pytest.raises(TimeFormatError, match="before the year 1") as refused:
             parse_query_time(far, now)
         assert refused.value.code == "time_out_of_range"
+    # A query time that is none of these names every form it could have taken.
+    for wrong in ("yesterday", "-3x", "+1h"):
+        with pytest.raises(TimeFormatError, match=r"2026-01-31, now, .* -2h") as refused:
+            parse_query_time(wrong, now)
+        assert refused.value.code == "invalid_time"
 
 
 def _event(**fields: object) -> Event:

@@ -153,7 +153,16 @@ def parse_query_time(text: str, now: int | None = None) -> int:
         return at
     if _DATE.fullmatch(text):
         return parse_instant(text + "T00:00:00Z")
-    return parse_instant(text)
+    try:
+        return parse_instant(text)
+    except TimeFormatError as exc:
+        if exc.code != "invalid_time":
+            raise
+        raise TimeFormatError(
+            "invalid_time",
+            f"{exc}, a date like 2026-01-31, now, or a time back from now like -15m, -2h, "
+            "now-7d (units s, m, h, d, w)",
+        ) from None
 
 
 def floor_to(us: int, step_us: int) -> int:
