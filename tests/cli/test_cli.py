@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,7 @@ from click.testing import CliRunner
 from pik.cli.main import cli
 from pik.demo import demo_lines
 from pik.domain.instants import parse_instant
+from pik.engines.local import LocalEngine
 
 END = parse_instant("2026-11-27T12:00:00Z")
 
@@ -63,6 +68,62 @@ def test_ingest_from_stdin_with_an_oversized_line(tmp_path: Path) -> None:
     assert (report["accepted"], report["duplicate"], report["rejected"]) == (1, 1, 1)
     assert report["rejections"][0]["code"] == "too_large"
     assert report["rejections"][0]["line"] == 2
+
+
+def test_a_file_of_nothing_but_rejected_lines_asks_whether_it_is_ndjson(tmp_path: Path) -> None:
+    data = tmp_path / "orders.csv"
+    data.write_text("order_id,amount\n1,20\n2,30\n")
+    result = CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "ingest", str(data)])
+    assert result.exit_code == 1
+    said = " ".join(result.stderr.split())
+    assert "every line was rejected (3): no event was stored" in said
+    assert "Is this NDJSON" in said and "the other lines were stored" not in said
+
+
+def test_ctrl_c_during_ingest_says_what_is_stored_and_exits_130(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pik", "--store", str(store), "ingest", "-", "--batch-size", "10"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdin is not None
+    child.stdin.write(
+        b"".join(
+            json.dumps(
+                {
+                    "source": "s",
+                    "event_type": "t",
+                    "entity_id": f"e{n}",
+                    "event_time": "2026-11-01T10:00:00Z",
+                    "payload": {},
+                }
+            ).encode()
+            + b"\n"
+            for n in range(25)
+        )
+    )
+    child.stdin.flush()  # two whole batches and half of one, then the input waits
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _stored(store) < 20:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 130, stderr
+    said = " ".join(stderr.decode().split())
+    assert "interrupted: the batches committed before Ctrl-C are stored" in said
+    assert "Ingest the same input again" in said and "Aborted" not in said
+    assert _stored(store) == 20
+
+
+def _stored(store: Path) -> int:
+    if not (store / "index.sqlite3").exists():
+        return 0
+    engine = LocalEngine(store, create=False, read_only=True)
+    try:
+        return engine.counts()["events"]
+    finally:
+        engine.close()
 
 
 def test_timeline_pages_and_event_verifies(demo: Path) -> None:

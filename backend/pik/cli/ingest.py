@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pik.cli.context import Context, pass_context
-from pik.cli.options import json_option
+from pik.cli.options import EXIT_INTERRUPTED, json_option
 from pik.documents import ingest_document
 from pik.engines.local import LocalEngine
 from pik.ports import EventStore
@@ -65,29 +65,59 @@ def ingest(ctx: Context, file: BinaryIO, batch_size: int, origin: str, jobs: int
     size = _size(file)
     jobs = _jobs(ctx, file, size, jobs)
     show = size >= PROGRESS_FROM_BYTES and not ctx.as_json and ctx.err.is_terminal
-    if jobs > 1:
-        path = Path(os.path.realpath(file.name))
-        report = _in_parallel(ctx, path, origin, batch_size, jobs, size, show)
-    else:
-        with ctx.engine(create=True) as engine:
-            if show:
-                report = _with_progress(ctx, engine, file, origin, batch_size, size)
-            else:
-                report = ingest_ndjson(engine, file, origin, batch_size)
+    if _typed(file):
+        ctx.err.print(
+            "reading NDJSON events typed here, one envelope a line; end with Ctrl-D "
+            "(or name a FILE: pik ingest events.ndjson)",
+            style="dim",
+        )
+    try:
+        if jobs > 1:
+            path = Path(os.path.realpath(file.name))
+            report = _in_parallel(ctx, path, origin, batch_size, jobs, size, show)
+        else:
+            with ctx.engine(create=True) as engine:
+                if show:
+                    report = _with_progress(ctx, engine, file, origin, batch_size, size)
+                else:
+                    report = ingest_ndjson(engine, file, origin, batch_size)
+    except KeyboardInterrupt:
+        ctx.err.print(
+            "interrupted: the batches committed before Ctrl-C are stored, the one being "
+            "written is not. Ingest the same input again to finish: the lines already "
+            "stored answer duplicate (and count as duplicates in `pik rates`).",
+            style="yellow",
+        )
+        sys.exit(EXIT_INTERRUPTED)
     if ctx.as_json:
         ctx.emit(ingest_document(report))
     else:
         _print(ctx, report)
     if report.rejected:
         if not ctx.as_json:
-            ctx.err.print(
-                Text(
-                    f"{report.rejected} line(s) rejected; the other lines were stored. "
-                    "Fix the lines named above and ingest them again.",
-                    style="yellow",
-                )
-            )
+            ctx.err.print(Text(_rejected_advice(report), style="yellow"))
         sys.exit(1)
+
+
+def _typed(file: BinaryIO) -> bool:
+    """Whether FILE is standard input left on a terminal: a person, not a pipe, types it."""
+    try:
+        return file.fileno() == sys.stdin.fileno() and os.isatty(file.fileno())
+    except (OSError, ValueError):
+        return False
+
+
+def _rejected_advice(report: IngestReport) -> str:
+    if report.accepted or report.duplicate:
+        return (
+            f"{report.rejected} line(s) rejected; the other lines were stored. "
+            "Fix the lines named above and ingest them again."
+        )
+    return (
+        f"every line was rejected ({report.rejected}): no event was stored, only the "
+        "rejections counted. Is this NDJSON, one JSON envelope a line (not CSV, not one "
+        "JSON array)? docs/event-model.md shows an envelope."
+    )
 
 
 def _size(file: BinaryIO) -> int:

@@ -9,6 +9,9 @@ import click
 
 from pik.cli.context import Context
 
+EXIT_INTERRUPTED = 130
+"""The exit of a command stopped with Ctrl-C (128 + SIGINT), as shells report it."""
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

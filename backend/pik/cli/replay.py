@@ -16,7 +16,7 @@ from rich.text import Text
 
 from pik.cli import replay_show as show
 from pik.cli.context import Context, pass_context, time_option
-from pik.cli.options import json_option
+from pik.cli.options import EXIT_INTERRUPTED, json_option
 from pik.domain import replay as model
 from pik.domain.instants import format_instant, now_us
 from pik.domain.replay import Plan, ReplayError, ReplayRun, Selection
@@ -24,8 +24,6 @@ from pik.ports import Progress as ProgressCallback
 from pik.services.replay_control import ReplayControl
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 from pik.textsafe import inert
-
-EXIT_INTERRUPTED = 130
 
 
 def _command(ctx: Context, *args: str) -> str:
