@@ -186,6 +186,33 @@ def test_the_plan_shows_the_exact_command_that_runs_it(store: Path, tmp_path: Pa
     assert len(lines(out)) == 15
 
 
+def test_the_plan_names_what_it_selects_that_has_no_event(store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.ndjson"
+    shown = invoke(
+        store,
+        "replay",
+        "plan",
+        "c2",
+        "c-2",
+        *WINDOW,
+        "--source",
+        "pay",
+        "--source",
+        "pya",
+        "--target",
+        f"file:{out}",
+    ).stdout
+    said = " ".join(shown.split())
+    assert "no event in this window of entities: c-2 (a typo?" in said
+    assert "no event in this window of sources: pya" in said
+    assert "event types" not in said.split("no event in this window of")[-1]
+    nothing = " ".join(
+        invoke(store, "replay", "plan", "c-2", *WINDOW, "--target", f"file:{out}").stdout.split()
+    )
+    assert "no event in this window of entities: c-2" in nothing
+    assert "there is nothing to replay" in nothing
+
+
 def test_run_without_confirm_and_no_terminal_sends_nothing(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.ndjson"
     made = plan(store, out)

@@ -76,8 +76,35 @@ def breakdown_table(name: str, counts: tuple[tuple[str, int], ...]) -> Table:
     return table
 
 
+def unmatched(plan: Plan) -> list[tuple[str, tuple[str, ...]]]:
+    """What the selection names that no planned event has: a mistyped id shows here,
+    where it would otherwise only be missing from the counts."""
+    selection = plan.selection
+    found = [
+        ("entities", selection.entity_ids, plan.by_entity),
+        ("sources", selection.sources, plan.by_source),
+        ("event types", selection.event_types, plan.by_event_type),
+    ]
+    missing = []
+    for name, asked, counts in found:
+        seen = {key for key, _ in counts}
+        absent = tuple(value for value in asked if value not in seen)
+        if absent:
+            missing.append((name, absent))
+    return missing
+
+
 def show_plan(console: Console, plan: Plan) -> None:
     console.print(plan_table(plan))
+    for name, absent in unmatched(plan):
+        console.print(
+            Text(
+                f"no event in this window of {name}: {inert(', '.join(absent), limit=300)} "
+                "(a typo? `pik entities` and `pik rates` list what the store holds)",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
     if not plan.events:
         return
     for name, counts in (
