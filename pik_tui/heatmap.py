@@ -40,9 +40,22 @@ class Span:
         return text[:13] + "h" if self.granularity == "hour" else text[:10]
 
 
-def span_ending(now_us: int, granularity: str, windows_back: int = 0) -> Span:
+MIN_WINDOWS = 6
+
+
+def windows_fitting(width: int, granularity: str) -> int:
+    """How many windows a map ``width`` cells wide shows whole, beside its labels: all of
+    :data:`SPANS`' count when they fit, else the newest that do (never fewer than a few)."""
+    room = (width - LABEL_WIDTH - 1) // CELL_WIDTH[granularity]
+    return max(MIN_WINDOWS, min(SPANS[granularity][1], room))
+
+
+def span_ending(
+    now_us: int, granularity: str, windows_back: int = 0, count: int | None = None
+) -> Span:
     """The windows shown: the last ``count`` ones up to the one holding ``now``."""
-    step, count = SPANS[granularity]
+    step, most = SPANS[granularity]
+    count = most if count is None else count
     end = floor_to(now_us, step) + step - windows_back * step
     return Span(granularity, end - count * step, end, step)
 
@@ -93,9 +106,37 @@ def _ruler(span: Span, width: int) -> str:
     return "".join(line)
 
 
+def shade_bounds(rows: list[HeatRow]) -> tuple[int, ...]:
+    """The highest count each shade stands for: the quartiles of the non-empty windows.
+
+    By rank rather than in proportion to the busiest window, so one burst (the hour being
+    written now, say) does not leave every other window the palest shade."""
+    counts = sorted(c for row in rows for c in row.counts if c)
+    if not counts:
+        return (0,) * len(SHADES)
+    last = len(counts) - 1
+    return tuple(counts[(last * (n + 1)) // len(SHADES)] for n in range(len(SHADES)))
+
+
+def _shade(count: int, bounds: tuple[int, ...]) -> str:
+    for shade, bound in zip(SHADES, bounds, strict=True):
+        if count <= bound:
+            return shade
+    return SHADES[-1]
+
+
+def _legend(bounds: tuple[int, ...]) -> str:
+    ranges, low = [], 1
+    for shade, bound in zip(SHADES, bounds, strict=True):
+        if bound >= low:
+            ranges.append(f"{shade} {low}" if bound == low else f"{shade} {low}-{bound}")
+            low = bound + 1
+    return " ".join(ranges) if ranges else SHADES
+
+
 def render(rows: list[HeatRow], span: Span, selected: str | None) -> Text:
     width = CELL_WIDTH[span.granularity]
-    peak = max((max(r.counts, default=0) for r in rows), default=0)
+    bounds = shade_bounds(rows)
     text = Text(no_wrap=True, end="")
     text.append(" " * (LABEL_WIDTH + 1) + _ruler(span, width) + "\n", style="dim")
     for row in rows:
@@ -109,15 +150,21 @@ def render(rows: list[HeatRow], span: Span, selected: str | None) -> Text:
             elif count == 0:
                 text.append(EMPTY * width, style="dim")
             else:
-                level = min(len(SHADES) - 1, (count * len(SHADES) - 1) // max(peak, 1))
-                text.append(SHADES[level] * width, style="green")
+                text.append(_shade(count, bounds) * width, style="green")
         text.append("\n")
-    text.append(
-        f"{EMPTY} no events   {SHADES} events (up to {peak} per {span.granularity})   "
-        f"{GAP} GAP: no events between busy {span.granularity}s\n",
-        style="italic",
-    )
+    text.rstrip()
     return text
+
+
+def legend(rows: list[HeatRow], span: Span) -> Text:
+    """What each mark of the map means: kept apart from the map, so it wraps to the pane
+    instead of widening the map past it."""
+    return Text(
+        f"{EMPTY} no events   {_legend(shade_bounds(rows))} events per {span.granularity}   "
+        f"{GAP} GAP: no events between busy {span.granularity}s",
+        style="italic",
+        end="",
+    )
 
 
 def summary(rows: list[HeatRow], span: Span) -> Text:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -13,7 +14,16 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from pik_tui.backend import Backend
-from pik_tui.heatmap import HeatRow, Span, heat_rows, render, span_ending, summary
+from pik_tui.heatmap import (
+    HeatRow,
+    Span,
+    heat_rows,
+    legend,
+    render,
+    span_ending,
+    summary,
+    windows_fitting,
+)
 from pik_tui.messages import CoverageLoaded
 from pik_tui.widgets.base import Pane
 
@@ -56,6 +66,7 @@ class CoveragePane(Pane):
         super().__init__(backend, id=id)
         self.now_us = now_us
         self.entity_ids: list[str] = []
+        self.left_out = False
         self.selected: str | None = None
         self.granularity = "hour"
         self.windows_back = 0
@@ -73,10 +84,22 @@ class CoveragePane(Pane):
     def on_mount(self) -> None:
         self.set_status("coverage loads when this tab is shown")
 
-    def set_entities(self, entity_ids: list[str]) -> None:
-        self.entity_ids = entity_ids[:MAX_ROWS]
+    def on_resize(self) -> None:
+        # As many windows as fit whole, the newest on the right: a narrower pane shows
+        # fewer, never hides "now" past its edge.
         if self.shown():
             self.refresh_if_stale()
+
+    def set_entities(self, entity_ids: list[str]) -> None:
+        self.entity_ids = entity_ids[:MAX_ROWS]
+        self.left_out = len(entity_ids) > len(self.entity_ids)
+        if self.shown():
+            self.refresh_if_stale()
+
+    def _left_out(self) -> str:
+        if not self.left_out:
+            return ""
+        return f" (the first {MAX_ROWS} of the list: / narrows it)"
 
     def set_selected(self, entity_id: str) -> None:
         self.selected = entity_id
@@ -94,7 +117,11 @@ class CoveragePane(Pane):
 
     def refresh_if_stale(self) -> None:
         """Load the map unless it already shows these entities over this span."""
-        span = span_ending(self.now_us(), self.granularity, self.windows_back)
+        scroll = self.query_one("#coverage-scroll")
+        # Room kept for the vertical scrollbar a long list of entities brings.
+        width = scroll.content_region.width - scroll.styles.scrollbar_size_vertical
+        count = windows_fitting(width, self.granularity) if width > 0 else None
+        span = span_ending(self.now_us(), self.granularity, self.windows_back, count)
         request = (tuple(self.entity_ids), span)
         if request in (self._loaded, self._pending):
             return
@@ -121,8 +148,10 @@ class CoveragePane(Pane):
         gaps = sum(len(row.gaps) for row in self.rows)
         self.set_status(
             f"events per {span.granularity} · {span.label(0)} … {span.label(span.count - 1)} UTC"
-            f" · {len(self.rows)} entities · {gaps} GAP {span.granularity}(s)",
+            f" · {len(self.rows)} entities{self._left_out()} · {gaps} GAP {span.granularity}(s)",
             "bold red" if gaps else "",
         )
         self.query_one("#heatmap", Static).update(render(self.rows, span, self.selected))
-        self.query_one("#coverage-gaps", Static).update(summary(self.rows, span))
+        self.query_one("#coverage-gaps", Static).update(
+            Text("\n").join([legend(self.rows, span), Text(), summary(self.rows, span)])
+        )

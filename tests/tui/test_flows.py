@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
+from pik.domain.instants import US_PER_HOUR, floor_to
 from pik_tui.app import PikApp
 from pik_tui.event_view import VERIFIED
 from pik_tui.heatmap import gap_runs
@@ -183,7 +186,9 @@ def test_coverage_marks_the_six_hour_gap_of_customer_0007(
         await pilot.press("3")
         await settle(pilot)
         coverage = demo_app.query_one(CoveragePane)
-        assert coverage.span is not None and coverage.span.count == 72
+        # As many hours as fit the pane whole at 120 columns, up to the one holding now.
+        assert coverage.span is not None and coverage.span.count == 71
+        assert coverage.span.end_us == floor_to(demo_app.now_us(), US_PER_HOUR) + US_PER_HOUR
         row = next(r for r in coverage.rows if r.entity_id == "customer-0007")
         assert [length for _, length in gap_runs(row)] == [6]
         assert "GAP customer-0007  6 hour(s)" in text_of(demo_app, "#coverage-gaps")
@@ -198,6 +203,42 @@ def test_coverage_marks_the_six_hour_gap_of_customer_0007(
         assert coverage.windows_back == 7
 
     drive(demo_app, scenario)
+
+
+def test_on_a_narrow_terminal_the_map_keeps_now_and_says_what_it_leaves_out(
+    make_app: Callable[..., PikApp],
+    write_store: Callable[..., Path],
+    tmp_path: Path,
+    settle: Settle,
+) -> None:
+    many = [
+        json.dumps(
+            {
+                "source": "s",
+                "event_type": "t",
+                "entity_id": f"e{n:03d}",
+                "event_time": "2025-06-02T11:00:00Z",
+                "payload": {},
+            }
+        ).encode()
+        for n in range(120)
+    ]
+    app = make_app(write_store(tmp_path / "many", batch=many))
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("3")
+            await settle(pilot)
+            coverage = app.query_one(CoveragePane)
+            assert coverage.span is not None and 24 <= coverage.span.count < 72
+            assert coverage.span.end_us == floor_to(app.now_us(), US_PER_HOUR) + US_PER_HOUR
+            scroll = app.query_one("#coverage-scroll")
+            assert scroll.max_scroll_x == 0, "the map fits the pane: nothing hides past its edge"
+            status = text_of(app, "#coverage-status")
+            assert "100 entities (the first 100 of the list: / narrows it)" in status
+
+    asyncio.run(run())
 
 
 def test_p_pauses_rates_with_a_badge_and_resumes(

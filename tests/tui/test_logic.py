@@ -15,7 +15,19 @@ from pik.services.query import CoverageReport
 from pik_tui import formats
 from pik_tui.app import PikApp, main
 from pik_tui.backend import LocalBackend, StoreUnavailable
-from pik_tui.heatmap import GAP, gap_runs, heat_rows, render, span_ending, summary
+from pik_tui.heatmap import (
+    GAP,
+    SHADES,
+    HeatRow,
+    gap_runs,
+    heat_rows,
+    legend,
+    render,
+    shade_bounds,
+    span_ending,
+    summary,
+    windows_fitting,
+)
 from pik_tui.safe import cell, clip
 from pik_tui.screens.help import HelpScreen
 from pik_tui.widgets.coverage import CoveragePane
@@ -61,8 +73,30 @@ def test_heat_rows_place_counts_and_gaps_in_their_windows() -> None:
     assert not empty.gaps and sum(empty.counts) == 0
     drawn = render([row, empty], span, "a").plain.splitlines()
     assert drawn[1].startswith("a") and GAP * 2 in drawn[1]
-    assert "GAP" in drawn[-1]  # the legend names the mark in words
+    assert "GAP" in legend([row, empty], span).plain  # the legend names the mark in words
     assert "2 hour(s)" in summary([row, empty], span).plain
+
+
+def test_one_busy_window_does_not_pale_every_other() -> None:
+    # The hour being written now holds 35 events, every other 1 to 4: shaded by rank, the
+    # quiet hours still tell apart.
+    span = span_ending(T0, "hour", count=8)
+    rows = [HeatRow("a", (1, 2, 3, 4, 1, 2, 3, 35), frozenset())]
+    assert shade_bounds(rows) == (1, 2, 3, 35)
+    cells = render(rows, span, None).plain.splitlines()[1][-8:]
+    assert cells == "░▒▓█░▒▓█"
+    assert "░ 1 ▒ 2 ▓ 3 █ 4-35 events per hour" in legend(rows, span).plain
+    assert shade_bounds([HeatRow("b", (0, 0), frozenset())]) == (0, 0, 0, 0)
+    assert f"{SHADES} events per" in legend([HeatRow("b", (0, 0), frozenset())], span).plain
+
+
+def test_the_map_shows_the_newest_windows_that_fit() -> None:
+    assert windows_fitting(200, "hour") == 72 and windows_fitting(200, "day") == 14
+    assert windows_fitting(46, "hour") == 31  # 15 columns of labels, one an hour
+    assert windows_fitting(46, "day") == 10  # three columns a day
+    assert windows_fitting(10, "hour") == 6, "a few, however narrow"
+    span = span_ending(T0 + 5, "hour", count=31)
+    assert span.count == 31 and span.end_us == T0 + US_PER_HOUR, "ending with now"
 
 
 def test_day_spans_cover_fourteen_days() -> None:
