@@ -140,7 +140,8 @@ def main() -> None:
             print(f"{name:45} {json.dumps(case)}", flush=True)
     worst = max(c["max_stall_ms"] for c in results["cases"].values())
     results["met"] = worst <= TARGET_MS
-    print(f"longest stall {worst} ms against {TARGET_MS} ms: {'met' if results['met'] else 'NOT met'}")
+    verdict = "met" if results["met"] else "NOT met"
+    print(f"longest stall {worst} ms against {TARGET_MS} ms: {verdict}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
