@@ -275,3 +275,18 @@ def test_a_cursor_continues_only_its_own_entitys_timeline(timeline_store: EventS
     with pytest.raises(ValueError, match="another entity"):
         timeline_page(timeline_store, "u2", 0, 2**62, cursor=first.next)
     assert len(timeline_page(timeline_store, "u1", 0, 2**62, 3, cursor=first.next).events) == 3
+
+
+def test_a_cursor_into_a_range_it_pages_past_is_refused(timeline_store: EventStore) -> None:
+    # Its page would be empty, which reads as the end of the timeline: said instead.
+    whole = timeline_page(timeline_store, "u1", 0, 2**62, limit=3)
+    later = timeline_page(timeline_store, "u1", 0, 2**62, limit=3, cursor=whole.next)
+    assert whole.next is not None and later.prev is not None
+    before = at("2026-11-01T10:00:00.5Z")  # ends before the page the cursor continues from
+    with pytest.raises(ValueError, match="past the end of the range"):
+        timeline_page(timeline_store, "u1", 0, before, cursor=whole.next)
+    after = at("2026-11-01T10:00:05Z")  # begins after the page a prev cursor goes back from
+    with pytest.raises(ValueError, match="past the end of the range"):
+        timeline_page(timeline_store, "u1", after, 2**62, cursor=later.prev)
+    # A range that still reaches the cursor's position pages on from it.
+    assert timeline_page(timeline_store, "u1", 0, at("2026-11-02T00:00:00Z"), 3, whole.next).events

@@ -67,6 +67,15 @@ def timeline_page(
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
     position = Cursor.decode(cursor, entity_id) if cursor else None
+    if position is not None and (
+        position.event_time_us >= end_us if position.forward else position.event_time_us < start_us
+    ):
+        # Its page would be empty, which reads as "no more events": a cursor pasted into
+        # another range says so instead.
+        raise ValueError(
+            "this cursor continues past the end of the range given (--from/--to); page with "
+            "the range it came from"
+        )
     if position is None and latest:
         # Every stored position sorts before (end, b""): the page that ends at `end`.
         position = Cursor(False, end_us, b"")
