@@ -287,8 +287,9 @@ def cancel(ctx: Context, replay_id: str) -> None:
     ctx.out.print(
         Text(
             f"cancel requested: replay {replay_id} stops before its next batch "
-            f"({current.sent:,} of {current.total:,} sent so far). A run no process is "
-            f"sending ends as cancelled when resumed: {_command(ctx, 'resume', replay_id)}"
+            f"({current.sent:,} of {current.total:,} sent so far). If no process is sending it "
+            f"(it was interrupted), it ends as cancelled once resumed: "
+            f"{_command(ctx, 'resume', replay_id)}"
         ),
         soft_wrap=True,
     )
