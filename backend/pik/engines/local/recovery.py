@@ -58,6 +58,14 @@ def index_frames(
     unfinished: list[frames.Frame] = []
     for item in frames.scan(data, start, len(data)):
         if isinstance(item, int):
+            if unfinished and frames.resumes_after(data, item) is not None:
+                # Valid frames follow the damage, so this batch was written whole (a torn
+                # write has nothing after it): the frames it has before the damage are
+                # kept, not lost with the bytes that were damaged.
+                for frame in unfinished:
+                    _index_frame(batch, frame, trusting, seen)
+                pending += len(unfinished)
+                end = unfinished[-1].end
             break
         if item.kind != frames.BATCH_END:
             unfinished.append(item)
