@@ -462,3 +462,25 @@ def test_damage_with_valid_frames_after_it_is_reported_not_taken_for_a_torn_tail
     result = CliRunner().invoke(cli, ["--store", str(store_path), "--json", "reindex"])
     assert result.exit_code == 1 and "valid frames follow" in result.output
     assert json.loads(result.stdout)["damaged"][0]["segment"] == "00000001"
+
+
+def test_verify_and_reindex_report_progress_inside_a_segment(
+    store_path: Path, make_event: MakeEvent
+) -> None:
+    """One segment holds up to 64 MiB: the bar must move while it is read, not only after."""
+    engine = LocalEngine(store_path)
+    for start in range(0, 10_000, 1_000):
+        ingest_batch(
+            engine, [make_event(entity_id=f"e{n}") for n in range(start, start + 1_000)], "a"
+        )
+    seen: list[tuple[int, int]] = []
+    try:
+        assert engine.verify(lambda done, total: seen.append((done, total))).ok
+    finally:
+        engine.close()
+    assert len(seen) >= 3 and seen == sorted(seen), "reports inside the one segment, in order"
+    assert seen[-1][0] == seen[-1][1] == (store_path / "segments" / "00000001.seg").stat().st_size
+    rebuilt: list[tuple[int, int]] = []
+    reindex(store_path, progress=lambda done, total: rebuilt.append((done, total)))
+    assert len(rebuilt) >= 2 and rebuilt == sorted(rebuilt)
+    assert rebuilt[-1][0] == rebuilt[-1][1]

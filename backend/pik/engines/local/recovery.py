@@ -7,6 +7,7 @@ from the same frame, so `pik reindex` reproduces the index the write path built.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,8 +35,10 @@ def index_frames(
     data: bytes,
     start: int,
     limits: Limits,
+    reached: Callable[[int], None] | None = None,
 ) -> tuple[int, int]:
-    """Index every complete batch of frames in a segment's bytes from ``start`` on.
+    """Index every complete batch of frames in a segment's bytes from ``start`` on;
+    ``reached`` hears how far into ``data`` each commit got.
 
     Returns ``(end, torn)``: where the last complete batch ends, and how many bytes past it
     do not form one (a torn tail that was never acknowledged).
@@ -53,6 +56,8 @@ def index_frames(
             if known:  # never index one event twice, whatever the bytes say
                 batch.rows = [row for row in batch.rows if row[0] not in known]
             index.apply(batch.rows, batch.attempts, batch.tally, segment_id, end)
+            if reached:
+                reached(end)
         batch, pending = IndexBatch(segment_id, limits.late_after_us), 0
 
     unfinished: list[frames.Frame] = []
@@ -110,6 +115,11 @@ def _index_frame(batch: IndexBatch, frame: frames.Frame, limits: Limits, seen: s
         batch.conflict(event_id, source, origin, ingest)
 
 
+def _offset_within(progress: Progress, before: int, total: int) -> Callable[[int], None]:
+    """Progress over all segments, from an offset into the one at ``before`` bytes."""
+    return lambda offset: progress(before + offset, total)
+
+
 def damaged_tail(data: bytes, end: int) -> tuple[int, int] | None:
     """For the bytes past a segment's indexed ``end``: where they break off and where valid
     frames resume after that, when they do (damage); None for a torn tail, or none."""
@@ -161,7 +171,9 @@ def rebuild(
             start = len(frames.SEGMENT_MAGIC) if has_magic else 0
             index.add_segment(segment_id, created, start)
             if has_magic:
-                end, torn = index_frames(index, segment_id, data, start, limits)
+                # A segment is up to 64 MiB: the bar moves with each commit inside it.
+                within = None if progress is None else _offset_within(progress, done, total)
+                end, torn = index_frames(index, segment_id, data, start, limits, within)
             else:
                 end, torn = 0, len(data)
             damage = damaged_tail(data, end) if torn else None

@@ -13,6 +13,9 @@ from pik.engines.local.recovery import damaged_tail
 from pik.engines.local.rows import segment_name
 from pik.ports import Progress
 
+_PROGRESS_EVERY = 4096
+"""Events re-hashed between two reports of progress inside a segment."""
+
 
 def verify_store(
     layout: Layout, index: SqliteIndex, progress: Progress | None = None
@@ -147,9 +150,12 @@ def _verify(layout: Layout, index: SqliteIndex, progress: Progress | None) -> Ve
             if item.kind == frames.EVENT:
                 raw_frames[item.raw_offset] = item.end
 
+        before = checked - len(data)
         while pending is not None and pending[1] == row.segment_id:
             event_id, _, offset, length, digest = pending
             events += 1
+            if progress and events % _PROGRESS_EVERY == 0:  # a segment is up to 64 MiB
+                progress(before + offset, total_bytes)
             framed = raw_frames.pop(offset, None) == offset + length
             if hashlib.sha256(data[offset : offset + length]).digest() != digest:
                 problems.append(
