@@ -35,6 +35,7 @@ def timeline_event(record: EventRecord) -> dict[str, Any]:
         "ingest_time": format_instant(record.ingest_time_us),
         "lag_ms": record.lag_ms,
         "duplicate_count": record.duplicate_count,
+        "conflict_count": record.conflict_count,
     }
 
 

@@ -105,7 +105,7 @@ class EntityPane(Pane):
         if message.truncated:
             shown = f"first {LIMIT} entities; / narrows"
         elif not self.listed:
-            shown = "no entity starts with that prefix" if self.prefix else "the store is empty"
+            shown = "no entity matches" if self.prefix else "the store is empty"
         self.set_status(shown + (f" · prefix {message.prefix}" if message.prefix else ""))
         self.post_message(EntitiesListed(list(self.listed)))
         if self.selected in self.listed:

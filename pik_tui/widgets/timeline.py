@@ -89,6 +89,7 @@ class TimelinePane(Pane):
             ("type", "type"),
             ("lag", "lag"),
             ("dups", "dups"),
+            ("conflicts", "conflicts"),
         ):
             self.table.add_column(name, key=key)
         self.set_status("choose an entity on the left")
@@ -147,6 +148,7 @@ class TimelinePane(Pane):
                     cell(record.event_type, 28),
                     plain(formats.lag(record.lag_ms)),
                     plain(str(record.duplicate_count) if record.duplicate_count else "-"),
+                    plain(str(record.conflict_count) if record.conflict_count else "-"),
                     key=record.event_id.hex(),
                 )
         if page.events:

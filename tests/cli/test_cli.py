@@ -18,6 +18,8 @@ from pik.cli.main import cli
 from pik.demo import demo_lines
 from pik.domain.instants import parse_instant
 from pik.engines.local import LocalEngine
+from pik.engines.local.layout import StoreError
+from pik.storage_errors import StoreUnavailableError
 
 END = parse_instant("2026-11-27T12:00:00Z")
 
@@ -117,9 +119,10 @@ def test_ctrl_c_during_ingest_says_what_is_stored_and_exits_130(tmp_path: Path) 
 
 
 def _stored(store: Path) -> int:
-    if not (store / "index.sqlite3").exists():
-        return 0
-    engine = LocalEngine(store, create=False, read_only=True)
+    try:
+        engine = LocalEngine(store, create=False, read_only=True)
+    except (StoreError, StoreUnavailableError):
+        return 0  # not made yet, or being made this moment
     try:
         return engine.counts()["events"]
     finally:
@@ -140,8 +143,21 @@ def test_timeline_pages_and_event_verifies(demo: Path) -> None:
         "ingest_time",
         "lag_ms",
         "duplicate_count",
+        "conflict_count",
     }
     assert first["event_time"].endswith("Z") and len(first["event_time"]) == 27
+    # The newest page, as a tail: nothing newer, older pages behind it.
+    newest = run(demo, "timeline", "customer-0042", "--limit", "5", "--latest", "--json")
+    assert newest["next"] is None and newest["prev"] is not None
+    times = [e["event_time"] for e in newest["events"]]
+    assert times == sorted(times) and len(times) == 5
+    # The demo's reused idempotency key shows on the timeline, in JSON and in the table.
+    whole = run(demo, "timeline", "customer-0042", "--limit", "1000", "--json")["events"]
+    assert sorted(e["conflict_count"] for e in whole)[-2:] == [0, 1]
+    table = CliRunner().invoke(
+        cli, ["--store", str(demo), "timeline", "customer-0042", "--latest"], env={"COLUMNS": "200"}
+    )
+    assert "conflicts" in table.stdout
     second = run(
         demo, "--json", "timeline", "customer-0007", "--limit", "5", "--cursor", page["next"]
     )

@@ -174,7 +174,7 @@ def test_a_prefix_nothing_matches_says_so(demo_app: PikApp, drive: Drive, settle
         await pilot.press("slash", *"zzz")
         await settle(pilot)
         assert demo_app.query_one(EntityPane).table.row_count == 0
-        assert "no entity starts with that prefix" in text_of(demo_app, "#entity-status")
+        assert "no entity matches" in text_of(demo_app, "#entity-status")
 
     drive(demo_app, scenario)
 

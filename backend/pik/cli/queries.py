@@ -59,10 +59,21 @@ def _field(value: object) -> str:
 @click.option("--to", "end", metavar="T", help="End of event time, exclusive.")
 @click.option("--limit", type=click.IntRange(1, query.MAX_PAGE), default=100, show_default=True)
 @click.option("--cursor", help="A `next` or `prev` value from a previous page.")
+@click.option(
+    "--latest",
+    is_flag=True,
+    help="Open on the newest page (the events just before --to) instead of the oldest.",
+)
 @json_option
 @pass_context
 def timeline(
-    ctx: Context, entity: str, start: str | None, end: str | None, limit: int, cursor: str | None
+    ctx: Context,
+    entity: str,
+    start: str | None,
+    end: str | None,
+    limit: int,
+    cursor: str | None,
+    latest: bool,
 ) -> None:
     """Events of ENTITY in event-time order, one page at a time.
 
@@ -71,18 +82,18 @@ def timeline(
     start_us, end_us = _range(start, end, None)
     with ctx.engine() as engine:
         try:
-            page = query.timeline_page(engine, entity, start_us, end_us, limit, cursor)
+            page = query.timeline_page(engine, entity, start_us, end_us, limit, cursor, latest)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--cursor") from None
     if ctx.as_json:
         ctx.emit(timeline_document(entity, start_us, end_us, page))
         return
     table = Table(title=Text(f"timeline of {inert(entity, limit=80)}"))
-    for name in ("event time", "source", "type", "lag", "dups", "event id"):
+    for name in ("event time", "source", "type", "lag", "dups", "conflicts", "event id"):
         # An id is copied whole into the next command: never broken across lines.
         table.add_column(
             name,
-            justify="right" if name in ("lag", "dups") else "left",
+            justify="right" if name in ("lag", "dups", "conflicts") else "left",
             overflow="fold",
             no_wrap=name == "event id",
             min_width=32 if name == "event id" else None,
@@ -94,6 +105,7 @@ def timeline(
             _cell(r.event_type),
             lag(r.lag_ms),
             str(r.duplicate_count),
+            str(r.conflict_count),
             r.event_id.hex(),
         )
     ctx.out.print(table)
