@@ -270,6 +270,10 @@ def test_refusals_exit_1_with_their_code(
             ["plan", "c0", "--from", "2026-11-02", "--to", "2026-11-01", "--target", "file:x"],
             "--from",
         ),
+        (["run", "nothex", "--confirm"], "PLAN_ID"),
+        (["resume", "f" * 31], "REPLAY_ID"),
+        (["cancel", "Bearer abc"], "REPLAY_ID"),
+        (["status", "F" * 32], "REPLAY_ID"),
     ],
 )
 def test_a_wrong_command_line_exits_2_before_anything_is_asked(

@@ -26,6 +26,16 @@ from pik.storage_errors import StoreFullError, StoreUnavailableError
 from pik.textsafe import inert
 
 
+def _an_id(_: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A plan or replay id as the kit prints them, or a usage error (exit 2) before any
+    ledger is asked or any refusal audited."""
+    if value is not None and not model.is_id(value):
+        raise click.BadParameter(
+            "32 hex digits, as `pik replay plan` and `pik replay status` print it"
+        )
+    return value
+
+
 def _command(ctx: Context, *args: str) -> str:
     """The exact `pik` command line for this store or stack."""
     where = ["--stack", ctx.stack] if ctx.stack else ["--store", os.path.abspath(ctx.store_path)]
@@ -142,7 +152,7 @@ def _confirmation(ctx: Context, plan: Plan, rate: int) -> None:
     without an explicit yes."""
     question = (
         f"Send {plan.events:,} event(s) to {inert(plan.selection.target)} "
-        f"at up to {rate:,}/s (about {show.duration(plan.events / max(rate, 1))})?"
+        f"at up to {rate:,}/s ({show.duration(plan.events / max(rate, 1))})?"
     )
     if not sys.stdin.isatty():
         raise click.ClickException(
@@ -221,7 +231,7 @@ def plan(
 
 
 @replay.command()
-@click.argument("plan_id")
+@click.argument("plan_id", callback=_an_id)
 @click.option(
     "--rate",
     type=click.IntRange(model.MIN_RATE, model.MAX_RATE),
@@ -257,7 +267,7 @@ def run(ctx: Context, plan_id: str, rate: int, confirmed: bool) -> None:
 
 
 @replay.command()
-@click.argument("replay_id")
+@click.argument("replay_id", callback=_an_id)
 @json_option
 @pass_context
 def resume(ctx: Context, replay_id: str) -> None:
@@ -274,7 +284,7 @@ def resume(ctx: Context, replay_id: str) -> None:
 
 
 @replay.command()
-@click.argument("replay_id")
+@click.argument("replay_id", callback=_an_id)
 @json_option
 @pass_context
 def cancel(ctx: Context, replay_id: str) -> None:
@@ -296,7 +306,7 @@ def cancel(ctx: Context, replay_id: str) -> None:
 
 
 @replay.command()
-@click.argument("replay_id", required=False)
+@click.argument("replay_id", required=False, callback=_an_id)
 @click.option("--limit", type=click.IntRange(1, 1_000), default=20, show_default=True)
 @json_option
 @pass_context

@@ -34,11 +34,14 @@ def size(count: int) -> str:
 
 
 def duration(seconds: float) -> str:
+    """How long, for a person: ``about 4 min``; ``under a second``."""
+    if seconds < 1:
+        return "under a second"
     if seconds < 120:
-        return f"{seconds:.0f} s"
+        return f"about {seconds:.0f} s"
     if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
 
 
 def plan_table(plan: Plan) -> Table:
