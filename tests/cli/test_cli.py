@@ -189,6 +189,13 @@ def test_coverage_finds_the_planted_gap(demo: Path) -> None:
     assert {w["entity_id"] for w in doc["windows"]} == {"customer-0007"}
     assert len(doc["gaps"]) == 6
     assert doc["gaps"][0]["window_start"] == "2026-11-25T18:00:00.000000Z"
+    # An entity named that has no events in the range is said, not just left out.
+    result = CliRunner().invoke(
+        cli,
+        ["--store", str(demo), "coverage", "--entity", "customer-007", "--entity", "customer-0007"],
+    )
+    assert result.exit_code == 0
+    assert "no events in this range for: customer-007 (" in " ".join(result.stderr.split())
 
 
 def test_rates_entities_and_verify(demo: Path) -> None:

@@ -68,9 +68,9 @@ def test_list_history_and_diff(tmp_path: Path) -> None:
     change = run(store, "versions", "diff", "c1", "2026-11-01", "--sum", "/amount", "--json")
     assert change["count_change"] == 1 and change["total_change"] == "40"
     assert [a["event_time"] for a in change["added"]] == ["2026-11-01T08:00:00.000000Z"]
-    assert "version 1 → 2: +1 events, sum 40" in run(
-        store, "versions", "diff", "c1", "2026-11-01", "--sum", "/amount"
-    )
+    shown = run(store, "versions", "diff", "c1", "2026-11-01", "--sum", "/amount")
+    assert "version 1 → 2: +1 events, sum 40" in shown
+    assert change["added"][0]["lag_ms"] > 120_000 and "ms" not in shown, "a lag a person reads"
     # Another spec has versions of its own: none yet.
     assert run(store, "versions", "list", "c1", "--json")["versions"] == []
 

@@ -212,6 +212,16 @@ def coverage(
             shown + (f" … +{len(missing) - 5}" if len(missing) > 5 else ""),
         )
     ctx.out.print(table)
+    silent = [e for e in entities if e not in by_entity]
+    if silent:
+        ctx.err.print(
+            Text(
+                f"no events in this range for: {inert(', '.join(silent), limit=300)} "
+                "(`pik entities PREFIX` finds an id; --from/--to widen the range)",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
 
 
 @click.command()

@@ -16,6 +16,7 @@ from pik.domain.instants import END_OF_TIME_US, format_instant
 from pik.domain.tally import GRANULARITIES
 from pik.domain.versions import AggregateSpec, SpecError, Version, diff
 from pik.engines.local.versions import LocalVersionStore
+from pik.formatting import lag
 from pik.ports import VersionStore
 from pik.services.processor import window_events
 from pik.storage_errors import StoreUnavailableError
@@ -228,7 +229,7 @@ def diff_versions(
         + ("" if document["total_change"] is None else f", sum {document['total_change']}")
     )
     table = Table()
-    for name in ("change", "event id", "event time", "lag ms"):
+    for name in ("change", "event id", "event time", "lag"):
         table.add_column(name)
     for kind, changes in (("added", change.added), ("removed", change.removed)):
         for c in changes:
@@ -236,7 +237,7 @@ def diff_versions(
                 kind,
                 c.event_id.hex(),
                 "" if c.event_time_us is None else format_instant(c.event_time_us),
-                "" if c.lag_ms is None else str(c.lag_ms),
+                "" if c.lag_ms is None else lag(c.lag_ms),
             )
     ctx.out.print(table)
 
