@@ -212,6 +212,8 @@ def test_processes_creating_one_new_store_at_once_agree(tmp_path: Path) -> None:
             (json.loads(out)["accepted"], json.loads(out)["duplicate"]) for out, _ in results
         )
         assert statuses == [(0, 1), (0, 1), (0, 1), (1, 0)]
+        # One raw copy: verify finds no second frame of the event (an orphan) and no damage.
+        assert check_store(store, set()) == 1
 
 
 FULL_DISK_CHILD = textwrap.dedent(
