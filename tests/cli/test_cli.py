@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -305,6 +306,28 @@ def test_serve_on_a_busy_port_says_so_and_how_to_choose_another(tmp_path: Path) 
     assert result.exit_code == 1
     assert f"port {port} on 127.0.0.1 is already in use" in result.output
     assert "--port" in result.output and "Errno" not in result.output
+
+
+def test_serve_binds_loopback_unless_told_otherwise(tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pik", "--store", str(tmp_path / "s"), "serve", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PIK_TOKEN": "", "COLUMNS": "200"},
+    )
+    try:
+        assert child.stderr is not None
+        said = child.stderr.readline()
+        address = said.split("http://", 1)[1].split(" ", 1)[0]
+        host, port = address.rsplit(":", 1)
+        assert host == "127.0.0.1" and "no token: loopback only" in said, said
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(b"GET /entities HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert client.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        child.send_signal(signal.SIGINT)
+        child.communicate(timeout=30)
+    assert child.returncode == 0
 
 
 def test_json_output_carries_no_control_or_format_character_raw(tmp_path: Path) -> None:
