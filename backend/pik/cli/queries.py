@@ -246,7 +246,8 @@ def rates(ctx: Context, start: str | None, end: str | None, source: str | None) 
         ctx.emit(rates_document(start_us, end_us, late_after_ms, report))
         return
     table = Table(title=f"ingest per minute (late = lag over {late_after_ms // 1000}s)")
-    for name in ("minute", "source", "accepted", "duplicate", "rejected", "late", "lag p50"):
+    names = ("minute", "source", "accepted", "duplicate", "rejected", "conflict", "late", "lag p50")
+    for name in names:
         table.add_column(
             name, justify="left" if name in ("minute", "source") else "right", overflow="fold"
         )
@@ -257,6 +258,7 @@ def rates(ctx: Context, start: str | None, end: str | None, source: str | None) 
             str(row.accepted),
             str(row.duplicate),
             str(row.rejected),
+            str(row.conflict),
             str(row.late),
             median_bucket(row.lag),
         )
