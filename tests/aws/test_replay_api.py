@@ -113,8 +113,9 @@ def test_cancel_and_resume_go_through_the_api(
     plan = pik("plan", "api-2", *WINDOW, "--target", "queue")
     run = pik("run", plan["plan_id"], "--confirm")
     assert len(work_items(stack)) == 1  # received: hidden from the next look
-    resumed = pik("resume", run["replay_id"])
+    resumed = pik("resume", run["replay_id"], "--rate", "250")
     assert resumed["replay_id"] == run["replay_id"] and len(work_items(stack)) == 1
+    assert resumed["rate"] == 250 and AwsReplayLedger(stack).run(run["replay_id"]).rate == 250
     cancelled = pik("cancel", run["replay_id"])
     assert cancelled["replay_id"] == run["replay_id"]
     ledger = AwsReplayLedger(stack)

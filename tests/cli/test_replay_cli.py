@@ -392,11 +392,19 @@ def test_ctrl_c_leaves_the_run_resumable(tmp_path: Path) -> None:
     assert words[:3] == ["pik", "--store", str(store)] and words[3:5] == ["replay", "resume"]
     before = {m["seq"] for m in lines(out)}
     assert 40 <= len(before) < 120
+    # Faster than it was confirmed at (40/s): the rest goes at the rate given, audited.
     done = subprocess.run(
-        [*PIK, *words[1:], "--json"], capture_output=True, check=False, timeout=60
+        [*PIK, *words[1:], "--rate", "5000", "--json"], capture_output=True, check=False, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["status"] == replay.COMPLETED
+    finished = json.loads(done.stdout)
+    assert (finished["status"], finished["rate"]) == (replay.COMPLETED, 5000)
+    resumed = [
+        r
+        for r in document(store, "replay", "audit", "--since", "2000-01-01")["records"]
+        if r["action"] == replay.RESUME_REQUESTED
+    ]
+    assert [r["detail"] for r in resumed] == [{"rate": 5000, "was": 40}]
     seqs = [m["seq"] for m in lines(out)]
     assert set(seqs) == set(range(1, 121))
     assert len(seqs) - 120 <= 40, "at most the batch in flight is sent again"

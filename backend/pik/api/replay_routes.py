@@ -8,7 +8,7 @@ Gateway authenticated. Reads (status, audit, plans) stay with the operator's rea
     POST /replays/plans                      {"entity_ids", "start", "end", "target",
                                               "sources"?, "event_types"?}      -> 201 plan
     POST /replays/plans/{plan_id}/confirm    {"confirm": true, "rate"?}        -> 201 run
-    POST /replays/{replay_id}/resume                                           -> 200 run
+    POST /replays/{replay_id}/resume         {"rate"?}                         -> 200 run
     POST /replays/{replay_id}/cancel                                           -> 200 run
 
 A confirmed or resumed run is handed to the replay function at once; the answer is the run
@@ -93,9 +93,7 @@ def add_replay_routes(
                 'send {"confirm": true} to confirm the plan; nothing was started',
                 "confirm",
             )
-        rate = fields.get("rate", replay.DEFAULT_RATE)
-        if isinstance(rate, bool) or not isinstance(rate, int):
-            raise ApiError(400, "invalid_rate", "rate is a whole number of events a second", "rate")
+        rate = _rate(fields.get("rate", replay.DEFAULT_RATE))
         acting = control()
         return respond(
             _started(acting, acting.confirm(plan_id, rate), resume_command).to_document(), 201
@@ -103,14 +101,23 @@ def add_replay_routes(
 
     @app.post("/replays/<replay_id>/resume")
     def post_resume(replay_id: str) -> Response[str]:
+        given = document().get("rate")
+        rate = None if given is None else _rate(given)
         acting = control()
         return respond(
-            _started(acting, acting.resume(replay_id), resume_command).to_document(), 200
+            _started(acting, acting.resume(replay_id, rate), resume_command).to_document(), 200
         )
 
     @app.post("/replays/<replay_id>/cancel")
     def post_cancel(replay_id: str) -> Response[str]:
         return respond(control().cancel(replay_id).to_document(), 200)
+
+
+def _rate(value: object) -> int:
+    """A rate as sent: a whole number (its range is the ledger's to judge, and audit)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, "invalid_rate", "rate is a whole number of events a second", "rate")
+    return value
 
 
 def _started(acting: ReplayControl, run: ReplayRun, resume_command: str) -> ReplayRun:

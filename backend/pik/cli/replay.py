@@ -268,16 +268,25 @@ def run(ctx: Context, plan_id: str, rate: int, confirmed: bool) -> None:
 
 @replay.command()
 @click.argument("replay_id", callback=_an_id)
+@click.option(
+    "--rate",
+    type=click.IntRange(model.MIN_RATE, model.MAX_RATE),
+    default=None,
+    help="Events per second from here on (default: the run's own rate). Audited.",
+)
 @json_option
 @pass_context
-def resume(ctx: Context, replay_id: str) -> None:
+def resume(ctx: Context, replay_id: str, rate: int | None) -> None:
     """Send the rest of REPLAY_ID after a crash, an interruption or a failed target, from
     where its ledger says it got to (the last batch may be sent again)."""
     with _replay_control(ctx) as control:
-        current = control.resume(replay_id)
+        current = control.resume(replay_id, rate)
         if not ctx.as_json:
             ctx.err.print(
-                Text(f"resuming replay {replay_id} after {current.sent:,} of {current.total:,}")
+                Text(
+                    f"resuming replay {replay_id} after {current.sent:,} of {current.total:,}"
+                    f" at up to {current.rate:,} events/s"
+                )
             )
         result = _send(ctx, control, current)
     _report(ctx, result)

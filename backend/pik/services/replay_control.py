@@ -39,8 +39,9 @@ class ReplayControl(Protocol):
         """Send a confirmed or resumed run (at once locally; by the function on AWS)."""
         ...
 
-    def resume(self, replay_id: str) -> ReplayRun:
-        """The open run to send the rest of; refused (and audited) when it is not open."""
+    def resume(self, replay_id: str, rate: int | None = None) -> ReplayRun:
+        """The open run to send the rest of, at ``rate`` events a second when given (else
+        its own); refused (and audited) when it is not open."""
         ...
 
     def cancel(self, replay_id: str) -> ReplayRun: ...
@@ -52,6 +53,15 @@ class ReplayControl(Protocol):
     def runs(self, limit: int) -> list[ReplayRun]: ...
 
     def audit_log(self, since_us: int, limit: int) -> list[AuditRecord]: ...
+
+
+def _ended(replay_id: str, status: str) -> ReplayError:
+    return ReplayError(
+        "replay_ended",
+        f"replay {replay_id} has {status}; plan and confirm a new one to send again",
+        409,
+        "replay_id",
+    )
 
 
 class LedgerControl:
@@ -84,25 +94,34 @@ class LedgerControl:
     def start(self, run: ReplayRun, progress: Progress | None = None) -> ReplayRun:
         return self._backend.start(run, progress)
 
-    def resume(self, replay_id: str) -> ReplayRun:
+    def resume(self, replay_id: str, rate: int | None = None) -> ReplayRun:
         current = self._backend.ledger.run(replay_id)
         if current is None:
             raise self._refused(replay.replay_not_found(replay_id), None)
         if current.status != replay.RUNNING:
-            raise self._refused(
-                ReplayError(
-                    "replay_ended",
-                    f"replay {replay_id} has {current.status}; plan and confirm a new one "
-                    "to send again",
-                    409,
-                    "replay_id",
-                ),
-                current,
+            raise self._refused(_ended(replay_id, current.status), current)
+        if rate is None or rate == current.rate:
+            self._backend.ledger.audit(
+                AuditRecord(now_us(), self.who, replay.RESUME_REQUESTED, current.plan_id, replay_id)
             )
-        self._backend.ledger.audit(
-            AuditRecord(now_us(), self.who, replay.RESUME_REQUESTED, current.plan_id, replay_id)
+            return current
+        try:
+            replay.check_rate(rate)
+        except ReplayError as error:
+            raise self._refused(error, current) from None
+        audit = AuditRecord(
+            now_us(),
+            self.who,
+            replay.RESUME_REQUESTED,
+            current.plan_id,
+            replay_id,
+            detail={"rate": rate, "was": current.rate},
         )
-        return current
+        if not self._backend.ledger.set_rate(replay_id, rate, audit):
+            # It ended between the read above and this write.
+            ended = self._backend.ledger.run(replay_id) or current
+            raise self._refused(_ended(replay_id, ended.status), ended)
+        return self._backend.ledger.run(replay_id) or current
 
     def cancel(self, replay_id: str) -> ReplayRun:
         cancel_replay(self._backend.ledger, replay_id, self.who)

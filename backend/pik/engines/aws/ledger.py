@@ -90,6 +90,8 @@ def run_of(item: dict[str, Any]) -> ReplayRun:
     document["updated"] = format_instant(int(item["up"]["N"]))
     document["cancel_requested"] = bool(item.get("cx", {}).get("BOOL", False))
     document["detail"] = item.get("dt", {}).get("S", document.get("detail", ""))
+    if "rt" in item:  # a rate given when it was resumed
+        document["rate"] = int(item["rt"]["N"])
     return ReplayRun.from_document(document)
 
 
@@ -262,6 +264,12 @@ class AwsReplayLedger:
             return False
         cancel = ledger_shapes.cancel_run(self.table, replay_id)
         return not self._transact([cancel, self._audit_action(audit)], "cancelling a replay")
+
+    def set_rate(self, replay_id: str, rate: int, audit: AuditRecord) -> bool:
+        if not _ours(replay_id):
+            return False
+        update = ledger_shapes.set_run_rate(self.table, replay_id, rate)
+        return not self._transact([update, self._audit_action(audit)], "changing a replay's rate")
 
     # --- audit ---------------------------------------------------------------------------
 

@@ -164,9 +164,9 @@ class ApiReplayControl:
         """Nothing to do: the API started the run when it confirmed or resumed it."""
         return self._ledger.run(run.replay_id) or run
 
-    def resume(self, replay_id: str) -> ReplayRun:
+    def resume(self, replay_id: str, rate: int | None = None) -> ReplayRun:
         path = f"/replays/{quote(replay_id, safe='')}/resume"
-        return ReplayRun.from_document(self._api.post(path, {}))
+        return ReplayRun.from_document(self._api.post(path, {} if rate is None else {"rate": rate}))
 
     def cancel(self, replay_id: str) -> ReplayRun:
         path = f"/replays/{quote(replay_id, safe='')}/cancel"

@@ -317,6 +317,17 @@ class LocalReplayLedger:
                 self._insert_audit(db, audit)
             return bool(asked)
 
+    @_guarded
+    def set_rate(self, replay_id: str, rate: int, audit: AuditRecord) -> bool:
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE runs SET rate = ? WHERE replay_id = ? AND status = ?",
+                (rate, replay_id, replay.RUNNING),
+            ).rowcount
+            if changed:
+                self._insert_audit(db, audit)
+            return bool(changed)
+
     # --- audit ---------------------------------------------------------------------------
 
     @_guarded
