@@ -46,12 +46,20 @@ def _pretty(document: dict[str, Any], limit: int) -> str:
         raw = document["raw"]
         if raw is None:
             return "(the stored bytes could not be read)"
-        return inert(raw, keep_newlines=True, limit=limit)
+        return _capped(raw, limit, document["event_id"])
     try:
         text = json.dumps(payload, indent=2, ensure_ascii=False)
     except (RecursionError, ValueError):
         text = document["raw"] or ""
-    return inert(text, keep_newlines=True, limit=limit)
+    return _capped(text, limit, document["event_id"])
+
+
+def _capped(text: str, limit: int, event_id: str) -> str:
+    """``text`` made inert and cut at ``limit``; a cut one says where the whole of it is."""
+    shown = inert(text, keep_newlines=True, limit=limit)
+    if len(text) <= limit:
+        return shown
+    return f"{shown}\n(the whole event: pik --json event {event_id})"
 
 
 def build_event_view(detail: EventDetail, limit: int = PAYLOAD_CHARS) -> EventView:
