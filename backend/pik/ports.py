@@ -127,9 +127,9 @@ class ReplayLedger(Protocol):
         """Ask a running run to stop at its next message batch; False if it is not running."""
         ...
 
-    def set_rate(self, replay_id: str, rate: int, audit: AuditRecord) -> bool:
-        """Give a running run another rate (what it is sent at from its next start), with
-        ``audit`` in the same write; False, writing nothing, unless it is running."""
+    def set_rate(self, replay_id: str, rate: int) -> bool:
+        """Give a running run another rate, what it is sent at from then on (the resume
+        that asked for it is audited); False, writing nothing, unless it is running."""
         ...
 
     def audit(self, record: AuditRecord) -> None: ...

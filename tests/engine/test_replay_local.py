@@ -25,6 +25,7 @@ from pik.engines.local.replay import LOCKS, LocalReplayBackend, os_user
 from pik.engines.local.versions import LocalVersionStore
 from pik.services.ingest import ingest_batch
 from pik.services.replay import confirm_replay, plan_replay
+from pik.services.replay_control import LedgerControl
 from pik.sinks import FileSink, file_target, target_path
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 
@@ -280,6 +281,31 @@ def test_a_run_another_process_is_sending_is_refused(
     last = backend.ledger.audit_log(0, 10)[-1]
     assert (last.action, last.outcome) == (replay.REFUSED, "replay_in_progress")
     assert backend.start(run).status == replay.COMPLETED  # released: it goes on
+
+
+def test_a_resume_at_another_rate_refused_by_a_live_sender_changes_no_rate(
+    backend: LocalReplayBackend, tmp_path: Path, store_path: Path
+) -> None:
+    target = backend.check_target(f"file:{tmp_path}/out.ndjson")
+    plan = plan_replay(backend.store, backend.ledger, selection(target), backend.who)
+    run = confirm_replay(backend.store, backend.ledger, plan.plan_id, backend.who, rate=2)
+    control = LedgerControl(backend)
+    asked = control.resume(run.replay_id, 5_000)
+    assert asked.rate == 5_000
+    (store_path / LOCKS).mkdir(exist_ok=True)
+    holder = os.open(store_path / LOCKS / f"{run.replay_id}.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another process sends it, at its own rate
+        with pytest.raises(ReplayError, match="another process"):
+            control.start(asked)
+    finally:
+        os.close(holder)
+    stored = backend.ledger.run(run.replay_id)
+    assert stored is not None and stored.rate == 2, "the live sender's rate stands"
+    resumed = [r for r in backend.ledger.audit_log(0, 100) if r.action == replay.RESUME_REQUESTED]
+    assert [r.detail for r in resumed] == [{"rate": 5_000, "was": 2}], "what was asked"
+    done = control.start(asked)  # nobody sends it now: the rate asked is taken
+    assert (done.status, done.rate) == (replay.COMPLETED, 5_000)
 
 
 def test_a_processor_target_feeds_the_processor(

@@ -394,6 +394,22 @@ def cancel_replay(
         )
 
 
+def take_rate(ledger: ReplayLedger, run: ReplayRun) -> None:
+    """Record the rate a resume asked for (``run.rate``), by the sender about to send the
+    run; refused when the run ended meanwhile."""
+    stored = ledger.run(run.replay_id)
+    if stored is None or stored.rate == run.rate:
+        return
+    if not ledger.set_rate(run.replay_id, run.rate):
+        raise ReplayError(
+            "replay_ended",
+            f"replay {run.replay_id} ended before it could be resumed; plan and confirm a new "
+            "one to send again",
+            409,
+            "replay_id",
+        )
+
+
 def _no_such_replay(ledger: ReplayLedger, replay_id: str, who: str, at_us: int) -> ReplayError:
     """The refusal (audited) of an action on a replay id the ledger does not know."""
     return _refuse(ledger, replay.replay_not_found(replay_id), who, at_us, None, replay_id)

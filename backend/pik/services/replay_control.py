@@ -10,6 +10,7 @@ records are written by the function, on behalf of the caller the request proves.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
 from pik.domain import replay
@@ -100,28 +101,26 @@ class LedgerControl:
             raise self._refused(replay.replay_not_found(replay_id), None)
         if current.status != replay.RUNNING:
             raise self._refused(_ended(replay_id, current.status), current)
-        if rate is None or rate == current.rate:
-            self._backend.ledger.audit(
-                AuditRecord(now_us(), self.who, replay.RESUME_REQUESTED, current.plan_id, replay_id)
+        asked = current
+        if rate is not None and rate != current.rate:
+            try:
+                asked = replace(current, rate=replay.check_rate(rate))
+            except ReplayError as error:
+                raise self._refused(error, current) from None
+        changed = {"rate": asked.rate, "was": current.rate} if asked is not current else {}
+        self._backend.ledger.audit(
+            AuditRecord(
+                now_us(),
+                self.who,
+                replay.RESUME_REQUESTED,
+                current.plan_id,
+                replay_id,
+                detail=changed,
             )
-            return current
-        try:
-            replay.check_rate(rate)
-        except ReplayError as error:
-            raise self._refused(error, current) from None
-        audit = AuditRecord(
-            now_us(),
-            self.who,
-            replay.RESUME_REQUESTED,
-            current.plan_id,
-            replay_id,
-            detail={"rate": rate, "was": current.rate},
         )
-        if not self._backend.ledger.set_rate(replay_id, rate, audit):
-            # It ended between the read above and this write.
-            ended = self._backend.ledger.run(replay_id) or current
-            raise self._refused(_ended(replay_id, ended.status), ended)
-        return self._backend.ledger.run(replay_id) or current
+        # The rate is the sender's to record, once it holds the run (start): a resume
+        # refused because another process is sending it changes nothing.
+        return asked
 
     def cancel(self, replay_id: str) -> ReplayRun:
         cancel_replay(self._backend.ledger, replay_id, self.who)

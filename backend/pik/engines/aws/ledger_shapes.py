@@ -218,14 +218,12 @@ def set_run_rate(table: str, replay_id: str, rate: int) -> Request:
     """Another rate for a running run (``rt`` stands over its document's): refused unless
     it is running."""
     return {
-        "Update": {
-            "TableName": table,
-            "Key": run_key(replay_id),
-            "UpdateExpression": "SET #rt = :rate",
-            "ConditionExpression": "#st = :running",
-            "ExpressionAttributeNames": {"#rt": "rt", "#st": "st"},
-            "ExpressionAttributeValues": {":rate": {"N": str(rate)}, ":running": s(RUNNING)},
-        }
+        "TableName": table,
+        "Key": run_key(replay_id),
+        "UpdateExpression": "SET #rt = :rate",
+        "ConditionExpression": "#st = :running",
+        "ExpressionAttributeNames": {"#rt": "rt", "#st": "st"},
+        "ExpressionAttributeValues": {":rate": {"N": str(rate)}, ":running": s(RUNNING)},
     }
 
 

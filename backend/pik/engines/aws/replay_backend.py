@@ -28,6 +28,7 @@ from pik.engines.aws.engine import AwsConfig, AwsEngine
 from pik.engines.aws.ledger import AwsReplayLedger
 from pik.engines.aws.sinks import QueueSink
 from pik.ports import EventStore, Progress, ReplayLedger
+from pik.services.replay import take_rate
 from pik.storage_errors import StoreUnavailableError
 
 QUEUE_TARGET = "queue"
@@ -135,7 +136,10 @@ class AwsReplayBackend:
         return QueueSink(url, self._clients, region=region)
 
     def start(self, run: ReplayRun, progress: Progress | None = None) -> ReplayRun:
-        """Hand a confirmed run to the replay function; the run as the ledger has it."""
+        """Hand a confirmed run to the replay function; the run as the ledger has it. A rate
+        a resume asked for is recorded first: the function reads it each time it takes the
+        run up (an invocation sending it now keeps its rate until it next pauses)."""
+        take_rate(self.ledger, run)
         self.enqueue(run.replay_id)
         try:
             return self.ledger.run(run.replay_id) or run

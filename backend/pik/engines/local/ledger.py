@@ -318,15 +318,14 @@ class LocalReplayLedger:
             return bool(asked)
 
     @_guarded
-    def set_rate(self, replay_id: str, rate: int, audit: AuditRecord) -> bool:
+    def set_rate(self, replay_id: str, rate: int) -> bool:
         with self._write() as db:
-            changed = db.execute(
-                "UPDATE runs SET rate = ? WHERE replay_id = ? AND status = ?",
-                (rate, replay_id, replay.RUNNING),
-            ).rowcount
-            if changed:
-                self._insert_audit(db, audit)
-            return bool(changed)
+            return bool(
+                db.execute(
+                    "UPDATE runs SET rate = ? WHERE replay_id = ? AND status = ?",
+                    (rate, replay_id, replay.RUNNING),
+                ).rowcount
+            )
 
     # --- audit ---------------------------------------------------------------------------
 

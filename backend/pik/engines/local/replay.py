@@ -26,7 +26,7 @@ from pik.engines.local.ledger import LocalReplayLedger
 from pik.engines.local.versions import LocalVersionStore
 from pik.ports import EventStore, Progress, ReplayLedger, ReplaySink
 from pik.services.processor import ProcessorSink
-from pik.services.replay import SYSTEM_CLOCK, Clock, execute_replay
+from pik.services.replay import SYSTEM_CLOCK, Clock, execute_replay, take_rate
 from pik.sinks import FILE_SCHEME, FileSink, file_target, target_path
 
 
@@ -87,6 +87,7 @@ class LocalReplayBackend:
     def start(self, run: ReplayRun, progress: Progress | None = None) -> ReplayRun:
         """Send the run now, in this process, until it completes, is cancelled or fails."""
         with self._sending(run):
+            take_rate(self.ledger, run)
             sink = self._sink(run.target)
             try:
                 return execute_replay(
