@@ -432,8 +432,9 @@ def test_damage_with_valid_frames_after_it_is_reported_not_taken_for_a_torn_tail
     engine = LocalEngine(store_path)
     for n in range(5):
         ingest_batch(engine, [make_event(entity_id=f"e{n}")], "a")
-    # Batch 6 holds three events; its second is damaged below.
+    # Batch 6 holds three events; its second is damaged below. Batch 7 follows it.
     ingest_batch(engine, [make_event(entity_id=f"f{n}") for n in range(3)], "a")
+    ingest_batch(engine, [make_event(entity_id="g0")], "a")
     engine.close()
     path = Layout(store_path).segment(1)
     data = bytearray(path.read_bytes())
@@ -450,7 +451,7 @@ def test_damage_with_valid_frames_after_it_is_reported_not_taken_for_a_torn_tail
         report = engine.verify()
         assert not report.ok and "frames_after_damage" in {p.kind for p in report.problems}
         # Indexed up to the damage: every earlier batch, and f0 before it in its own batch
-        # (valid frames after the damage show that batch was written whole).
+        # (a later batch after the damage shows that batch was whole on disk).
         names = {e.entity_id for e in engine.entities("", None, 10, None)}
         assert names == {"e0", "e1", "e2", "e3", "e4", "f0"}
     finally:
@@ -462,6 +463,36 @@ def test_damage_with_valid_frames_after_it_is_reported_not_taken_for_a_torn_tail
     result = CliRunner().invoke(cli, ["--store", str(store_path), "--json", "reindex"])
     assert result.exit_code == 1 and "valid frames follow" in result.output
     assert json.loads(result.stdout)["damaged"][0]["segment"] == "00000001"
+
+
+def test_a_hole_a_power_cut_left_in_the_last_write_is_a_torn_write(
+    store_path: Path, make_event: MakeEvent
+) -> None:
+    """Pages of a write whose fsync never returned can reach the disk out of order: a hole
+    in its middle, its end frame after it. Nothing written after it shows the write was
+    whole, so recovery indexes none of it, even the frames before the hole."""
+    engine = LocalEngine(store_path)
+    ingest_batch(engine, [make_event(entity_id="kept")], "a")
+    saved = engine.layout.index.read_bytes()  # the index before the last write
+    torn = [make_event(entity_id=f"t{n}", payload={"pad": "x" * 5000}) for n in range(3)]
+    ingest_batch(engine, torn, "a")
+    engine.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{store_path}/index.sqlite3{suffix}").unlink(missing_ok=True)
+    Layout(store_path).index.write_bytes(saved)
+    path = Layout(store_path).segment(1)
+    data = bytearray(path.read_bytes())
+    found = frames.scan(bytes(data), len(frames.SEGMENT_MAGIC), len(data))
+    events = [f for f in found if isinstance(f, frames.Frame) and f.kind == frames.EVENT]
+    hole = events[2].offset + 100  # inside t1: zeros, as an unwritten page reads
+    data[hole : hole + 4096] = bytes(4096)
+    path.write_bytes(bytes(data))
+    engine = LocalEngine(store_path)  # start-up recovery
+    try:
+        names = {e.entity_id for e in engine.entities("", None, 10, None)}
+        assert names == {"kept"}, "no part of the torn write is indexed"
+    finally:
+        engine.close()
 
 
 def test_verify_and_reindex_report_progress_inside_a_segment(

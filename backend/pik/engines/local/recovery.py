@@ -63,10 +63,10 @@ def index_frames(
     unfinished: list[frames.Frame] = []
     for item in frames.scan(data, start, len(data)):
         if isinstance(item, int):
-            if unfinished and frames.resumes_after(data, item) is not None:
-                # Valid frames follow the damage, so this batch was written whole (a torn
-                # write has nothing after it): the frames it has before the damage are
-                # kept, not lost with the bytes that were damaged.
+            if unfinished and _later_batch_follows(data, item, unfinished[0].ingest_time_us):
+                # A later batch was only written once this one's fsync had returned, so this
+                # one was whole on disk and the damage came after: the frames it has before
+                # the damage are kept, not lost with the bytes that were damaged.
                 for frame in unfinished:
                     _index_frame(batch, frame, trusting, seen)
                 pending += len(unfinished)
@@ -113,6 +113,26 @@ def _index_frame(batch: IndexBatch, frame: frames.Frame, limits: Limits, seen: s
         batch.duplicate(event_id, source, origin, ingest)
     else:
         batch.conflict(event_id, source, origin, ingest)
+
+
+def _later_batch_follows(data: bytes, broken: int, ingest_time_us: int) -> bool:
+    """Whether valid frames of a batch after the one broken at ``broken`` lie past it.
+
+    Valid frames right after the damage are not enough: a power cut during a write whose
+    fsync never returned can leave a hole in its middle and its later pages (its end frame
+    too) on disk. A frame of another ingest time, or one past an end frame, is of a batch
+    written after this one, which only happens once this one was durable."""
+    resumes = frames.resumes_after(data, broken)
+    if resumes is None:
+        return False
+    ended = False
+    for item in frames.scan(data, resumes, len(data)):
+        if isinstance(item, int):
+            return False
+        if ended or item.ingest_time_us != ingest_time_us:
+            return True
+        ended = item.kind == frames.BATCH_END
+    return False
 
 
 def _offset_within(progress: Progress, before: int, total: int) -> Callable[[int], None]:
