@@ -81,6 +81,13 @@ def test_a_file_of_nothing_but_rejected_lines_asks_whether_it_is_ndjson(tmp_path
     said = " ".join(result.stderr.split())
     assert "every line was rejected (3): no event was stored" in said
     assert "Is this NDJSON" in said and "the other lines were stored" not in said
+    # Envelopes that parse but are refused for a field: the question would be wrong.
+    fields = tmp_path / "fields.ndjson"
+    fields.write_text('{"source": "s", "colour": "red"}\n')
+    result = CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "ingest", str(fields)])
+    said = " ".join(result.stderr.split())
+    assert "every line was rejected (1)" in said and "Is this NDJSON" not in said
+    assert "The reasons are named above" in said
 
 
 def test_ctrl_c_during_ingest_says_what_is_stored_and_exits_130(tmp_path: Path) -> None:

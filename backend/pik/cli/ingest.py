@@ -27,6 +27,11 @@ from pik.storage_errors import StoreFullError, StoreUnavailableError
 from pik.textsafe import inert
 
 SHOWN_REJECTIONS = 20
+NOT_JSON_LINES = frozenset(
+    {"invalid_json", "not_an_object", "invalid_utf8", "bom_not_allowed", "empty", "too_large"}
+)
+"""Rejections of lines that are not one JSON object each: a whole file of them is likely
+not NDJSON at all."""
 PROGRESS_FROM_BYTES = 4 * 1024 * 1024
 
 
@@ -83,9 +88,10 @@ def ingest(ctx: Context, file: BinaryIO, batch_size: int, origin: str, jobs: int
                     report = ingest_ndjson(engine, file, origin, batch_size)
     except KeyboardInterrupt:
         ctx.err.print(
-            "interrupted: the batches committed before Ctrl-C are stored, the one being "
-            "written is not. Ingest the same input again to finish: the lines already "
-            "stored answer duplicate (and count as duplicates in `pik rates`).",
+            "interrupted: the batches committed before Ctrl-C are stored; the one being "
+            "written may or may not be. Ingest the same input again to finish and settle it: "
+            "the lines already stored answer duplicate (and count as duplicates in "
+            "`pik rates`).",
             style="yellow",
         )
         sys.exit(EXIT_INTERRUPTED)
@@ -113,10 +119,14 @@ def _rejected_advice(report: IngestReport) -> str:
             f"{report.rejected} line(s) rejected; the other lines were stored. "
             "Fix the lines named above and ingest them again."
         )
-    return (
-        f"every line was rejected ({report.rejected}): no event was stored, only the "
-        "rejections counted. Is this NDJSON, one JSON envelope a line (not CSV, not one "
-        "JSON array)? docs/event-model.md shows an envelope."
+    nothing = f"every line was rejected ({report.rejected}): no event was stored, only the "
+    if set(report.by_code) <= NOT_JSON_LINES:
+        return (
+            nothing + "rejections counted. Is this NDJSON, one JSON envelope a line (not CSV, "
+            "not one JSON array)? docs/event-model.md shows an envelope."
+        )
+    return nothing + (
+        "rejections counted. The reasons are named above; docs/event-model.md has each."
     )
 
 
