@@ -106,37 +106,34 @@ def _ruler(span: Span, width: int) -> str:
     return "".join(line)
 
 
-def shade_bounds(rows: list[HeatRow]) -> tuple[int, ...]:
-    """The highest count each shade stands for: the quartiles of the non-empty windows.
+def shade_levels(rows: list[HeatRow]) -> dict[int, int]:
+    """Which shade (an index into :data:`SHADES`) each count of the map is drawn in.
 
-    By rank rather than in proportion to the busiest window, so one burst (the hour being
-    written now, say) does not leave every other window the palest shade."""
-    counts = sorted(c for row in rows for c in row.counts if c)
-    if not counts:
-        return (0,) * len(SHADES)
-    last = len(counts) - 1
-    return tuple(counts[(last * (n + 1)) // len(SHADES)] for n in range(len(SHADES)))
-
-
-def _shade(count: int, bounds: tuple[int, ...]) -> str:
-    for shade, bound in zip(SHADES, bounds, strict=True):
-        if count <= bound:
-            return shade
-    return SHADES[-1]
+    By rank among the distinct counts, not in proportion to the busiest window: one burst
+    (the hour being written now, say) does not pale every other window, a steady feed with
+    a dip shows the dip, and the busiest window is always the darkest."""
+    distinct = sorted({count for row in rows for count in row.counts if count})
+    top = len(SHADES) - 1
+    if len(distinct) == 1:
+        return {distinct[0]: top}
+    last = len(distinct) - 1
+    return {count: (rank * top * 2 + last) // (last * 2) for rank, count in enumerate(distinct)}
 
 
-def _legend(bounds: tuple[int, ...]) -> str:
-    ranges, low = [], 1
-    for shade, bound in zip(SHADES, bounds, strict=True):
-        if bound >= low:
-            ranges.append(f"{shade} {low}" if bound == low else f"{shade} {low}-{bound}")
-            low = bound + 1
-    return " ".join(ranges) if ranges else SHADES
+def _legend(levels: dict[int, int]) -> str:
+    spans: dict[int, list[int]] = {}
+    for count, level in levels.items():
+        spans.setdefault(level, []).append(count)
+    parts = []
+    for level in sorted(spans):
+        low, high = min(spans[level]), max(spans[level])
+        parts.append(f"{SHADES[level]} {low}" if low == high else f"{SHADES[level]} {low}-{high}")
+    return " ".join(parts) if parts else SHADES
 
 
 def render(rows: list[HeatRow], span: Span, selected: str | None) -> Text:
     width = CELL_WIDTH[span.granularity]
-    bounds = shade_bounds(rows)
+    levels = shade_levels(rows)
     text = Text(no_wrap=True, end="")
     text.append(" " * (LABEL_WIDTH + 1) + _ruler(span, width) + "\n", style="dim")
     for row in rows:
@@ -150,7 +147,7 @@ def render(rows: list[HeatRow], span: Span, selected: str | None) -> Text:
             elif count == 0:
                 text.append(EMPTY * width, style="dim")
             else:
-                text.append(_shade(count, bounds) * width, style="green")
+                text.append(SHADES[levels[count]] * width, style="green")
         text.append("\n")
     text.rstrip()
     return text
@@ -160,7 +157,7 @@ def legend(rows: list[HeatRow], span: Span) -> Text:
     """What each mark of the map means: kept apart from the map, so it wraps to the pane
     instead of widening the map past it."""
     return Text(
-        f"{EMPTY} no events   {_legend(shade_bounds(rows))} events per {span.granularity}   "
+        f"{EMPTY} no events   {_legend(shade_levels(rows))} events per {span.granularity}   "
         f"{GAP} GAP: no events between busy {span.granularity}s",
         style="italic",
         end="",

@@ -112,7 +112,11 @@ class CoveragePane(Pane):
         self.refresh_if_stale()
 
     def action_shift(self, direction: int) -> None:
-        self.windows_back = max(0, self.windows_back + direction * SHIFT[self.granularity])
+        # Never further than the map shows, so a narrow map skips no window.
+        step = SHIFT[self.granularity]
+        if self.span is not None and self.span.granularity == self.granularity:
+            step = min(step, self.span.count)
+        self.windows_back = max(0, self.windows_back + direction * step)
         self.refresh_if_stale()
 
     def refresh_if_stale(self) -> None:

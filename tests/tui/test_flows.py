@@ -241,6 +241,24 @@ def test_on_a_narrow_terminal_the_map_keeps_now_and_says_what_it_leaves_out(
     asyncio.run(run())
 
 
+def test_a_map_narrower_than_a_day_moves_back_by_what_it_shows(
+    demo_app: PikApp, settle: Settle
+) -> None:
+    async def run() -> None:
+        async with demo_app.run_test(size=(60, 20)) as pilot:
+            await settle(pilot)
+            await pilot.press("3")
+            await settle(pilot)
+            coverage = demo_app.query_one(CoveragePane)
+            assert coverage.span is not None and coverage.span.count < 24
+            shown = coverage.span.count
+            await pilot.press("left_square_bracket")
+            await settle(pilot)
+            assert coverage.windows_back == shown, "no hour skipped between the two maps"
+
+    asyncio.run(run())
+
+
 def test_p_pauses_rates_with_a_badge_and_resumes(
     demo_app: PikApp, drive: Drive, settle: Settle
 ) -> None:

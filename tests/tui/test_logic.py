@@ -23,7 +23,7 @@ from pik_tui.heatmap import (
     heat_rows,
     legend,
     render,
-    shade_bounds,
+    shade_levels,
     span_ending,
     summary,
     windows_fitting,
@@ -82,12 +82,18 @@ def test_one_busy_window_does_not_pale_every_other() -> None:
     # quiet hours still tell apart.
     span = span_ending(T0, "hour", count=8)
     rows = [HeatRow("a", (1, 2, 3, 4, 1, 2, 3, 35), frozenset())]
-    assert shade_bounds(rows) == (1, 2, 3, 35)
+    assert shade_levels(rows) == {1: 0, 2: 1, 3: 2, 4: 2, 35: 3}
     cells = render(rows, span, None).plain.splitlines()[1][-8:]
-    assert cells == "░▒▓█░▒▓█"
-    assert "░ 1 ▒ 2 ▓ 3 █ 4-35 events per hour" in legend(rows, span).plain
-    assert shade_bounds([HeatRow("b", (0, 0), frozenset())]) == (0, 0, 0, 0)
-    assert f"{SHADES} events per" in legend([HeatRow("b", (0, 0), frozenset())], span).plain
+    assert cells == "░▒▓▓░▒▓█"
+    assert "░ 1 ▒ 2 ▓ 3-4 █ 35 events per hour" in legend(rows, span).plain
+
+
+def test_a_dip_in_a_steady_feed_shows() -> None:
+    span = span_ending(T0, "hour", count=6)
+    steady = [HeatRow("a", (60, 60, 10, 5, 60, 60), frozenset())]
+    assert render(steady, span, None).plain.splitlines()[1][-6:] == "██▓░██"
+    assert render([HeatRow("b", (7, 7), frozenset())], span, None).plain.count("█") == 2
+    assert f"{SHADES} events per" in legend([HeatRow("c", (0, 0), frozenset())], span).plain
 
 
 def test_the_map_shows_the_newest_windows_that_fit() -> None:
