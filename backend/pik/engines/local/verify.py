@@ -22,19 +22,23 @@ def verify_store(
 ) -> VerifyReport:
     # Segment ends and event locations from different moments of a store being written
     # would disagree: events indexed in between would look misplaced.
+    problems: list[Problem] = []
     try:
         with index.one_snapshot():
-            return _verify(layout, index, progress)
+            return _verify(layout, index, progress, problems)
     except IndexCorruptError as exc:
-        # A damaged page stops the cross-check where it is met; what to do is the same.
-        return VerifyReport(0, 0, 0, (Problem("index_integrity", str(exc)),))
+        # A damaged page stops the cross-check where it is met. What was found before it
+        # stands: damage to raw is not repaired by rebuilding the index.
+        return VerifyReport(0, 0, 0, (*problems, Problem("index_integrity", str(exc))))
 
 
-def _verify(layout: Layout, index: SqliteIndex, progress: Progress | None) -> VerifyReport:
-    problems: list[Problem] = [
+def _verify(
+    layout: Layout, index: SqliteIndex, progress: Progress | None, problems: list[Problem]
+) -> VerifyReport:
+    problems.extend(
         Problem("index_integrity", f"SQLite integrity check: {line}")
         for line in index.integrity_problems()
-    ]
+    )
     rows = index.segments()
     known_ids = {row.segment_id for row in rows}
     for segment_id in layout.segment_ids():
