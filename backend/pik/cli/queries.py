@@ -216,7 +216,8 @@ def coverage(
     if silent:
         ctx.err.print(
             Text(
-                f"no events in this range for: {inert(', '.join(silent), limit=300)} "
+                f"no events{'' if source is None else ' from ' + inert(source, limit=80)} in "
+                f"this range for: {inert(', '.join(silent), limit=300)} "
                 "(`pik entities PREFIX` finds an id; --from/--to widen the range)",
                 style="yellow",
             ),
