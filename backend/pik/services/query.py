@@ -67,11 +67,10 @@ def timeline_page(
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
     position = Cursor.decode(cursor, entity_id) if cursor else None
-    if position is not None and (
-        position.event_time_us >= end_us if position.forward else position.event_time_us < start_us
-    ):
+    if position is not None and position.forward and position.event_time_us >= end_us:
         # Its page would be empty, which reads as "no more events": a cursor pasted into
-        # another range says so instead.
+        # another range says so instead. (Not a `prev` before the start: a relative --from
+        # moves on between pages, and then there is rightly nothing older in the range.)
         raise ValueError(
             "this cursor continues past the end of the range given (--from/--to); page with "
             "the range it came from"
