@@ -543,6 +543,7 @@ def test_the_ledger_writes_only_its_own_partitions_and_keeps_large_plans(
     ledger.confirm(plan.plan_id, run, AuditRecord(START + 1, "op", replay.CONFIRMED, plan.plan_id))
     ledger.advance(run.replay_id, 10, START + 2)
     ledger.advance(run.replay_id, 5, START + 3)  # late: never backwards
+    assert ledger.set_rate(run.replay_id, 50)  # a resume's rate
     stored = ledger.run(run.replay_id)
     assert stored is not None and (stored.sent, stored.updated_us) == (10, START + 2)
     day_later = START + 86_400_000_000 + 7
