@@ -83,13 +83,15 @@ class TimelinePane(Pane):
         return self.query_one(TimelineTable)
 
     def on_mount(self) -> None:
+        # The signals an investigation reads first (lag, later arrivals) beside the time:
+        # on an 80-column terminal they stay in view and the names scroll instead.
         for name, key in (
             ("event time (UTC)", "time"),
-            ("source", "source"),
-            ("type", "type"),
             ("lag", "lag"),
             ("dups", "dups"),
             ("conflicts", "conflicts"),
+            ("source", "source"),
+            ("type", "type"),
         ):
             self.table.add_column(name, key=key)
         self.set_status("choose an entity on the left")
@@ -144,11 +146,11 @@ class TimelinePane(Pane):
             for record in page.events:
                 table.add_row(
                     plain(formats.instant(record.event_time_us)),
-                    cell(record.source, 24),
-                    cell(record.event_type, 28),
                     plain(formats.lag(record.lag_ms)),
                     plain(str(record.duplicate_count) if record.duplicate_count else "-"),
                     plain(str(record.conflict_count) if record.conflict_count else "-"),
+                    cell(record.source, 24),
+                    cell(record.event_type, 28),
                     key=record.event_id.hex(),
                 )
         if page.events:
