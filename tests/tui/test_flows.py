@@ -205,6 +205,14 @@ def test_coverage_marks_the_six_hour_gap_of_customer_0007(
     drive(demo_app, scenario)
 
 
+async def coverage_tab(pilot: Pilot[None], settle: Settle) -> CoveragePane:
+    """The coverage pane, shown and loaded, once the app's first loads have settled."""
+    await settle(pilot)
+    await pilot.press("3")
+    await settle(pilot)
+    return pilot.app.query_one(CoveragePane)
+
+
 def test_on_a_narrow_terminal_the_map_keeps_now_and_says_what_it_leaves_out(
     make_app: Callable[..., PikApp],
     write_store: Callable[..., Path],
@@ -227,10 +235,7 @@ def test_on_a_narrow_terminal_the_map_keeps_now_and_says_what_it_leaves_out(
 
     async def run() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
-            await settle(pilot)
-            await pilot.press("3")
-            await settle(pilot)
-            coverage = app.query_one(CoveragePane)
+            coverage = await coverage_tab(pilot, settle)
             assert coverage.span is not None and 24 <= coverage.span.count < 72
             assert coverage.span.end_us == floor_to(app.now_us(), US_PER_HOUR) + US_PER_HOUR
             scroll = app.query_one("#coverage-scroll")
@@ -246,10 +251,7 @@ def test_a_map_narrower_than_a_day_moves_back_by_what_it_shows(
 ) -> None:
     async def run() -> None:
         async with demo_app.run_test(size=(60, 20)) as pilot:
-            await settle(pilot)
-            await pilot.press("3")
-            await settle(pilot)
-            coverage = demo_app.query_one(CoveragePane)
+            coverage = await coverage_tab(pilot, settle)
             assert coverage.span is not None and coverage.span.count < 24
             shown = coverage.span.count
             await pilot.press("left_square_bracket")

@@ -223,7 +223,7 @@ def set_run_rate(table: str, replay_id: str, rate: int) -> Request:
         "UpdateExpression": "SET #rt = :rate",
         "ConditionExpression": "#st = :running",
         "ExpressionAttributeNames": {"#rt": "rt", "#st": "st"},
-        "ExpressionAttributeValues": {":rate": {"N": str(rate)}, ":running": s(RUNNING)},
+        "ExpressionAttributeValues": {":rate": n(rate), ":running": s(RUNNING)},
     }
 
 
