@@ -10,7 +10,7 @@ import pytest
 
 from pik.engines.local import LocalEngine
 from pik.engines.local.engine import SegmentPolicy
-from pik.engines.local.layout import StoreError
+from pik.engines.local.layout import Layout, StoreError
 from pik.services.ingest import ingest_batch
 
 MakeEvent = Callable[..., bytes]
@@ -96,3 +96,28 @@ def test_a_store_holding_a_symbolic_link_is_refused_not_followed(
     with pytest.raises(StoreError, match="symbolic link"):
         LocalEngine(root)
     assert secret.read_text() == "not the store's"
+
+
+def test_a_store_made_by_another_process_while_this_one_looked_is_opened(
+    tmp_path: Path, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of several processes opening one new store: this one finds no identity,
+    then the other finishes creating it (identity, index, ...) before this one checks the
+    folder for foreign files. What it then finds is a store, not a foreign folder."""
+    store = tmp_path / "store"
+    other = LocalEngine(store)  # the other process, done creating it
+    ingest_batch(other, [make_event()], "other")
+    other.close()
+    first_look = Layout.read_identity
+    looks: list[int] = []
+
+    def late(layout: Layout) -> str | None:
+        looks.append(1)
+        return None if len(looks) == 1 else first_look(layout)
+
+    monkeypatch.setattr(Layout, "read_identity", late)
+    engine = LocalEngine(store)
+    try:
+        assert engine.counts()["events"] == 1 and len(looks) >= 2
+    finally:
+        engine.close()

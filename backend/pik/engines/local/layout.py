@@ -172,6 +172,10 @@ class Layout:
         leftovers = {self.lock.name, self.segments.name, self.meta.name + ".tmp"}
         foreign = [p for p in self.root.iterdir() if p.name not in leftovers]
         if foreign or (self.segments.exists() and any(self.segments.iterdir())):
+            if self.meta.exists():
+                # Another process made the store meanwhile (its identity is written before
+                # any other file of it): the caller reads and checks that identity.
+                return
             raise StoreError(
                 f"{self.root} is not empty and is not a PIK store; choose another --store"
             )
