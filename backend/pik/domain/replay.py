@@ -98,6 +98,15 @@ def plan_not_found(plan_id: str) -> ReplayError:
     )
 
 
+def replay_ended(replay_id: str, status: str) -> ReplayError:
+    return ReplayError(
+        "replay_ended",
+        f"replay {replay_id} has {status}; plan and confirm a new one to send again",
+        409,
+        "replay_id",
+    )
+
+
 def replay_not_found(replay_id: str) -> ReplayError:
     return ReplayError(
         "replay_not_found",

@@ -252,17 +252,7 @@ def execute_replay(
         raise _no_such_replay(ledger, replay_id, who, at_us)
     if run.status != replay.RUNNING:
         raise _refuse(
-            ledger,
-            ReplayError(
-                "replay_ended",
-                f"replay {replay_id} has {run.status}; plan and confirm a new one to send again",
-                409,
-                "replay_id",
-            ),
-            who,
-            at_us,
-            run.plan_id,
-            replay_id,
+            ledger, replay.replay_ended(replay_id, run.status), who, at_us, run.plan_id, replay_id
         )
     plan = ledger.plan(run.plan_id)
     if plan is None:  # the ledger wrote plan and run together: only damage gets here
@@ -396,18 +386,11 @@ def cancel_replay(
 
 def take_rate(ledger: ReplayLedger, run: ReplayRun) -> None:
     """Record the rate a resume asked for (``run.rate``), by the sender about to send the
-    run; refused when the run ended meanwhile."""
+    run. A run that ended meanwhile keeps its rate; sending it is refused, and audited, as
+    for any ended run."""
     stored = ledger.run(run.replay_id)
-    if stored is None or stored.rate == run.rate:
-        return
-    if not ledger.set_rate(run.replay_id, run.rate):
-        raise ReplayError(
-            "replay_ended",
-            f"replay {run.replay_id} ended before it could be resumed; plan and confirm a new "
-            "one to send again",
-            409,
-            "replay_id",
-        )
+    if stored is not None and stored.rate != run.rate:
+        ledger.set_rate(run.replay_id, run.rate)
 
 
 def _no_such_replay(ledger: ReplayLedger, replay_id: str, who: str, at_us: int) -> ReplayError:

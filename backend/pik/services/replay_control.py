@@ -56,15 +56,6 @@ class ReplayControl(Protocol):
     def audit_log(self, since_us: int, limit: int) -> list[AuditRecord]: ...
 
 
-def _ended(replay_id: str, status: str) -> ReplayError:
-    return ReplayError(
-        "replay_ended",
-        f"replay {replay_id} has {status}; plan and confirm a new one to send again",
-        409,
-        "replay_id",
-    )
-
-
 class LedgerControl:
     """A :class:`ReplayControl` that writes the ledger itself, as ``who``."""
 
@@ -100,7 +91,7 @@ class LedgerControl:
         if current is None:
             raise self._refused(replay.replay_not_found(replay_id), None)
         if current.status != replay.RUNNING:
-            raise self._refused(_ended(replay_id, current.status), current)
+            raise self._refused(replay.replay_ended(replay_id, current.status), current)
         asked = current
         if rate is not None and rate != current.rate:
             try:
