@@ -146,7 +146,8 @@ def build_demo(path: Path, reset: bool = False) -> bool:
         except IndexCorruptError:
             reset = True
     if reset and layout.meta.exists():
-        _remove_store(layout)
+        with layout.removal():
+            _remove_store(layout)
     if layout.meta.exists():
         return False
     engine = LocalEngine(path, create=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +27,29 @@ def test_demo_is_built_once_and_rebuilt_when_unreadable(tmp_path: Path) -> None:
         assert engine.verify().ok
     finally:
         engine.close()
+
+
+def test_a_demo_store_open_in_another_process_is_not_reset_under_it(tmp_path: Path) -> None:
+    # As when `pik-tui --demo` is browsing it: deleting its files would leave the TUI
+    # reading a deleted index and stop its feed.
+    path = tmp_path / "demo"
+    build_demo(path)
+    engine = LocalEngine(path, read_only=True)
+    try:
+        reset = subprocess.run(
+            [sys.executable, "-m", "pik", "demo", "--path", str(path), "--reset"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert reset.returncode == 1
+        assert "is open in another process" in reset.stderr
+        assert "quit it, then try again" in reset.stderr
+        assert engine.counts()["entities"] == 60, "the open store is left whole"
+        assert engine.verify().ok
+    finally:
+        engine.close()
+    assert build_demo(path, reset=True) is True, "once closed, it is reset"
 
 
 def test_the_live_feed_keeps_adding_events_until_stopped(tmp_path: Path) -> None:

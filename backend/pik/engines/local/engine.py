@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -122,9 +123,13 @@ class LocalEngine:
         except BaseException:
             self._index.close()
             raise
+        self._hold = self.layout.hold_open()
 
     def close(self) -> None:
         self._index.close()
+        if self._hold is not None:
+            os.close(self._hold)
+            self._hold = None
 
     # --- ingest --------------------------------------------------------------------------
 

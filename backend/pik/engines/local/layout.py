@@ -180,6 +180,40 @@ class Layout:
                 f"{self.root} is not empty and is not a PIK store; choose another --store"
             )
 
+    def hold_open(self) -> int | None:
+        """A shared hold on the store's folder, for as long as an engine has the store open:
+        what tells ``removal`` the store is in use. Released by ``os.close`` (or the
+        kernel, if the process dies); ``None`` where the folder cannot be locked."""
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            # Held exclusively: a removal is under way, and opening what it deletes fails
+            # on its own terms. Elsewhere (no flock on this file system) there is no hold.
+            os.close(fd)
+            return None
+        return fd
+
+    @contextmanager
+    def removal(self) -> Iterator[None]:
+        """Exclusive hold on the store's folder while its files are deleted; refused while
+        any process has the store open (a `pik-tui --demo` browsing it, `pik serve`)."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(
+                    f"the store at {self.root} is open in another process (a `pik-tui`, "
+                    "`pik serve` or an ingest); quit it, then try again"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
+
     @contextmanager
     def write_lock(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Exclusive across processes; released by the kernel if the holder dies.
