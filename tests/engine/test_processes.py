@@ -18,8 +18,9 @@ from children import crash_env
 from pik.domain.envelope import Event, prepare
 from pik.domain.limits import DEFAULT_LIMITS
 from pik.engines.local import LocalEngine
-from pik.engines.local.engine import SegmentPolicy, reindex
+from pik.engines.local.engine import SegmentPolicy
 from pik.engines.local.layout import Layout
+from pik.engines.local.rebuild import reindex
 from pik.faults import CRASH_POINTS
 from pik.services.ingest import ingest_batch
 
@@ -384,8 +385,12 @@ def test_a_writer_waiting_for_the_store_says_why(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(1.5)
+        assert child.stderr is not None
+        said = []  # read while the lock is held: however slowly the child starts, it waits
+        while not said or "waiting for another process" not in said[-1]:
+            said.append(child.stderr.readline())
+            assert said[-1], f"it ended without saying why it waited: {said}"
+        assert "waiting for another process to release the store" in said[-1]
         assert child.poll() is None, "it waits for the lock"
-    out, err = child.communicate(timeout=60)
+    out, _ = child.communicate(timeout=60)
     assert child.returncode == 0 and json.loads(out)["accepted"] == 10
-    assert "waiting for another process to release the store" in err
