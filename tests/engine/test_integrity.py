@@ -15,9 +15,10 @@ from tamper import alter_raw
 from pik import frames
 from pik.engines.local import LocalEngine
 from pik.engines.local.disk import StorageFullError
-from pik.engines.local.engine import SegmentPolicy, reindex
+from pik.engines.local.engine import SegmentPolicy
 from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import Layout, StoreError
+from pik.engines.local.rebuild import reindex
 from pik.engines.local.rows import SegmentRow
 from pik.engines.local.segments import create_segment
 from pik.services.ingest import ingest_batch

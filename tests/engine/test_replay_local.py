@@ -19,8 +19,8 @@ from pik.domain.instants import parse_instant
 from pik.domain.replay import ReplayError, Selection
 from pik.domain.versions import AggregateSpec
 from pik.engines.local import LocalEngine
-from pik.engines.local.engine import reindex
 from pik.engines.local.ledger import LEDGER_NAME, LedgerFullError, LocalReplayLedger
+from pik.engines.local.rebuild import reindex
 from pik.engines.local.replay import LOCKS, LocalReplayBackend, os_user
 from pik.engines.local.versions import LocalVersionStore
 from pik.services.ingest import ingest_batch

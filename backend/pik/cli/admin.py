@@ -16,8 +16,8 @@ from pik.cli.context import Context, pass_context
 from pik.cli.options import json_option
 from pik.demo import build_demo
 from pik.documents import verify_document
-from pik.engines.local.engine import reindex as rebuild_index
 from pik.engines.local.layout import StoreError
+from pik.engines.local.rebuild import reindex as rebuild_index
 from pik.engines.local.rows import segment_name
 from pik.paths import demo_store
 from pik.ports import Progress as ProgressCallback
