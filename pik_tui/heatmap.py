@@ -76,9 +76,10 @@ def heat_rows(report: CoverageReport, entity_ids: list[str], span: Span) -> list
         if window.entity_id in counts and 0 <= index < span.count:
             counts[window.entity_id][index] += window.count
     for gap in report.gaps:
-        index = (gap.window_start_us - span.start_us) // span.step_us
-        if gap.entity_id in gaps and 0 <= index < span.count:
-            gaps[gap.entity_id].add(index)
+        if gap.entity_id in gaps:  # only the part of a run the span shows
+            first = max(0, (gap.window_start_us - span.start_us) // span.step_us)
+            last = min(span.count, (gap.window_end_us - span.start_us) // span.step_us)
+            gaps[gap.entity_id].update(range(first, last))
     return [HeatRow(e, tuple(counts[e]), frozenset(gaps[e])) for e in entity_ids]
 
 

@@ -107,7 +107,12 @@ def coverage_document(start: int, end: int, report: CoverageReport) -> dict[str,
             for w in report.windows
         ],
         "gaps": [
-            {"entity_id": g.entity_id, "window_start": format_instant(g.window_start_us)}
+            {
+                "entity_id": g.entity_id,
+                "window_start": format_instant(g.window_start_us),
+                "window_end": format_instant(g.window_end_us),
+                "windows": g.windows,
+            }
             for g in report.gaps
         ],
     }

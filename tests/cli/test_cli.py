@@ -195,8 +195,14 @@ def test_coverage_finds_the_planted_gap(demo: Path) -> None:
         "--json",
     )
     assert {w["entity_id"] for w in doc["windows"]} == {"customer-0007"}
-    assert len(doc["gaps"]) == 6
-    assert doc["gaps"][0]["window_start"] == "2026-11-25T18:00:00.000000Z"
+    assert doc["gaps"] == [
+        {
+            "entity_id": "customer-0007",
+            "window_start": "2026-11-25T18:00:00.000000Z",
+            "window_end": "2026-11-26T00:00:00.000000Z",
+            "windows": 6,
+        }
+    ]
     # An entity named that has no events in the range is said, not just left out.
     result = CliRunner().invoke(
         cli,

@@ -104,11 +104,10 @@ def test_coverage_counts_windows_and_finds_gaps(store: EventStore, make_event: M
     ]
     assert busy == hours
     assert all(w.count == 2 for w in report.windows if w.entity_id == "busy")
-    assert [(g.entity_id, (g.window_start_us - T0) // US_PER_HOUR) for g in report.gaps] == [
-        ("busy", 3),
-        ("busy", 4),
-        ("busy", 5),
-    ]
+    assert [
+        (g.entity_id, (g.window_start_us - T0) // US_PER_HOUR, g.windows) for g in report.gaps
+    ] == [("busy", 3, 3)], "one run of three empty hours"
+    assert report.gaps[0].window_end_us == T0 + 6 * US_PER_HOUR
     by_day = coverage_report(store, T0, T0 + 24 * US_PER_HOUR, "day")
     assert [(w.entity_id, w.count) for w in by_day.windows] == [("busy", 10), ("quiet", 1)]
     only_payments = coverage_report(store, T0, T0 + 24 * US_PER_HOUR, "day", source="payments")
@@ -267,6 +266,29 @@ def test_coverage_and_rates_over_all_of_time_read_only_the_days_with_data(
     rates = rates_report(store, START_OF_TIME_US, END_OF_TIME_US)
     assert sum(r.accepted for r in rates.rows) == 3
     assert [(code, n) for _, code, n in rates.reasons] == [("invalid_json", 1)]
+
+
+def test_a_gap_of_decades_is_one_run_not_one_entry_per_empty_window(
+    store: EventStore, make_event: MakeEvent
+) -> None:
+    """A producer clock at the epoch and one event today: the answer's size follows the
+    data (two windows, one gap), not the range (half a million empty hours)."""
+    ingest_batch(
+        store,
+        [
+            make_event(entity_id="skewed", event_time="1970-01-01T00:00:00Z"),
+            make_event(entity_id="skewed", event_time="2026-11-01T10:30:00Z"),
+        ],
+        "a",
+    )
+    report = coverage_report(store, 0, T0 + 86_400_000_000, "hour")
+    assert len(report.windows) == 2
+    [gap] = report.gaps
+    assert (gap.window_start_us, gap.window_end_us) == (
+        US_PER_HOUR,
+        report.windows[1].window_start_us,
+    )
+    assert gap.windows == report.windows[1].window_start_us // US_PER_HOUR - 1
 
 
 def test_a_cursor_continues_only_its_own_entitys_timeline(timeline_store: EventStore) -> None:

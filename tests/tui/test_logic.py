@@ -65,7 +65,7 @@ def test_heat_rows_place_counts_and_gaps_in_their_windows() -> None:
     report = CoverageReport(
         "hour",
         [WindowCount("a", first, 2), WindowCount("a", first + 3 * US_PER_HOUR, 9)],
-        [Gap("a", first + US_PER_HOUR), Gap("a", first + 2 * US_PER_HOUR)],
+        [Gap("a", first + US_PER_HOUR, first + 3 * US_PER_HOUR, 2)],
     )
     [row, empty] = heat_rows(report, ["a", "b"], span)
     assert row.counts[:4] == (2, 0, 0, 9) and row.gaps == {1, 2}

@@ -19,6 +19,7 @@ from pik.documents import (
 )
 from pik.domain.envelope import parse_event_id
 from pik.domain.instants import END_OF_TIME_US, US_PER_DAY, US_PER_HOUR, format_instant, now_us
+from pik.domain.windows import Gap
 from pik.formatting import lag, median_bucket
 from pik.services import query
 from pik.textsafe import inert
@@ -194,16 +195,22 @@ def coverage(
     by_entity: dict[str, dict[int, int]] = {}
     for w in report.windows:
         by_entity.setdefault(w.entity_id, {})[w.window_start_us] = w.count
-    gaps = {(g.entity_id, g.window_start_us) for g in report.gaps}
-    table = Table(title=f"coverage by {granularity} ({len(report.gaps)} gap(s))")
+    runs: dict[str, list[Gap]] = {}
+    for gap in report.gaps:
+        runs.setdefault(gap.entity_id, []).append(gap)
+    empty = sum(gap.windows for gap in report.gaps)
+    table = Table(
+        title=f"coverage by {granularity} ({len(report.gaps)} gap(s) of {empty} {granularity}(s))"
+    )
     table.add_column("entity", overflow="fold")
     table.add_column("windows", justify="right", overflow="fold")
     table.add_column("events", justify="right", overflow="fold")
     table.add_column("gaps", overflow="fold")
+    cut, unit = (13, "h") if step == US_PER_HOUR else (10, "d")
     for entity_id, counts in sorted(by_entity.items()):
-        missing = sorted(ws for (e, ws) in gaps if e == entity_id)
+        missing = runs.get(entity_id, [])
         shown = ", ".join(
-            format_instant(ws)[: 13 if step == US_PER_HOUR else 10] for ws in missing[:5]
+            f"{format_instant(g.window_start_us)[:cut]} ({g.windows}{unit})" for g in missing[:5]
         )
         table.add_row(
             _cell(entity_id),

@@ -11,8 +11,15 @@ from pik.domain.records import WindowCount
 
 @dataclass(frozen=True, slots=True)
 class Gap:
+    """A run of consecutive empty windows of an entity: ``[window_start, window_end)``.
+
+    Kept as a run, not window by window, so its size follows the data, not the range: one
+    event in 1970 and one today are one gap, not half a million empty hours."""
+
     entity_id: str
     window_start_us: int
+    window_end_us: int
+    windows: int
 
 
 def window_starts(start_us: int, end_us: int, step_us: int) -> range:
@@ -21,20 +28,19 @@ def window_starts(start_us: int, end_us: int, step_us: int) -> range:
 
 
 def find_gaps(windows: Iterable[WindowCount], step_us: int) -> list[Gap]:
-    """Empty windows of an entity that has events both before and after them.
+    """Runs of empty windows of an entity that has events both before and after them.
 
     ``windows`` are the non-empty windows inside the range, each entity's in time order
-    (entities may interleave); a gap is every missing window strictly between an entity's
-    first and last one. Gaps come back by entity, then time.
+    (entities may interleave); a gap is every run of missing windows strictly between an
+    entity's first and last one. Gaps come back by entity, then time.
     """
     gaps: list[Gap] = []
     last: dict[str, int] = {}
     for entity_id, start, _count in windows:
         previous = last.get(entity_id)
         if previous is not None and start - previous > step_us:
-            gaps.extend(
-                Gap(entity_id, missing) for missing in range(previous + step_us, start, step_us)
-            )
+            first = previous + step_us
+            gaps.append(Gap(entity_id, first, start, (start - first) // step_us))
         last[entity_id] = start
     gaps.sort(key=lambda gap: (gap.entity_id, gap.window_start_us))
     return gaps
