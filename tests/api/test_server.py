@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -213,9 +214,24 @@ def test_queries_and_their_errors(api: Client) -> None:
         ("/entities?limit=0", 400, "invalid_parameter"),
         ("/entities/x/timeline?cursor=bad", 400, "invalid_cursor"),
         ("/nowhere", 404, "not_found"),
+        # A reversed range is an error (as on the command line), not an empty answer.
+        ("/entities/x/timeline?from=2026-11-02&to=2026-11-01", 400, "invalid_range"),
+        ("/coverage?from=2026-11-02&to=2026-11-01", 400, "invalid_range"),
+        ("/rates?since=2026-11-02&until=2026-11-01", 400, "invalid_range"),
+        # Digits of other scripts are not ISO-8601's.
+        ("/rates?since=" + quote("\u0662\u0660\u0662\u0666-11-01"), 400, "invalid_time"),
+        ("/rates?since=" + quote("-\u0662h"), 400, "invalid_time"),
     ]:
         got, _, error = api.call("GET", path)
         assert (got, error["error"]["code"]) == (status, code), path
+
+
+def test_ranges_that_end_near_the_year_1_are_answered(api: Client) -> None:
+    # The default start reaches back from the end: held at the year 1, never past it.
+    for path in ("/coverage?to=0001-01-02", "/rates?until=0001-01-01T00:02:00Z"):
+        status, _, body = api.call("GET", path)
+        assert status == 200, (path, body)
+        assert body["from"] == "0001-01-01T00:00:00.000000Z"
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(api: Client) -> None:

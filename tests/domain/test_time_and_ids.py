@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 
 from pik.domain.envelope import Event, prepare
 from pik.domain.instants import (
+    US_PER_DAY,
     TimeFormatError,
     format_instant,
     parse_instant,
     parse_query_time,
+    query_range,
 )
 from pik.domain.limits import DEFAULT_LIMITS
 
@@ -85,6 +87,28 @@ def test_relative_query_times() -> None:
         with pytest.raises(TimeFormatError, match=r"2026-01-31, now, .* -2h") as refused:
             parse_query_time(wrong, now)
         assert refused.value.code == "invalid_time"
+
+
+def test_only_ascii_digits_make_a_time() -> None:
+    # Other scripts' digits pass `\d` and int(): "٢٠٢٦" would read as 2026.
+    for text in ("\u0662\u0660\u0662\u0666-11-01T10:00:00+00:00", "2026-11-01T1\uff10:00:00Z"):
+        with pytest.raises(TimeFormatError):
+            parse_instant(text)
+    for text in ("\u0662\u0660\u0662\u0666-11-01", "-\u0662h", "now-\u0662d"):
+        with pytest.raises(TimeFormatError):
+            parse_query_time(text, NOW)
+
+
+def test_query_ranges_default_within_the_years_of_time() -> None:
+    assert query_range(None, None) == (0, parse_instant("9999-12-31T23:59:59.999999Z"))
+    week = 7 * US_PER_DAY
+    assert query_range(None, None, week, US_PER_DAY, now=NOW) == (NOW - week, NOW + US_PER_DAY)
+    assert query_range(None, NOW, week, now=NOW + 5) == (NOW - week, NOW), "back from the end"
+    year_1 = parse_instant("0001-01-01T00:00:00Z")
+    assert query_range(None, year_1 + US_PER_DAY, week, now=NOW)[0] == year_1
+    with pytest.raises(TimeFormatError) as reversed_:
+        query_range(NOW, NOW - 1)
+    assert reversed_.value.code == "invalid_range"
 
 
 def _event(**fields: object) -> Event:

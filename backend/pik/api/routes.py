@@ -28,12 +28,12 @@ from pik.documents import (
 )
 from pik.domain.envelope import parse_event_id
 from pik.domain.instants import (
-    END_OF_TIME_US,
     US_PER_DAY,
     US_PER_HOUR,
+    US_PER_MINUTE,
     TimeFormatError,
-    now_us,
     parse_query_time,
+    query_range,
 )
 from pik.domain.numbers import whole_number
 from pik.domain.outcome import Outcome, Status
@@ -106,10 +106,10 @@ def build_api(
         values = app.current_event.query_string_parameters or {}
         return values.get(name)
 
-    def time_param(name: str, default: int) -> int:
+    def time_param(name: str) -> int | None:
         value = param(name)
         if value is None:
-            return default
+            return None
         try:
             return parse_query_time(value)
         except TimeFormatError as exc:
@@ -121,6 +121,18 @@ def build_api(
                 except TimeFormatError:
                     pass
             raise ApiError(400, exc.code, f"{name}: {exc}", name) from None
+
+    def time_range(
+        names: tuple[str, str], span: int | None = None, ahead: int = 0
+    ) -> tuple[int, int]:
+        """The range the query's two time parameters ask for (defaults as the CLI's)."""
+        start, end = time_param(names[0]), time_param(names[1])
+        try:
+            return query_range(start, end, span, ahead)
+        except TimeFormatError as exc:
+            raise ApiError(
+                400, exc.code, f"{names[0]} must be before {names[1]}", names[0]
+            ) from None
 
     def int_param(name: str, default: int, low: int, high: int) -> int:
         value = param(name)
@@ -220,7 +232,7 @@ def build_api(
     @app.get("/entities/<entity_id>/timeline")
     def get_timeline(entity_id: str) -> Response[str]:
         entity = entity_param(unquote(entity_id), "entity_id") or ""
-        start, end = time_param("from", 0), time_param("to", END_OF_TIME_US)
+        start, end = time_range(("from", "to"))
         limit = int_param("limit", 100, 1, query.MAX_PAGE)
         try:
             page = query.timeline_page(
@@ -232,8 +244,7 @@ def build_api(
 
     @app.get("/coverage")
     def get_coverage() -> Response[str]:
-        end = time_param("to", now_us() + US_PER_DAY)
-        start = time_param("from", end - 7 * US_PER_DAY)
+        start, end = time_range(("from", "to"), 7 * US_PER_DAY, US_PER_DAY)
         by = param("by") or "day"
         if by not in ("hour", "day"):
             raise ApiError(400, "invalid_parameter", "by is hour or day", "by")
@@ -245,8 +256,7 @@ def build_api(
 
     @app.get("/rates")
     def get_rates() -> Response[str]:
-        end = time_param("until", now_us() + 60_000_000)
-        start = time_param("since", end - US_PER_HOUR - 60_000_000)
+        start, end = time_range(("since", "until"), US_PER_HOUR, US_PER_MINUTE)
         report = query.rates_report(store, start, end, source_param())
         return _json(rates_document(start, end, store.limits.late_after_us // 1000, report))
 

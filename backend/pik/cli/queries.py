@@ -18,7 +18,14 @@ from pik.documents import (
     timeline_document,
 )
 from pik.domain.envelope import parse_event_id
-from pik.domain.instants import END_OF_TIME_US, US_PER_DAY, US_PER_HOUR, format_instant, now_us
+from pik.domain.instants import (
+    US_PER_DAY,
+    US_PER_HOUR,
+    US_PER_MINUTE,
+    TimeFormatError,
+    format_instant,
+    query_range,
+)
 from pik.domain.windows import Gap
 from pik.formatting import lag, median_bucket
 from pik.services import query
@@ -27,18 +34,21 @@ from pik.textsafe import inert
 SHOWN_PAYLOAD_CHARS = 20_000
 
 
-def _range(start: str | None, end: str | None, default_span: int | None) -> tuple[int, int]:
-    end_us = time_option(end, "--to")
-    start_us = time_option(start, "--from")
-    if start_us is None:
-        # The span reaches back from --to, else from now (not from the day of clock skew
-        # the default end allows past now).
-        start_us = (now_us() if end_us is None else end_us) - default_span if default_span else 0
-    if end_us is None:
-        end_us = now_us() + US_PER_DAY if default_span else END_OF_TIME_US
-    if start_us >= end_us:
-        raise click.BadParameter("--from must be before --to", param_hint="--from")
-    return start_us, end_us
+def _range(
+    start: str | None,
+    end: str | None,
+    default_span: int | None,
+    ahead: int = US_PER_DAY,
+    names: tuple[str, str] = ("--from", "--to"),
+) -> tuple[int, int]:
+    end_us = time_option(end, names[1])
+    start_us = time_option(start, names[0])
+    try:
+        return query_range(start_us, end_us, default_span, ahead)
+    except TimeFormatError:
+        raise click.BadParameter(
+            f"{names[0]} must be before {names[1]}", param_hint=names[0]
+        ) from None
 
 
 def _cell(value: str) -> Text:
@@ -240,13 +250,7 @@ def coverage(
 @pass_context
 def rates(ctx: Context, start: str | None, end: str | None, source: str | None) -> None:
     """Ingest counters per minute per source: accepted, duplicate, rejected, late."""
-    # `is None`, not `or`: the epoch is a time like any other.
-    until_us = time_option(end, "--until")
-    end_us = now_us() + 60_000_000 if until_us is None else until_us
-    since_us = time_option(start, "--since")
-    start_us = end_us - US_PER_HOUR - 60_000_000 if since_us is None else since_us
-    if start_us >= end_us:
-        raise click.BadParameter("--since must be before --until", param_hint="--since")
+    start_us, end_us = _range(start, end, US_PER_HOUR, US_PER_MINUTE, ("--since", "--until"))
     with ctx.engine() as engine:
         report = query.rates_report(engine, start_us, end_us, source)
         late_after_ms = engine.limits.late_after_us // 1000

@@ -31,10 +31,11 @@ END_OF_TIME_US = _MAX_US
 """9999-12-31T23:59:59.999999Z: the open end of a range that has none."""
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?",
+    re.ASCII,  # `\d` alone matches any script's digits, and int() reads them
 )
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_RELATIVE = re.compile(r"(?:now)?-(\d+)([smhdw])")
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
+_RELATIVE = re.compile(r"(?:now)?-(\d+)([smhdw])", re.ASCII)
 _UNIT_US = {
     "s": US_PER_SECOND,
     "m": US_PER_MINUTE,
@@ -163,6 +164,35 @@ def parse_query_time(text: str, now: int | None = None) -> int:
             f"{exc}, a date like 2026-01-31, now, or a time back from now like -15m, -2h, "
             "now-7d (units s, m, h, d, w)",
         ) from None
+
+
+def query_range(
+    start_us: int | None,
+    end_us: int | None,
+    span_us: int | None = None,
+    ahead_us: int = 0,
+    now: int | None = None,
+) -> tuple[int, int]:
+    """The ``[start, end)`` a query reads, from the bounds it was given (``None``: not given).
+
+    Without ``span_us``, a missing start is the epoch (no event is older) and a missing end
+    the end of time. With it, a missing end is ``ahead_us`` past now (for clocks that run
+    ahead) and a missing start reaches ``span_us`` back from the given end, else from now,
+    held at the year 1. Raises :class:`TimeFormatError` (``invalid_range``) unless the
+    start comes before the end.
+    """
+    if span_us is None:
+        start_us = 0 if start_us is None else start_us
+        end_us = _MAX_US if end_us is None else end_us
+    else:
+        current = now_us() if now is None else now
+        if start_us is None:
+            start_us = max((current if end_us is None else end_us) - span_us, _MIN_US)
+        if end_us is None:
+            end_us = min(current + ahead_us, _MAX_US)
+    if start_us >= end_us:
+        raise TimeFormatError("invalid_range", "the start of the range must come before its end")
+    return start_us, end_us
 
 
 def floor_to(us: int, step_us: int) -> int:
