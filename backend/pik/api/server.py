@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import uuid
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any, cast
@@ -42,6 +43,20 @@ is not cut off, a trickle is."""
 MAX_CONNECTIONS = 64
 MIN_TOKEN_CHARS = 16
 """A guessable token is no guard on an address others can reach."""
+
+
+_REFUSALS: dict[int, tuple[str, str]] = {
+    HTTPStatus.BAD_REQUEST: ("bad_request", "the request line or a header cannot be read"),
+    HTTPStatus.REQUEST_URI_TOO_LONG: ("uri_too_long", "the request line is too long"),
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: (
+        "headers_too_large",
+        "a header is too long, or there are too many",
+    ),
+    HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: (
+        "http_version_not_supported",
+        "send HTTP/1.1 (or HTTP/1.0)",
+    ),
+}
 
 
 def _busy_reply() -> bytes:
@@ -66,6 +81,9 @@ def is_loopback(host: str) -> bool:
 
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Connections the kernel queues before they are accepted: the standard library's 5
+    # had bursts of a dozen clients reset, unanswered, far below MAX_CONNECTIONS.
+    request_queue_size = 128
 
     def __init__(
         self, store: EventStore, host: str = "127.0.0.1", port: int = 8765, token: str | None = None
@@ -77,18 +95,23 @@ class ApiServer(ThreadingHTTPServer):
             )
         if token is not None and (
             len(token) < MIN_TOKEN_CHARS
+            or not token.isascii()
             or not token.isprintable()
             or any(c.isspace() for c in token)
         ):
+            # ASCII: a header arrives as bytes, and clients do not agree on how to encode
+            # any other character in it.
             raise ValueError(
-                f"PIK_TOKEN must be at least {MIN_TOKEN_CHARS} printable characters without "
-                "spaces, e.g. `openssl rand -hex 16`"
+                f"PIK_TOKEN must be at least {MIN_TOKEN_CHARS} printable ASCII characters "
+                "without spaces, e.g. `openssl rand -hex 16`"
             )
         self.api = build_api(store)
         self.token = token
         self._connections = 0
         self._deadlines: dict[socket.socket, float] = {}
         self._guard = threading.Lock()
+        if ":" in host:  # an IPv6 address such as ::1
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
         self.allowed_hosts = self._hosts(host, self.server_address[1])
 
@@ -160,7 +183,7 @@ class ApiServer(ThreadingHTTPServer):
     def _hosts(host: str, port: int) -> set[str] | None:
         if not is_loopback(host):
             return None  # the token guards a public bind; the Host may be any name
-        names = {"127.0.0.1", "localhost", "[::1]", host}
+        names = {"127.0.0.1", "localhost", "[::1]", f"[{host}]" if ":" in host else host.lower()}
         return {f"{name}:{port}" for name in names} | names
 
 
@@ -208,6 +231,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.request_started(self.connection)
         super().handle_one_request()
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals, as the API's JSON errors that echo nothing
+        of the request: a request line or header it cannot read, one too long, too many
+        headers, an HTTP version it does not speak. A method it has no handler for goes to
+        the routes, which answer it as the stack does."""
+        if code == HTTPStatus.NOT_IMPLEMENTED and self.command:
+            self._handle()
+            return
+        error_code, text = _REFUSALS.get(code, _REFUSALS[HTTPStatus.BAD_REQUEST])
+        # Its status line and headers are sent whatever version the request claimed.
+        self.request_version = "HTTP/1.1"
+        self.close_connection = True
+        self._send(code, ApiError(code, error_code, text).body(uuid.uuid4().hex), close=True)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # request lines would carry query strings; nothing is logged by default
 
@@ -246,6 +283,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _check_framing(self) -> None:
         """Refuse what two parsers could read differently (behind a proxy, a smuggled
         request): a header that decides access or framing sent twice, or a chunked body."""
+        if self.headers.defects or self.headers.get_payload():
+            # The parser stopped at a line that is not `name: value` and kept the rest
+            # aside: headers after it (a second Content-Length, say) would go unchecked.
+            raise ApiError(400, "malformed_header", "a header line is not `name: value`")
         for name in ("Host", "Content-Length", "Authorization", "Transfer-Encoding"):
             if len(self.headers.get_all(name) or ()) > 1:
                 raise ApiError(400, "repeated_header", f"{name} is sent more than once", name)
@@ -259,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _check_access(self) -> None:
         allowed = self.server.allowed_hosts
-        if allowed is not None and self.headers.get("Host", "") not in allowed:
+        if allowed is not None and self.headers.get("Host", "").lower() not in allowed:
             raise ApiError(
                 421, "host_not_allowed", "this server answers only to 127.0.0.1/localhost", "host"
             )
@@ -296,7 +337,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _event(self, body: bytes, request_id: str) -> dict[str, Any]:
         """The request as an API Gateway (REST) proxy event: the shape Lambda receives."""
-        url = urlsplit(self.path)
+        try:
+            url = urlsplit(self.path)
+        except ValueError:  # an absolute form with a broken host, such as http://[::1/
+            raise ApiError(400, "invalid_path", "the request's path cannot be read") from None
         multi = parse_qs(url.query, keep_blank_values=True)
         headers = {name: value for name, value in self.headers.items()}
         return {
