@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -57,3 +58,14 @@ def test_a_repeated_key_is_always_found(value: dict[str, Any], key: str, extra: 
     raw = (body[:-1] + f", {json.dumps(key)}: {json.dumps(extra)}}}").encode()
     if key in value:
         assert outcome(decode, raw) == ("rejected", "duplicate_key")
+
+
+def test_only_json_whitespace_may_surround_a_document() -> None:
+    """Space, tab, CR and LF: anything str.strip() would also take (a vertical tab, a form
+    feed, U+001F, NBSP, U+2028) stored with an event would make bytes no JSON reader reads."""
+    assert decode(b' \t{"a": 1}\r\n', DEFAULT_LIMITS) == {"a": 1}
+    for extra in ("\x0b", "\x0c", "\x1f", "\u00a0", "\u2028"):
+        for raw in ('{"a": 1}' + extra, extra + '{"a": 1}', extra):
+            with pytest.raises(RejectedError) as refused:
+                decode(raw.encode(), DEFAULT_LIMITS)
+            assert refused.value.rejection.code == "invalid_json", raw

@@ -38,7 +38,7 @@ from pik.domain.instants import (
 from pik.domain.numbers import whole_number
 from pik.domain.outcome import Outcome, Status
 from pik.domain.rejection import RejectedError, Rejection
-from pik.domain.strictjson import decode
+from pik.domain.strictjson import WHITESPACE, decode
 from pik.ports import EventStore
 from pik.services import query
 from pik.services.ingest import ingest_batch
@@ -300,10 +300,10 @@ def _items(event: dict[str, Any], store: EventStore) -> tuple[list[bytes], bool]
     kind, raw = _content_type(event), _body(event)
     single = False
     if kind == "application/x-ndjson":
-        items = [line.rstrip(b"\r") for line in raw.split(b"\n") if line.strip()]
+        items = [line.rstrip(b"\r") for line in raw.split(b"\n") if line.strip(WHITESPACE)]
     elif kind == JSON:
-        if raw.lstrip()[:1] == b"{":
-            items, single = [raw.strip()], True
+        if raw.lstrip(WHITESPACE)[:1] == b"{":
+            items, single = [raw.strip(WHITESPACE)], True
         else:
             limits = replace(
                 store.limits, max_event_bytes=MAX_BODY_BYTES, max_depth=store.limits.max_depth + 1

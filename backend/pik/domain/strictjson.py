@@ -90,13 +90,22 @@ def _too_deep(limits: Limits) -> RejectedError:
     return RejectedError("nesting_too_deep", None, f"nesting deeper than {limits.max_depth} levels")
 
 
+WHITESPACE = b" \t\n\r"
+"""JSON's whitespace, all of it: str.strip() and bytes.strip() take more (\\v, \\f, and for
+str U+001C-U+001F, NBSP, U+2028...), which would let an event carry bytes no JSON reader
+accepts."""
+
+
+_WHITESPACE_TEXT = WHITESPACE.decode()
+
+
 def decode(raw: bytes, limits: Limits) -> Any:
     """Strictly decode one JSON document, or raise :class:`RejectedError`."""
     if len(raw) > limits.max_event_bytes:
         raise RejectedError(
             "too_large", None, f"event is {len(raw)} bytes; the limit is {limits.max_event_bytes}"
         )
-    if not raw.strip():
+    if not raw.strip(WHITESPACE):
         raise RejectedError("empty", None, "the event is empty")
     if raw.startswith(_BOM):
         raise RejectedError("bom_not_allowed", None, "a UTF-8 byte order mark is not allowed")
@@ -126,7 +135,7 @@ def _decode_exactly(raw: bytes, limits: Limits) -> Any:
     ):
         raise _too_deep(limits)
     try:
-        value, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip()))
+        value, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip(_WHITESPACE_TEXT)))
     except json.JSONDecodeError as exc:
         offset = len(text[: exc.pos].encode("utf-8"))
         raise RejectedError("invalid_json", None, f"{exc.msg} at byte {offset}") from None
@@ -136,7 +145,7 @@ def _decode_exactly(raw: bytes, limits: Limits) -> Any:
         raise _too_deep(limits) from None
     except ValueError as exc:  # Python's int-digits guard on enormous integers
         raise RejectedError("number_out_of_range", None, str(exc).split(";")[0]) from None
-    if text[end:].strip():
+    if text[end:].strip(_WHITESPACE_TEXT):
         offset = len(text[:end].encode("utf-8"))
         raise RejectedError(
             "invalid_json", None, f"unexpected data after the JSON value at byte {offset}"

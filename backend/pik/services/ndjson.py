@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
+from pik.domain.strictjson import WHITESPACE
+
 CHUNK = 1 << 16
 
 
@@ -41,5 +43,5 @@ def read_lines(stream: LineReader, max_bytes: int) -> Iterator[tuple[int, bytes 
             yield number, TooLong(size)
             continue
         line = line.rstrip(b"\r\n")
-        if line.strip():
+        if line.strip(WHITESPACE):
             yield number, line
