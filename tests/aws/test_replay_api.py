@@ -172,8 +172,18 @@ def test_the_routes_name_what_is_wrong_and_refuse_unauthenticated_callers(
     }
     status, body = post("/replays/plans", good, user_arn=None)
     assert (status, body["error"]["code"]) == (403, "not_authenticated")
-    answer = handler(api_event("POST", "/replays/plans", "[" * 100_000), context)
-    assert answer["statusCode"] == 400 and "nested too deeply" in answer["body"]
+    # Bodies are read as strictly as events: what json.loads would take, no field sees.
+    for raw, status, code in [
+        ("[" * 100_000, 422, "nesting_too_deep"),
+        ('{"entity_ids": ["api-4"], "entity_ids": ["other"]}', 422, "duplicate_key"),
+        ('{"entity_ids": ["api-4"], "rate": NaN}', 422, "non_finite_number"),
+        (json.dumps(good).encode("utf-16"), 400, "invalid_utf8"),
+        ("{}\x0b", 400, "invalid_json"),
+        ("{", 400, "invalid_json"),
+    ]:
+        answer = handler(api_event("POST", "/replays/plans", raw, user_arn=OPERATOR), context)
+        error = json.loads(answer["body"])["error"]
+        assert (answer["statusCode"], error["code"]) == (status, code), raw
     for change, field in [
         ({"entity_ids": "api-4"}, "entity_ids"),
         ({"start": 5}, "start"),

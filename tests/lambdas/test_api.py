@@ -415,3 +415,33 @@ def test_an_offset_whose_plus_became_a_space_is_read_as_sent(
     assert status == 200 and len(page["events"]) == 1
     status, _, error = api.call("GET", "/rates", query={"since": ["2026-11-01 junk"]})
     assert status == 400 and error["error"]["code"] == "invalid_time"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"body": "not base64!", "isBase64Encoded": True}, None),
+        ({"body": {"source": "x"}}, None),
+        ({"body": 7}, None),
+        ({"body": '{"source": "\ud800"}', "isBase64Encoded": False}, None),
+        ({"httpMethod": None}, "httpMethod"),
+        ({"path": 3}, "path"),
+        ({"queryStringParameters": {"limit": 5}}, "queryStringParameters"),
+        ({"multiValueQueryStringParameters": {"limit": "5"}}, "multiValueQueryStringParameters"),
+        ({"headers": ["content-type"]}, "headers"),
+        ({"requestContext": "ctx"}, "requestContext"),
+    ],
+)
+def test_an_event_api_gateway_would_never_send_is_a_400_not_a_crash(
+    engine: LocalEngine, context: Any, change: dict[str, Any], field: str | None
+) -> None:
+    """A direct invocation with a malformed event is refused in the error shape."""
+    handler = make_handler(lambda: engine)
+    event = {**api_event("POST", "/events", "{}"), **change}
+    response = handler(event, context)
+    error = json.loads(response["body"])["error"]
+    assert response["statusCode"] == 400, error
+    assert error["code"] in ("invalid_request", "invalid_body")
+    if field is not None:
+        assert field in error["message"]
+    assert engine.counts()["events"] == 0

@@ -17,23 +17,30 @@ as it then stands. ``"confirm": true`` must be sent: a stray request confirms no
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
-from pik.api.errors import ApiError
+from pik.api.errors import ApiError, status_of
 from pik.domain import replay
 from pik.domain.instants import TimeFormatError, parse_query_time
+from pik.domain.limits import DEFAULT_LIMITS
+from pik.domain.rejection import RejectedError
 from pik.domain.replay import ReplayError, ReplayRun, Selection
+from pik.domain.strictjson import WHITESPACE, decode
 from pik.services.replay_control import ReplayControl
 
 _log = logging.getLogger(__name__)
 
 ControlFor = Callable[[dict[str, Any]], ReplayControl]
 """The control acting as the caller of a request (its proxy event), or an ``ApiError``."""
+
+BODY_LIMITS = replace(DEFAULT_LIMITS, max_event_bytes=1 << 30)
+"""A replay body is read as strictly as an event, its size limited by the route
+(``MAX_REPLAY_BODY_BYTES``) before it is read."""
 
 JsonResponse = Callable[[dict[str, Any], int], Response[str]]
 
@@ -54,13 +61,15 @@ def add_replay_routes(
 
     def document() -> dict[str, Any]:
         raw = body_of(app.current_event.raw_event)  # refuses one over the replay limit
-        if not raw.strip():
+        if not raw.strip(WHITESPACE):
             return {}
-        try:
-            found = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            raise ApiError(400, "invalid_json", f"the body is not JSON: {reason}") from None
+        try:  # as strictly as an event: no repeated key, NaN or UTF-16 reaches a field
+            found = decode(raw, BODY_LIMITS)
+        except RejectedError as exc:
+            rejection = exc.rejection
+            raise ApiError(
+                status_of(rejection), rejection.code, f"the body: {rejection.message}"
+            ) from None
         if not isinstance(found, dict):
             raise ApiError(400, "invalid_body", "the body must be a JSON object")
         return found

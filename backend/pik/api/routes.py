@@ -7,6 +7,7 @@ routing, validation and error shapes exist once.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from urllib.parse import unquote
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from pik.api.errors import ApiError
+from pik.api.errors import ApiError, status_of
 from pik.api.replay_routes import ControlFor, add_replay_routes
 from pik.documents import (
     coverage_document,
@@ -37,7 +38,7 @@ from pik.domain.instants import (
 )
 from pik.domain.numbers import whole_number
 from pik.domain.outcome import Outcome, Status
-from pik.domain.rejection import RejectedError, Rejection
+from pik.domain.rejection import RejectedError
 from pik.domain.strictjson import WHITESPACE, decode
 from pik.ports import EventStore
 from pik.services import query
@@ -269,7 +270,16 @@ def too_large(size: int, limit: int) -> ApiError:
 
 def _body(event: dict[str, Any]) -> bytes:
     body = event.get("body") or ""
-    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+    if not isinstance(body, str):
+        raise ApiError(400, "invalid_body", "the request's body is not text or base64 text")
+    try:
+        raw = (
+            base64.b64decode(body, validate=True)
+            if event.get("isBase64Encoded")
+            else body.encode("utf-8")
+        )
+    except (binascii.Error, ValueError):  # UnicodeEncodeError: a lone surrogate
+        raise ApiError(400, "invalid_body", "the request's body cannot be read as sent") from None
     limit = body_limit(str(event.get("path") or ""))
     if len(raw) > limit:
         raise too_large(len(raw), limit)
@@ -363,30 +373,6 @@ def _batch_document(outcomes: list[Outcome]) -> dict[str, Any]:
     for outcome in outcomes:
         counts[outcome.status.value] += 1
     return {**counts, "results": [_result(i, o) for i, o in enumerate(outcomes)]}
-
-
-UNPROCESSABLE = frozenset(
-    {
-        "nesting_too_deep",
-        "number_out_of_range",
-        "non_finite_number",
-        "duplicate_key",
-        "lone_surrogate",
-    }
-)
-"""Codes of JSON that parses but holds what no event may: refused as unprocessable (422),
-like an invalid field, not as malformed (400)."""
-
-
-def status_of(rejection: Rejection) -> int:
-    """The HTTP status a request refused for ``rejection`` is answered with."""
-    if rejection.code == "idempotency_conflict":
-        return 409
-    if rejection.code == "too_large":
-        return 413
-    if rejection.field is not None or rejection.code in UNPROCESSABLE:
-        return 422
-    return 400
 
 
 def _single_response(outcome: Outcome, error: Callable[[ApiError], Response[str]]) -> Response[str]:

@@ -91,7 +91,8 @@ def replay_control_for(backend: Lazy[ReplayBackend]) -> ControlFor:
 
 
 def _request_id(event: dict[str, Any]) -> str:
-    return str((event.get("requestContext") or {}).get("requestId", "-"))
+    context = event.get("requestContext")
+    return str(context.get("requestId", "-")) if isinstance(context, dict) else "-"
 
 
 def _error(event: dict[str, Any], error: ApiError) -> dict[str, Any]:
@@ -162,7 +163,14 @@ def make_handler(
     )
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
+            malformed = _malformed(event)
+            if malformed is not None:  # invoked directly, not through API Gateway
+                raise ApiError(
+                    400, "invalid_request", f"not an API Gateway proxy request: {malformed}"
+                )
             response: dict[str, Any] = api.get().resolve(event, context)
+        except ApiError as exc:
+            response = _error(event, exc)
         except StoreUnavailableError as exc:  # the store could not even be opened
             log_failure("store unavailable", exc)
             response = _error(
@@ -188,6 +196,34 @@ def make_handler(
         return response
 
     return handler
+
+
+def _malformed(event: dict[str, Any]) -> str | None:
+    """What makes ``event`` no proxy request the routes can read, or None."""
+    for name in ("httpMethod", "path"):
+        if not isinstance(event.get(name), str):
+            return f"{name} is not text"
+    context = event.get("requestContext")
+    if context is not None and not (
+        isinstance(context, dict) and isinstance(context.get("identity") or {}, dict)
+    ):
+        return "requestContext is not a map"
+    for name in ("headers", "queryStringParameters", "pathParameters"):
+        values = event.get(name)
+        if values is not None and not (
+            isinstance(values, dict) and all(isinstance(v, str) for v in values.values())
+        ):
+            return f"{name} is not a map of text"
+    for name in ("multiValueHeaders", "multiValueQueryStringParameters"):
+        values = event.get(name)
+        if values is not None and not (
+            isinstance(values, dict)
+            and all(
+                isinstance(v, list) and all(isinstance(i, str) for i in v) for v in values.values()
+            )
+        ):
+            return f"{name} is not a map of lists of text"
+    return None
 
 
 def _within_lambda_limit(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
