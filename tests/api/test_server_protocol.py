@@ -130,3 +130,33 @@ def test_serves_on_ipv6_loopback(engine: LocalEngine) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_errors_repeat_nothing_sent_and_name_the_limit_that_holds(
+    api: Client, engine: LocalEngine
+) -> None:
+    status, _, body = api.call("GET", "/CANARY-secret-123")
+    assert status == 404 and "CANARY" not in json.dumps(body)
+    status, _, body = api.call("GET", "/events/" + "g" * 32)
+    assert (status, body["error"]["code"]) == (400, "invalid_event_id")
+    assert "0-9 and a-f" in body["error"]["message"]
+    depth = engine.limits.max_depth
+    nested = "[" * (depth + 1) + "]" * (depth + 1)
+    document = json.dumps([{"payload": "X"}]).replace('"X"', nested).encode()
+    status, _, body = api.call("POST", "/events", document)
+    assert (status, body["error"]["code"]) == (422, "nesting_too_deep")
+    assert f"deeper than {depth} levels" in body["error"]["message"]
+
+
+def test_an_entity_id_no_event_can_have_is_pointed_out(api: Client) -> None:
+    for path, field in [
+        ("/entities/customer-1%20/timeline", "entity_id"),
+        ("/entities/a%00b/timeline", "entity_id"),
+        ("/coverage?entity=ok&entity=..%2F..", "entity"),
+    ]:
+        status, _, body = api.call("GET", path)
+        assert (status, body["error"]["code"], body["error"]["field"]) == (
+            400,
+            "invalid_entity_id",
+            field,
+        ), path

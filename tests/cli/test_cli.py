@@ -236,6 +236,10 @@ def test_rates_entities_and_verify(demo: Path) -> None:
         (["event", "not-an-id"], 2, "32 hexadecimal"),
         (["event", "0" * 32], 1, "no event"),
         (["coverage", "--by", "week"], 2, "week"),
+        # An id no entity can have, such as one pasted with a trailing space.
+        (["timeline", "customer-0007 "], 2, "'customer-0007 ': no entity id is like that"),
+        (["coverage", "--entity", "customer-0007", "--entity", ""], 2, "no entity id is empty"),
+        (["rates", "--since", "-1h", "--until", "-2h"], 2, "--since must be before --until"),
     ],
 )
 def test_errors_say_what_to_do(demo: Path, args: list[str], code: int, words: str) -> None:

@@ -27,7 +27,7 @@ from pik.documents import (
     rates_document,
     timeline_document,
 )
-from pik.domain.envelope import parse_event_id
+from pik.domain.envelope import entity_shape_problem, parse_event_id
 from pik.domain.instants import (
     US_PER_DAY,
     US_PER_HOUR,
@@ -173,8 +173,10 @@ def build_api(
 
     @app.not_found
     def not_found(_: NotFoundError) -> Response[str]:
-        event = app.current_event
-        return api_error(ApiError(404, "not_found", f"no route {event.http_method} {event.path}"))
+        # The path is not repeated: it may hold what the caller did not mean to send twice.
+        return api_error(
+            ApiError(404, "not_found", "no route has this method and path (docs/api.md lists them)")
+        )
 
     @app.post("/events")
     def post_events() -> Response[str]:
@@ -215,6 +217,14 @@ def build_api(
     def entity_param(value: str | None, field: str) -> str | None:
         return bounded(value, field, store.limits.max_entity_id_chars)
 
+    def entity_id_param(value: str, field: str) -> str:
+        """An entity to look up: one no stored entity can have is a mistake to point out
+        (a pasted trailing space, say), not an empty answer."""
+        problem = entity_shape_problem(value)
+        if problem is not None:
+            raise ApiError(400, "invalid_entity_id", problem, field)
+        return bounded(value, field, store.limits.max_entity_id_chars) or value
+
     def source_param() -> str | None:
         return bounded(param("source"), "source", store.limits.max_source_chars)
 
@@ -232,7 +242,7 @@ def build_api(
 
     @app.get("/entities/<entity_id>/timeline")
     def get_timeline(entity_id: str) -> Response[str]:
-        entity = entity_param(unquote(entity_id), "entity_id") or ""
+        entity = entity_id_param(unquote(entity_id), "entity_id")
         start, end = time_range(("from", "to"))
         limit = int_param("limit", 100, 1, query.MAX_PAGE)
         try:
@@ -251,7 +261,7 @@ def build_api(
             raise ApiError(400, "invalid_parameter", "by is hour or day", "by")
         entities = (app.current_event.multi_value_query_string_parameters or {}).get("entity")
         for entity in entities or ():
-            entity_param(entity, "entity")
+            entity_id_param(entity, "entity")
         report = query.coverage_report(store, start, end, by, entities, source_param())
         return _json(coverage_document(start, end, report))
 
@@ -322,7 +332,10 @@ def _items(event: dict[str, Any], store: EventStore) -> tuple[list[bytes], bool]
                 document = decode(raw, limits)
             except RejectedError as exc:
                 rejection = exc.rejection
-                raise ApiError(status_of(rejection), rejection.code, rejection.message) from None
+                message = rejection.message
+                if rejection.code == "nesting_too_deep":  # counted from the array, one up
+                    message = f"an event nests deeper than {store.limits.max_depth} levels"
+                raise ApiError(status_of(rejection), rejection.code, message) from None
             if not isinstance(document, list):
                 raise ApiError(
                     400,

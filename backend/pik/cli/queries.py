@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TypeVar
 
 import click
 from rich.table import Table
@@ -17,7 +18,7 @@ from pik.documents import (
     rates_document,
     timeline_document,
 )
-from pik.domain.envelope import parse_event_id
+from pik.domain.envelope import entity_shape_problem, parse_event_id
 from pik.domain.instants import (
     US_PER_DAY,
     US_PER_HOUR,
@@ -51,6 +52,19 @@ def _range(
         ) from None
 
 
+T = TypeVar("T", str, tuple[str, ...])
+
+
+def _entity_ids(value: T) -> T:
+    """An entity id (or ids) to look up: one no entity can have is a mistake to point out
+    (a pasted trailing space, say), not an empty answer."""
+    for entity_id in (value,) if isinstance(value, str) else value:
+        problem = entity_shape_problem(entity_id)
+        if problem is not None:
+            raise click.BadParameter(f"'{inert(entity_id, limit=80)}': {problem}")
+    return value
+
+
 def _cell(value: str) -> Text:
     return Text(inert(value, limit=120))
 
@@ -65,7 +79,7 @@ def _field(value: object) -> str:
 
 
 @click.command()
-@click.argument("entity")
+@click.argument("entity", callback=lambda _c, _p, value: _entity_ids(value))
 @click.option("--from", "start", metavar="T", help="Start of event time, inclusive.")
 @click.option("--to", "end", metavar="T", help="End of event time, exclusive.")
 @click.option("--limit", type=click.IntRange(1, query.MAX_PAGE), default=100, show_default=True)
@@ -180,7 +194,13 @@ def event(ctx: Context, event_id: str) -> None:
 @click.option(
     "--by", "granularity", type=click.Choice(["hour", "day"]), default="day", show_default=True
 )
-@click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable).")
+@click.option(
+    "--entity",
+    "entities",
+    multiple=True,
+    callback=lambda _c, _p, value: _entity_ids(value),
+    help="Only this entity (repeatable).",
+)
 @click.option("--source", help="Only events of this source.")
 @json_option
 @pass_context

@@ -76,8 +76,10 @@ def event_id_hex(event_id: bytes) -> str:
 def parse_event_id(text: str) -> bytes:
     """Read a 32-hex-character event id; raises ``ValueError`` with a readable reason."""
     cleaned = text.strip().lower()
-    if len(cleaned) != 32 or any(c not in "0123456789abcdef" for c in cleaned):
-        raise ValueError(f"an event id is 32 hexadecimal characters, not {len(text)}")
+    if len(cleaned) != 32:
+        raise ValueError(f"an event id is 32 hexadecimal characters, not {len(cleaned)}")
+    if any(c not in "0123456789abcdef" for c in cleaned):
+        raise ValueError("an event id is 32 hexadecimal characters: 0-9 and a-f only")
     return bytes.fromhex(cleaned)
 
 
@@ -85,6 +87,13 @@ def could_be_entity(text: str) -> bool:
     """Whether ``text`` is shaped like an entity id (any length): one that is not names
     no stored entity, so a query for it is answered empty without asking the index."""
     return _ENTITY.fullmatch(text) is not None
+
+
+def entity_shape_problem(text: str) -> str | None:
+    """Why no entity can have ``text`` as its id, for a query to say so; None if one can."""
+    if could_be_entity(text):
+        return None
+    return f"no entity id is {'empty' if not text else 'like that'}: ids hold {_ENTITY_RULE}"
 
 
 def could_begin_entity(prefix: str) -> bool:

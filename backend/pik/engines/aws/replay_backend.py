@@ -45,8 +45,10 @@ def work_item(replay_id: str) -> str:
     return json.dumps({"replay_id": replay_id})
 
 
-def _shown(text: str) -> str:
-    return repr(text if len(text) <= 200 else text[:200] + "…")
+def _shown(arn: str) -> str:
+    """A queue ARN as an answer may repeat it: only one shaped like an ARN (a refusal is
+    audited, and whatever else was typed there need not be kept)."""
+    return repr(arn) if QUEUE_ARN.fullmatch(arn) else "that queue"
 
 
 MAX_DELAY_S = 900
@@ -116,8 +118,8 @@ class AwsReplayBackend:
             )
         raise replay.invalid(
             "target",
-            f"{_shown(str(target))} is no target on AWS: use `queue` (the stack's replay "
-            "queue) or `sqs:<queue ARN>` of a queue listed in ReplayTargetQueueArns",
+            "that is no target on AWS: use `queue` (the stack's replay queue) or "
+            "`sqs:<queue ARN>` of a queue listed in ReplayTargetQueueArns",
         )
 
     def sink_for(self, target: str) -> QueueSink:
