@@ -51,7 +51,7 @@ class PikApp(App[None]):
     # Below 80 columns the entity list narrows, so the tabs keep room for a timestamp.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]  # noqa: RUF012 (as App declares it)
     TITLE = "pik-tui"
-    BINDINGS: ClassVar[list[BindingType]] = [
+    KEYS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave pik-tui"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Show every key"),
         Binding(
@@ -100,6 +100,31 @@ class PikApp(App[None]):
             id="app.tab_rates",
             show=False,
             tooltip="Show ingest counters per minute",
+        ),
+        Binding(
+            "r",
+            "reload",
+            "Reload",
+            id="app.reload",
+            tooltip="Read the store again: the entity list, this timeline page, the coverage map",
+        ),
+    ]
+    # The open tab's keys work from the entity list too: arrowing through entities while
+    # watching a tab is the natural way to work.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *KEYS,
+        *(
+            Binding(
+                b.key,
+                f"tab_key({b.key!r})",
+                b.description,
+                show=False,
+                id=f"app.{b.id}",
+                tooltip=f"{b.tooltip} (pressed where its tab has no focus)",
+            )
+            for pane in (TimelinePane, CoveragePane, RatesPane)
+            for b in pane.BINDINGS
+            if isinstance(b, Binding)
         ),
     ]
 
@@ -154,7 +179,8 @@ class PikApp(App[None]):
         if message.entity_id != self.entity_id:
             self.entity_id, self.event_id = message.entity_id, None
             self.query_one(EventPane).clear()
-        self.query_one(TimelinePane).show_entity(message.entity_id)
+        # Enter on the entity on screen reads it again: the store is being written.
+        self.query_one(TimelinePane).show_entity(message.entity_id, again=message.open)
         self.query_one(CoveragePane).set_selected(message.entity_id)
         if message.open:
             self.tabs.active = "tab-timeline"
@@ -189,6 +215,23 @@ class PikApp(App[None]):
         if pane is not None:
             pane.query_one(Pane).focus_main()
 
+    async def action_tab_key(self, key: str) -> None:
+        """A key of the open tab, pressed where the tab does not have focus."""
+        pane = self.tabs.active_pane
+        if pane is None:
+            return
+        target = pane.query_one(Pane)
+        for binding in target.BINDINGS:
+            if isinstance(binding, Binding) and binding.key == key:
+                await self.run_action(binding.action, target)
+                return
+
+    def action_reload(self) -> None:
+        self.query_one(EntityPane).reload()
+        self.query_one(TimelinePane).reload()
+        self.query_one(CoveragePane).reload()
+        self.query_one(RatesPane).action_refresh_now()
+
     def action_filter(self) -> None:
         self.query_one(EntityPane).focus_filter()
 
@@ -205,7 +248,7 @@ class PikApp(App[None]):
 
     def help_sections(self) -> list[Section]:
         return [
-            ("Everywhere", self.BINDINGS),
+            ("Everywhere", self.KEYS),
             ("Entity list", EntityPane.BINDINGS),
             ("Timeline", [*TimelinePane.BINDINGS, *TimelineTable.BINDINGS]),
             ("Coverage", CoveragePane.BINDINGS),
@@ -275,3 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             feed.stop()
         backend.close()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from pik.domain.instants import US_PER_DAY, US_PER_HOUR, floor_to, format_instant
 from pik.services.query import CoverageReport
-from pik_tui.safe import clip
+from pik_tui.safe import clip, clip_middle
 
 SPANS = {"hour": (US_PER_HOUR, 72), "day": (US_PER_DAY, 14)}
 """granularity -> (window width, how many windows are shown)."""
@@ -140,7 +140,7 @@ def render(rows: list[HeatRow], span: Span, selected: str | None) -> Text:
     for row in rows:
         mark = "▶" if row.entity_id == selected else " "
         style = "bold reverse" if row.entity_id == selected else ""
-        text.append(clip(row.entity_id, LABEL_WIDTH).ljust(LABEL_WIDTH), style=style)
+        text.append(clip_middle(row.entity_id, LABEL_WIDTH).ljust(LABEL_WIDTH), style=style)
         text.append(mark)
         for index, count in enumerate(row.counts):
             if index in row.gaps:

@@ -22,9 +22,30 @@ def clip(value: str, width: int) -> str:
     return safe if len(safe) <= width else safe[: max(width - 1, 0)] + "…"
 
 
+def clip_middle(value: str, width: int) -> str:
+    """``value`` made inert and cut to ``width`` characters in its middle: for names,
+    where two that share a long start (``orders-eu-west-1``, ``orders-us-east-1``) must
+    not look the same."""
+    safe = (
+        inert(value)
+        if len(value) <= width * 8
+        else inert(value[: width * 4]) + inert(value[-width * 4 :])
+    )
+    if len(safe) <= width:
+        return safe
+    head = max(width - 1, 0) - (width - 1) // 2
+    tail = (width - 1) // 2
+    return safe[:head] + "…" + (safe[-tail:] if tail else "")
+
+
 def cell(value: str, width: int = 60, style: str = "") -> Text:
     """One table cell of untrusted text."""
     return Text(clip(value, width), style=style, no_wrap=True, end="")
+
+
+def name_cell(value: str, width: int, style: str = "") -> Text:
+    """One table cell of an untrusted name (an entity id, a source, a type)."""
+    return Text(clip_middle(value, width), style=style, no_wrap=True, end="")
 
 
 def plain(value: str, style: str = "") -> Text:

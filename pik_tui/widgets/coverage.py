@@ -119,6 +119,12 @@ class CoveragePane(Pane):
         self.windows_back = max(0, self.windows_back + direction * step)
         self.refresh_if_stale()
 
+    def reload(self) -> None:
+        """Read the map again, up to now (counts move while the store is written)."""
+        self._loaded = None
+        if self.shown():
+            self.refresh_if_stale()
+
     def refresh_if_stale(self) -> None:
         """Load the map unless it already shows these entities over this span."""
         scroll = self.query_one("#coverage-scroll")
@@ -152,7 +158,8 @@ class CoveragePane(Pane):
         gaps = sum(len(row.gaps) for row in self.rows)
         self.set_status(
             f"events per {span.granularity} · {span.label(0)} … {span.label(span.count - 1)} UTC"
-            f" · {len(self.rows)} entities{self._left_out()} · {gaps} GAP {span.granularity}(s)",
+            f" · {len(self.rows)} entities{self._left_out()} · {gaps} GAP {span.granularity}(s)"
+            f" in these {span.count}",
             "bold red" if gaps else "",
         )
         self.query_one("#heatmap", Static).update(render(self.rows, span, self.selected))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,14 +13,15 @@ from textual.worker import get_current_worker
 
 from pik_tui.backend import Backend
 from pik_tui.messages import EntitiesListed, EntitiesLoaded, EntitySelected
-from pik_tui.safe import cell, plain
+from pik_tui.safe import name_cell
 from pik_tui.widgets.base import Pane
 from pik_tui.widgets.table import Table
 
 LIMIT = 500
 """Entities listed at once; a prefix narrows the rest."""
-ENTITY_CHARS = r"[A-Za-z0-9_.:@+=,/#-]*"
-"""What an entity id may hold, so a filter cannot be anything else."""
+ENTITY_CHARS = r"[\sA-Za-z0-9_.:@+=,/#-]*"
+"""What an entity id may hold, so a filter cannot be anything else; white space too, so a
+pasted id with a space around it is taken (and the space dropped), not refused whole."""
 
 
 class EntityPane(Pane):
@@ -38,6 +40,7 @@ class EntityPane(Pane):
         self.prefix = ""
         self.selected: str | None = None
         self.listed: list[str] = []
+        self._loaded: EntitiesLoaded | None = None
 
     def compose(self) -> ComposeResult:
         yield Input(
@@ -58,8 +61,9 @@ class EntityPane(Pane):
         return self.query_one("#entity-filter", Input)
 
     def on_mount(self) -> None:
-        self.table.add_column("entity", key="entity")
+        # The count first: a long id is cut to fit (in its middle), a number never is.
         self.table.add_column("events", key="events")
+        self.table.add_column("entity", key="entity")
         self.set_status("loading entities…")
         self.load("")
 
@@ -78,6 +82,10 @@ class EntityPane(Pane):
 
     @on(Input.Changed, "#entity-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
+        cleaned = "".join(event.value.split())
+        if cleaned != event.value:
+            self.filter.value = cleaned  # changes it again, with the id alone
+            return
         self.prefix = event.value
         self.set_status("filtering…")
         self.load(event.value)
@@ -95,11 +103,39 @@ class EntityPane(Pane):
     def on_entities_loaded(self, message: EntitiesLoaded) -> None:
         if message.prefix != self.prefix:
             return
+        self._loaded = message
+        self._fill(message)
+        self._describe(message)
+
+    def on_resize(self) -> None:
+        # Ids were cut to the old width: cut them again to the new one.
+        if self._loaded is not None:
+            self._fill(self._loaded)
+            if self.selected in self.listed:
+                self.table.move_cursor(row=self.listed.index(self.selected), animate=False)
+
+    def reload(self) -> None:
+        """Ask the store again (entities and counts change while it is being written)."""
+        self.load(self.prefix)
+
+    def _fill(self, message: EntitiesLoaded) -> None:
         table = self.table
+        counts = [str(row.count) for row in message.rows]
+        count_width = max([len("events"), *map(len, counts)])
+        # Each column has a cell of padding either side; the scrollbar takes its own.
+        room = table.scrollable_content_region.width or self.size.width
+        id_width = max(8, room - count_width - 2 * 2 - table.styles.scrollbar_size_vertical)
         with self.app.batch_update():
             table.clear()
-            for row in message.rows:
-                table.add_row(cell(row.entity_id, 22), plain(str(row.count)), key=row.entity_id)
+            for row, count in zip(message.rows, counts, strict=True):
+                table.add_row(
+                    Text(count, justify="right", end=""),
+                    name_cell(row.entity_id, id_width),
+                    key=row.entity_id,
+                )
+
+    def _describe(self, message: EntitiesLoaded) -> None:
+        table = self.table
         self.listed = [row.entity_id for row in message.rows]
         shown = f"{len(self.listed)} entit{'y' if len(self.listed) == 1 else 'ies'}"
         if message.truncated:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from pik_tui.safe import clip
+from pik_tui.safe import clip, clip_middle
 
 
 class Crumbs(Static):
@@ -21,8 +21,11 @@ class Crumbs(Static):
     ) -> None:
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         text.append(" PIK ", style="bold reverse")
+        if read_only:  # first, so a narrow terminal never cuts it off
+            text.append(" READ-ONLY ", style="bold reverse")
         text.append(" store ", style="dim")
-        text.append(clip(store, 48))
+        # A path's end tells stores apart (…/production-eu-west-1): cut in the middle.
+        text.append(clip_middle(store, 40))
         if entity_id is not None:
             text.append(" > ", style="dim")
             text.append(clip(entity_id, 40), style="bold")
@@ -30,6 +33,4 @@ class Crumbs(Static):
             text.append(" > event ", style="dim")
             text.append(event_id.hex()[:12] + "…")
         text.append(f"  [{tab}]", style="dim")
-        if read_only:
-            text.append("  READ-ONLY ", style="bold reverse")
         self.update(text)

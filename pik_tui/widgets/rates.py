@@ -22,7 +22,7 @@ from pik.domain.instants import US_PER_DAY, US_PER_HOUR, US_PER_MINUTE
 from pik_tui import formats
 from pik_tui.backend import Backend
 from pik_tui.messages import RatesLoaded
-from pik_tui.safe import cell, clip, plain
+from pik_tui.safe import clip, clip_middle, name_cell, plain
 from pik_tui.widgets.base import Pane
 from pik_tui.widgets.table import Table
 
@@ -32,6 +32,8 @@ WINDOWS = (
     ("24h", US_PER_DAY),
     ("7d", 7 * US_PER_DAY),
 )
+REASON_LINES = 5
+"""Reasons listed, the most frequent first; the pane says how many more there are."""
 COLUMNS = (
     "minute (UTC)",
     "source",
@@ -164,7 +166,7 @@ class RatesPane(Pane):
             for row in reversed(rows):
                 table.add_row(
                     plain(formats.minute(row.minute_us)),
-                    cell(row.source, 24),
+                    name_cell(row.source, 24),
                     *(plain(str(n)) for n in (row.accepted, row.duplicate, row.rejected)),
                     plain(str(row.late)),
                     plain(str(row.conflict)),
@@ -174,17 +176,26 @@ class RatesPane(Pane):
                 table.move_cursor(row=min(row_at, len(rows) - 1), animate=False)
         label = WINDOWS[self.window][0]
         late = self.backend.late_after_us // 1_000_000
+        # The time first: it says how fresh the rows are, and a narrow pane cuts the end.
         self.set_status(
-            f"last {label} of ingest · {len(rows)} rows · late = lag over {late}s"
-            f" · at {formats.instant(self.now_us())[11:19]}Z"
+            f"at {formats.instant(self.now_us())[11:19]}Z · last {label} of ingest"
+            f" · {len(rows)} rows · late = lag over {late}s"
         )
         reasons = Text("rejections by reason\n", style="bold", end="")
-        if not message.report.reasons:
+        found = sorted(message.report.reasons, key=lambda r: -r[2])
+        if not found:
             reasons.append("none in this window", style="dim")
-        for source, code, count in message.report.reasons:
-            reasons.append("  " + clip(source, 24).ljust(12))
+        for source, code, count in found[:REASON_LINES]:
+            reasons.append("  " + clip_middle(source, 24).ljust(12))
             reasons.append(f"{count:>7} x ")
             reasons.append(clip(code, 40) + "\n")
+        if len(found) > REASON_LINES:
+            rest = found[REASON_LINES:]
+            reasons.append(
+                f"  … {len(rest)} more reason(s), {sum(r[2] for r in rest)} rejection(s): "
+                "`pik rates --json` lists every one",
+                style="dim",
+            )
         self.query_one("#rates-reasons", Static).update(reasons)
 
     def _badge(self) -> None:

@@ -14,7 +14,7 @@ from pik.services.query import TimelinePage
 from pik_tui import formats
 from pik_tui.backend import Backend
 from pik_tui.messages import EventChosen, PageRequested, TimelineLoaded
-from pik_tui.safe import cell, clip, plain
+from pik_tui.safe import clip, name_cell, plain
 from pik_tui.widgets.base import Pane
 from pik_tui.widgets.table import Table
 
@@ -73,6 +73,10 @@ class TimelinePane(Pane):
         self.page: TimelinePage | None = None
         self._pending: tuple[str, str | None] | None = None
         self._forward = False
+        self._newest = False
+        """The request asks for the newest page again, from its end (n past the end)."""
+        self._shown_cursor: str | None = None
+        """The cursor the page on screen was read with (None: the newest page)."""
 
     def compose(self) -> ComposeResult:
         yield Static(classes="status", id="timeline-status")
@@ -96,18 +100,19 @@ class TimelinePane(Pane):
             self.table.add_column(name, key=key)
         self.set_status("choose an entity on the left")
 
-    def show_entity(self, entity_id: str) -> None:
-        """Show the newest page of ``entity_id``."""
-        if entity_id == self.entity_id and self.page is not None:
+    def show_entity(self, entity_id: str, again: bool = False) -> None:
+        """Show the newest page of ``entity_id``; ``again``: even when it is on screen."""
+        if entity_id == self.entity_id and self.page is not None and not again:
             return
         self.entity_id = entity_id
         self.page = None
         self._request(None, forward=False)
 
-    def _request(self, cursor: str | None, forward: bool) -> None:
+    def _request(self, cursor: str | None, forward: bool, newest: bool = False) -> None:
         assert self.entity_id is not None
         self._pending = (self.entity_id, cursor)
         self._forward = forward
+        self._newest = newest
         self.set_status(f"loading {clip(self.entity_id, 40)}…")
         self._load(self.entity_id, cursor)
 
@@ -115,10 +120,19 @@ class TimelinePane(Pane):
         if self.page is None:
             return
         token = self.page.next if forward else self.page.prev
+        if token is None and forward:
+            # The newest page when it was read: events may have come since.
+            self._request(None, forward=False, newest=True)
+            return
         if token is None:
-            self.notify(f"no {'newer' if forward else 'older'} events", timeout=2)
+            self.notify("no older events", timeout=2)
             return
         self._request(token, forward)
+
+    def reload(self) -> None:
+        """Read the page on screen again (the store is being written meanwhile)."""
+        if self.entity_id is not None and self._pending is None:
+            self._request(self._shown_cursor, self._forward)
 
     def on_page_requested(self, message: PageRequested) -> None:
         message.stop()
@@ -139,7 +153,9 @@ class TimelinePane(Pane):
             self.notify(f"no {'newer' if self._forward else 'older'} events", timeout=2)
             self._describe()
             return
-        self.page = page
+        if self._newest and self.page is not None and self._same(page, self.page):
+            self.notify("no newer events yet", timeout=2)
+        self.page, self._shown_cursor = page, message.cursor
         table = self.table
         with self.app.batch_update():
             table.clear()
@@ -149,14 +165,18 @@ class TimelinePane(Pane):
                     plain(formats.lag(record.lag_ms)),
                     plain(str(record.duplicate_count) if record.duplicate_count else "-"),
                     plain(str(record.conflict_count) if record.conflict_count else "-"),
-                    cell(record.source, 24),
-                    cell(record.event_type, 28),
+                    name_cell(record.source, 24),
+                    name_cell(record.event_type, 28),
                     key=record.event_id.hex(),
                 )
         if page.events:
             row = 0 if self._forward else len(page.events) - 1
             table.move_cursor(row=row, animate=False)
         self._describe()
+
+    @staticmethod
+    def _same(one: TimelinePage, other: TimelinePage) -> bool:
+        return [e.event_id for e in one.events] == [e.event_id for e in other.events]
 
     def load_failed(self, group: str) -> None:
         if group != "timeline":
