@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import shlex
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -82,8 +83,11 @@ class StackReads(BlockingReads):
 class AwsBackend(ServiceBackend):
     """A :class:`~pik_tui.backend.Backend` over a deployed stack, read-only."""
 
-    def __init__(self, config: AwsConfig, label: str, *, session: Any = None) -> None:
+    def __init__(
+        self, config: AwsConfig, label: str, *, session: Any = None, command: str = "pik"
+    ) -> None:
         self.label = label
+        self.command = command
         self.late_after_us = DEFAULT_LIMITS.late_after_us
         self.reader = AsyncAwsReader(config, session=session)
         self._loop = asyncio.new_event_loop()
@@ -99,7 +103,9 @@ class AwsBackend(ServiceBackend):
         :class:`StoreUnavailable` with what to do (no stack, credentials, access)."""
         with explained():
             config = discover(stack_name, region=region)
-        backend = cls(config, f"stack {stack_name}")
+        backend = cls(
+            config, f"stack {stack_name}", command=f"pik --stack {shlex.quote(stack_name)}"
+        )
         try:
             backend._call(lambda store: store.event(PROBE_EVENT))
         except StoreUnavailable:

@@ -9,6 +9,7 @@ between threads, so its calls are serialised.
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -42,6 +43,8 @@ class Backend(Protocol):
 
     label: str
     """How the store is named in the header."""
+    command: str
+    """The `pik` command line that reads the same store, for hints to name."""
     late_after_us: int
 
     def entities(self, prefix: str, limit: int) -> list[EntityRecord]: ...
@@ -104,10 +107,11 @@ class ServiceBackend(ABC):
 class LocalBackend(ServiceBackend):
     """A :class:`Backend` over a store on this machine's disk."""
 
-    def __init__(self, engine: LocalEngine, label: str) -> None:
+    def __init__(self, engine: LocalEngine, label: str, command: str = "pik") -> None:
         self._engine: LocalEngine | None = engine
         self._lock = threading.Lock()
         self.label = label
+        self.command = command
         self.late_after_us = engine.limits.late_after_us
 
     @classmethod
@@ -119,7 +123,8 @@ class LocalBackend(ServiceBackend):
             raise StoreUnavailable(str(exc)) from None
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"the store at {path} cannot be opened: {exc}") from None
-        return cls(engine, str(path) if label is None else label)
+        command = f"pik --store {shlex.quote(str(path))}"
+        return cls(engine, str(path) if label is None else label, command)
 
     def _call(self, read: Callable[[LocalEngine], T]) -> T:
         with self._lock:

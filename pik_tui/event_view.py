@@ -40,36 +40,39 @@ def _value(value: Any) -> str:
     return inert(text, limit=FIELD_CHARS)
 
 
-def _pretty(document: dict[str, Any], limit: int) -> str:
+def _pretty(document: dict[str, Any], limit: int, command: str) -> str:
     payload = document["payload"]
     if payload is None:
         raw = document["raw"]
         if raw is None:
             return "(the stored bytes could not be read)"
-        return _capped(raw, limit, document["event_id"])
+        return _capped(raw, limit, f"{command} --json event {document['event_id']}")
     try:
         text = json.dumps(payload, indent=2, ensure_ascii=False)
     except (RecursionError, ValueError):
         text = document["raw"] or ""
-    return _capped(text, limit, document["event_id"])
+    return _capped(text, limit, f"{command} --json event {document['event_id']}")
 
 
-def _capped(text: str, limit: int, event_id: str) -> str:
+def _capped(text: str, limit: int, whole: str) -> str:
     """``text`` made inert and cut at ``limit``; a cut one says where the whole of it is."""
     shown = inert(text, keep_newlines=True, limit=limit)
     if len(text) <= limit:
         return shown
-    return f"{shown}\n(the whole event: pik --json event {event_id})"
+    return f"{shown}\n(the whole event: {whole})"
 
 
-def build_event_view(detail: EventDetail, limit: int = PAYLOAD_CHARS) -> EventView:
-    """Turn a stored event into display-ready, inert strings (may be slow: call in a worker)."""
+def build_event_view(
+    detail: EventDetail, limit: int = PAYLOAD_CHARS, command: str = "pik"
+) -> EventView:
+    """Turn a stored event into display-ready, inert strings (may be slow: call in a worker);
+    ``command`` is the `pik` command line that reads the same store, for hints to name."""
     document = event_document(detail)
     record = detail.record
     if detail.verified:
         verdict = f"{VERIFIED} (the stored bytes match the sha256 recorded at ingest)"
     else:
-        verdict = f"{NOT_VERIFIED} (the stored bytes do not match; run `pik verify`)"
+        verdict = f"{NOT_VERIFIED} (the stored bytes do not match; run `{command} verify`)"
     fields: list[tuple[str, str]] = [
         ("event id", document["event_id"]),
         ("verified", verdict),
@@ -102,5 +105,5 @@ def build_event_view(detail: EventDetail, limit: int = PAYLOAD_CHARS) -> EventVi
         detail.verified,
         fields,
         attempts,
-        _pretty(document, limit),
+        _pretty(document, limit, command),
     )

@@ -50,7 +50,8 @@ class EventPane(Pane):
     @work(thread=True, exclusive=True, exit_on_error=False, group="event")
     def _load(self, event_id: bytes) -> None:
         detail = self.backend.event(event_id)
-        view = build_event_view(detail) if detail is not None else None
+        command = self.backend.command
+        view = None if detail is None else build_event_view(detail, command=command)
         if not get_current_worker().is_cancelled:
             self.post_message(EventLoaded(event_id, view))
 

@@ -155,11 +155,14 @@ def test_a_big_payload_is_cut_with_a_note_of_what_was_left_out(hostile_path: Pat
     finally:
         backend.close()
     assert detail is not None
-    view = build_event_view(detail)
+    # The hint names the same store the TUI reads, not the default one.
+    assert backend.command == f"pik --store {hostile_path}"
+    view = build_event_view(detail, command=backend.command)
     assert len(view.payload) < PAYLOAD_CHARS + 200
     shown, whole = view.payload.rsplit("\n", 1)
     assert shown.endswith(" more bytes") and "… " in shown
-    assert whole == f"(the whole event: pik --json event {detail.record.event_id.hex()})"
+    event_id = detail.record.event_id.hex()
+    assert whole == f"(the whole event: pik --store {hostile_path} --json event {event_id})"
 
 
 def test_a_store_label_with_markup_shows_literally_in_the_header(
