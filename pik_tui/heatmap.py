@@ -7,6 +7,7 @@ and named in words below the map, so it never depends on colour alone.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -110,15 +111,20 @@ def _ruler(span: Span, width: int) -> str:
 def shade_levels(rows: list[HeatRow]) -> dict[int, int]:
     """Which shade (an index into :data:`SHADES`) each count of the map is drawn in.
 
-    By rank among the distinct counts, not in proportion to the busiest window: one burst
-    (the hour being written now, say) does not pale every other window, a steady feed with
-    a dip shows the dip, and the busiest window is always the darkest."""
-    distinct = sorted({count for row in rows for count in row.counts if count})
+    By where a count's windows fall among all the map's busy windows (quarters of them),
+    not in proportion to the busiest: a burst (the hour being written now, say) is a few
+    windows however many distinct counts it holds, so it does not pale the rest; a dip in
+    a steady feed shows; the busiest window is always the darkest."""
+    counts = sorted(count for row in rows for count in row.counts if count)
     top = len(SHADES) - 1
-    if len(distinct) == 1:
-        return {distinct[0]: top}
-    last = len(distinct) - 1
-    return {count: (rank * top * 2 + last) // (last * 2) for rank, count in enumerate(distinct)}
+    levels: dict[int, int] = {}
+    for count in sorted(set(counts)):
+        below = bisect_left(counts, count)
+        share = (below + (bisect_right(counts, count) - below) / 2) / len(counts)
+        levels[count] = min(top, int(share * len(SHADES)))
+    if counts:
+        levels[counts[-1]] = top
+    return levels
 
 
 def _legend(levels: dict[int, int]) -> str:

@@ -78,20 +78,30 @@ def test_heat_rows_place_counts_and_gaps_in_their_windows() -> None:
 
 
 def test_one_busy_window_does_not_pale_every_other() -> None:
-    # The hour being written now holds 35 events, every other 1 to 4: shaded by rank, the
-    # quiet hours still tell apart.
+    # The hour being written now holds 35 events, every other 1 to 4: shaded by where
+    # each falls among the map's windows, the quiet hours still tell apart.
     span = span_ending(T0, "hour", count=8)
     rows = [HeatRow("a", (1, 2, 3, 4, 1, 2, 3, 35), frozenset())]
-    assert shade_levels(rows) == {1: 0, 2: 1, 3: 2, 4: 2, 35: 3}
+    assert shade_levels(rows) == {1: 0, 2: 1, 3: 2, 4: 3, 35: 3}
     cells = render(rows, span, None).plain.splitlines()[1][-8:]
-    assert cells == "░▒▓▓░▒▓█"
-    assert "░ 1 ▒ 2 ▓ 3-4 █ 35 events per hour" in legend(rows, span).plain
+    assert cells == "░▒▓█░▒▓█"
+    assert "░ 1 ▒ 2 ▓ 3 █ 4-35 events per hour" in legend(rows, span).plain
+
+
+def test_a_burst_of_many_distinct_counts_does_not_pale_the_history() -> None:
+    # The live hour of 60 entities: 60 windows of 43 to 71 events, each count its own,
+    # beside three days of 1 to 3 events an hour. The history keeps three shades.
+    history = [1, 2, 3] * 23 + [1]
+    rows = [HeatRow(f"e{n}", (*history, 43 + n // 2), frozenset()) for n in range(60)]
+    levels = shade_levels(rows)
+    assert len({levels[1], levels[2], levels[3]}) == 3
+    assert levels[71] == len(SHADES) - 1
 
 
 def test_a_dip_in_a_steady_feed_shows() -> None:
     span = span_ending(T0, "hour", count=6)
     steady = [HeatRow("a", (60, 60, 10, 5, 60, 60), frozenset())]
-    assert render(steady, span, None).plain.splitlines()[1][-6:] == "██▓░██"
+    assert render(steady, span, None).plain.splitlines()[1][-6:] == "██▒░██"
     assert render([HeatRow("b", (7, 7), frozenset())], span, None).plain.count("█") == 2
     assert f"{SHADES} events per" in legend([HeatRow("c", (0, 0), frozenset())], span).plain
 
