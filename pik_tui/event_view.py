@@ -71,6 +71,8 @@ def build_event_view(
     record = detail.record
     if detail.verified:
         verdict = f"{VERIFIED} (the stored bytes match the sha256 recorded at ingest)"
+    elif detail.read_error:
+        verdict = f"{NOT_VERIFIED} (the stored bytes cannot be read whole; run `{command} verify`)"
     else:
         verdict = f"{NOT_VERIFIED} (the stored bytes do not match; run `{command} verify`)"
     fields: list[tuple[str, str]] = [

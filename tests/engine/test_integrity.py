@@ -174,6 +174,21 @@ def test_verify_reports_tampered_raw_bytes(engine: LocalEngine, make_event: Make
     assert not report.ok and {"event_hash_mismatch", "frame_corrupt"} <= kinds
     detail = event_detail(engine, outcome.event_id)  # type: ignore[arg-type]
     assert detail is not None and not detail.verified
+    assert detail.read_error is None, "altered, not unreadable"
+
+
+def test_an_event_in_a_segment_cut_short_is_reported_as_cut(
+    engine: LocalEngine, make_event: MakeEvent
+) -> None:
+    outcome = ingest_batch(engine, [make_event(payload={"amount": 100})], "a")[0]
+    record = engine.event(outcome.event_id)  # type: ignore[arg-type]
+    assert record is not None
+    os.truncate(engine.layout.segment(int(record.segment)), record.offset + 10)
+    detail = event_detail(engine, record.event_id)
+    assert detail is not None and not detail.verified
+    assert detail.read_error == (
+        f"only 10 of its {record.length} bytes are stored (the file was cut short)"
+    )
 
 
 def test_a_torn_tail_is_never_indexed_and_writing_goes_on(

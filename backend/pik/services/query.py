@@ -40,7 +40,10 @@ def event_detail(store: EventStore, event_id: bytes) -> EventDetail | None:
         raw = store.read_raw(record)
     except OSError as exc:
         return EventDetail(record, None, False, store.attempts(event_id), str(exc))
-    return EventDetail(record, raw, verified(record, raw), store.attempts(event_id))
+    short = None
+    if len(raw) < record.length:  # the file ends before the event does: cut, not altered
+        short = f"only {len(raw)} of its {record.length} bytes are stored (the file was cut short)"
+    return EventDetail(record, raw, verified(record, raw), store.attempts(event_id), short)
 
 
 @dataclass(frozen=True, slots=True)
