@@ -6,6 +6,7 @@ finished (or failed). Nothing is fetched while the tab is hidden or a dialog is 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -16,6 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
+from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import get_current_worker
 
 from pik.domain.instants import US_PER_DAY, US_PER_HOUR, US_PER_MINUTE
@@ -160,6 +162,10 @@ class RatesPane(Pane):
     def _show_rates(self, message: RatesLoaded) -> None:
         table = self.table
         row_at = table.cursor_row
+        # The row under the cursor, by what it is: new minutes arrive at the top.
+        under = None
+        if table.row_count:
+            under = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         rows = message.report.rows
         with self.app.batch_update():
             table.clear()
@@ -171,8 +177,11 @@ class RatesPane(Pane):
                     plain(str(row.late)),
                     plain(str(row.conflict)),
                     plain(formats.median_bucket(row.lag)),
+                    key=f"{row.minute_us} {row.source}",
                 )
             if rows:
+                with contextlib.suppress(RowDoesNotExist):  # its minute left the window
+                    row_at = table.get_row_index(under) if under else row_at
                 table.move_cursor(row=min(row_at, len(rows) - 1), animate=False)
         label = WINDOWS[self.window][0]
         late = self.backend.late_after_us // 1_000_000

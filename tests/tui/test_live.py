@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from pik.domain.instants import parse_instant
 from pik.engines.local import LocalEngine
@@ -136,5 +136,25 @@ def test_long_names_keep_their_counts_and_their_ends(
         reasons = app.query_one("#rates-reasons", Static).content
         text = reasons.plain if isinstance(reasons, Text) else str(reasons)
         assert "3 more reason(s)" in text
+
+    drive(app, scenario)
+
+
+def test_the_rates_cursor_stays_on_its_row_when_a_new_minute_arrives(
+    tmp_path: Path, write_store: WriteStore, make_app: MakeApp, drive: Drive, settle: Settle
+) -> None:
+    path = write_store(tmp_path / "rates", [event("a", 1, "feed"), event("a", 2, "other")])
+    app = make_app(path)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await pilot.press("4", "down")
+        await settle(pilot)
+        table = app.query_one("#rates-table", DataTable)
+        before = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        write_more(path, [event("b", 3, "feed")])
+        await pilot.press("space")
+        await settle(pilot)
+        assert table.row_count == 3
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key == before
 
     drive(app, scenario)
