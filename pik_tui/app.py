@@ -83,7 +83,7 @@ class PikApp(App[None]):
             "Event tab",
             id="app.tab_event",
             show=False,
-            tooltip="Show the event opened last",
+            tooltip="Show the event opened last in the selected entity's timeline",
         ),
         Binding(
             "3",
