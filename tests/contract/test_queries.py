@@ -245,6 +245,15 @@ def test_entity_queries_with_what_no_entity_id_can_hold(
     assert coverage_report(store, 0, 2**62, "day", entity_ids=[long]).windows == []
 
 
+def test_the_ports_answer_alike_to_what_no_service_asks(store: EventStore) -> None:
+    """Arguments every caller validates first, answered the same way by both engines."""
+    assert store.timeline("u1", 0, 2**62, -1) == []
+    assert store.entities("", None, -1, None) == []
+    for granularity in ("week", "HOUR"):
+        with pytest.raises(ValueError, match="granularity"):
+            store.coverage(granularity, 0, 2**62, None, None)
+
+
 def test_a_cursor_past_any_instant_is_refused(timeline_store: EventStore) -> None:
     for time_text in (str(2**63), str(-(2**63) - 1), "9" * 4000):
         tag = f"{zlib.crc32(b'u1'):08x}"

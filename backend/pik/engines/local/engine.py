@@ -24,6 +24,7 @@ from pik.domain.records import (
     VerifyReport,
     WindowCount,
 )
+from pik.domain.tally import GRANULARITIES
 from pik.engines.local import recovery, segments
 from pik.engines.local.batch import IndexBatch
 from pik.engines.local.index import IndexCorruptError, SqliteIndex
@@ -399,6 +400,8 @@ class LocalEngine:
         after: tuple[int, bytes] | None = None,
         before: tuple[int, bytes] | None = None,
     ) -> list[EventRecord]:
+        if limit <= 0:  # as on AWS: SQLite would read LIMIT -1 as no limit
+            return []
         return self._index.timeline(entity_id, start_us, end_us, limit, after, before)
 
     def coverage(
@@ -409,6 +412,8 @@ class LocalEngine:
         entity_ids: Sequence[str] | None,
         source: str | None,
     ) -> list[WindowCount]:
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"granularity is one of {', '.join(GRANULARITIES)}")
         return self._index.coverage(granularity, start_us, end_us, entity_ids, source)
 
     def rates(self, start_us: int, end_us: int, source: str | None) -> list[RateRecord]:
@@ -422,6 +427,8 @@ class LocalEngine:
     def entities(
         self, prefix: str, source: str | None, limit: int, after: str | None
     ) -> list[EntityRecord]:
+        if limit <= 0:
+            return []
         return self._index.entities(prefix, source, limit, after)
 
     def counts(self) -> dict[str, int]:
