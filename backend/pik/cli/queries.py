@@ -221,7 +221,6 @@ def coverage(
     if ctx.as_json:
         ctx.emit(coverage_document(start_us, end_us, report))
         return
-    step = US_PER_HOUR if granularity == "hour" else US_PER_DAY
     by_entity: dict[str, dict[int, int]] = {}
     for w in report.windows:
         by_entity.setdefault(w.entity_id, {})[w.window_start_us] = w.count
@@ -236,7 +235,7 @@ def coverage(
     table.add_column("windows", justify="right", overflow="fold")
     table.add_column("events", justify="right", overflow="fold")
     table.add_column("gaps", overflow="fold")
-    cut, unit = (13, "h") if step == US_PER_HOUR else (10, "d")
+    cut, unit = (13, "h") if granularity == "hour" else (10, "d")
     for entity_id, counts in sorted(by_entity.items()):
         missing = runs.get(entity_id, [])
         shown = ", ".join(
