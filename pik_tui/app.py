@@ -27,7 +27,9 @@ from pik_tui.backend import (
     prepare_demo,
 )
 from pik_tui.messages import EntitiesListed, EntitySelected, EventChosen
+from pik_tui.replay_form import draft_for
 from pik_tui.screens.help import HelpScreen, Section
+from pik_tui.screens.replay import ReplayScreen
 from pik_tui.widgets.base import Pane
 from pik_tui.widgets.coverage import CoveragePane
 from pik_tui.widgets.entities import EntityPane
@@ -108,7 +110,17 @@ class PikApp(App[None]):
             id="app.reload",
             tooltip="Read the store again: the entity list, this timeline page, the coverage map",
         ),
+        Binding(
+            "R",
+            "replay",
+            "Replay",
+            id="app.replay",
+            tooltip="Replay the selected entity's events (the timeline page's span): preview "
+            "the plan, confirm, send",
+        ),
     ]
+    MAIN_SCREEN_ACTIONS = frozenset({"filter", "go_back", "tab", "tab_key", "reload", "replay"})
+    """Actions of the browsing panes: off over another screen (help, replay)."""
     # The open tab's keys work from the entity list too: arrowing through entities while
     # watching a tab is the natural way to work.
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -232,6 +244,37 @@ class PikApp(App[None]):
         self.query_one(CoveragePane).reload()
         self.query_one(RatesPane).action_refresh_now()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The browsing keys act on the main screen's panes: over the replay screen or the
+        # help they would act on panes out of sight (and keys typed there are the form's).
+        return action not in self.MAIN_SCREEN_ACTIONS or self.screen is self.screen_stack[0]
+
+    def action_replay(self) -> None:
+        if self.read_only:
+            self.notify(
+                "this pik-tui was started with --read-only: it offers no replay. "
+                f"Preview one with `{self.backend.command} replay plan`.",
+                title="replay",
+                severity="warning",
+                markup=False,
+            )
+            return
+        page = self.query_one(TimelinePane).page
+        events = page.events if page is not None and self.entity_id is not None else []
+        draft = draft_for(
+            self.entity_id,
+            events[0].event_time_us if events else None,
+            events[-1].event_time_us if events else None,
+        )
+        self.push_screen(ReplayScreen(self.backend, draft, self.now_us))
+
+    async def action_quit(self) -> None:
+        screen = self.screen
+        if isinstance(screen, ReplayScreen) and screen.sending_here:
+            screen.action_leave()  # says why not, and what to do
+            return
+        await super().action_quit()
+
     def action_filter(self) -> None:
         self.query_one(EntityPane).focus_filter()
 
@@ -253,6 +296,7 @@ class PikApp(App[None]):
             ("Timeline", [*TimelinePane.BINDINGS, *TimelineTable.BINDINGS]),
             ("Coverage", CoveragePane.BINDINGS),
             ("Rates", RatesPane.BINDINGS),
+            ("Replay screen (R)", ReplayScreen.BINDINGS),
         ]
 
 
@@ -278,12 +322,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--stack",
         metavar="NAME",
         help="browse a deployed AWS stack instead, found by its name in your AWS region "
-        "(default: $PIK_STACK unless --store or --demo is given); always read-only",
+        "(default: $PIK_STACK unless --store or --demo is given); replays go through its API",
     )
     parser.add_argument(
         "--read-only",
         action="store_true",
-        help="offer no action that changes the store (none exists yet)",
+        help="offer no replay (nothing that writes, not even the replay ledger)",
     )
     args = parser.parse_args(argv)
     if args.stack is not None and not args.stack.strip():
@@ -311,8 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The demo comes alive: a trickle of new events, unless the store is to stay untouched.
     feed = LiveFeed(path).start() if args.demo and not args.read_only else None
     try:
-        # The TUI never writes to a stack: it says so in the header.
-        PikApp(backend, read_only=args.read_only or bool(args.stack)).run()
+        # Reads never write; replays (R) write the ledger only, after a yes.
+        PikApp(backend, read_only=args.read_only).run()
     finally:
         if feed is not None:
             feed.stop()

@@ -26,10 +26,12 @@ from pik.domain.records import VerifyReport
 from pik.engines.aws import AwsConfig
 from pik.engines.aws.async_reads import AsyncAwsReader
 from pik.engines.aws.discovery import discover
-from pik.engines.aws.explain import explain
+from pik.engines.aws.explain import READING, REPLAYING, explain
 from pik.engines.aws.plans import BlockingReads, Plan
+from pik.engines.aws.replay_api import ApiReplayControl
 from pik.ports import EventStore, Progress
 from pik_tui.backend import ServiceBackend, StoreUnavailable
+from pik_tui.replaying import STACK_TARGETS, ReplayDesk
 
 T = TypeVar("T")
 
@@ -81,12 +83,20 @@ class StackReads(BlockingReads):
 
 
 class AwsBackend(ServiceBackend):
-    """A :class:`~pik_tui.backend.Backend` over a deployed stack, read-only."""
+    """A :class:`~pik_tui.backend.Backend` over a deployed stack: reads straight from its
+    table and bucket, replays through its IAM-authorised API."""
 
     def __init__(
-        self, config: AwsConfig, label: str, *, session: Any = None, command: str = "pik"
+        self,
+        config: AwsConfig,
+        label: str,
+        *,
+        session: Any = None,
+        command: str = "pik",
+        stack_name: str | None = None,
     ) -> None:
         self.label = label
+        self.stack_name = stack_name
         self.command = command
         self.late_after_us = DEFAULT_LIMITS.late_after_us
         self.reader = AsyncAwsReader(config, session=session)
@@ -104,7 +114,10 @@ class AwsBackend(ServiceBackend):
         with explained():
             config = discover(stack_name, region=region)
         backend = cls(
-            config, f"stack {stack_name}", command=f"pik --stack {shlex.quote(stack_name)}"
+            config,
+            f"stack {stack_name}",
+            command=f"pik --stack {shlex.quote(stack_name)}",
+            stack_name=stack_name,
         )
         try:
             backend._call(lambda store: store.event(PROBE_EVENT))
@@ -120,6 +133,11 @@ class AwsBackend(ServiceBackend):
         with explained():
             return read(store)
 
+    def replays(self) -> ReplayDesk:
+        if self.stack_name is None:
+            raise StoreUnavailable("replays need the stack's name: open it with --stack NAME")
+        return stack_replays(self.stack_name, self.command)
+
     def close(self) -> None:
         store, self._store = self._store, None
         if store is None:
@@ -131,15 +149,32 @@ class AwsBackend(ServiceBackend):
         self._loop.close()
 
 
+def stack_replays(stack_name: str, command: str) -> ReplayDesk:
+    """The stack's replay API, signed as the caller: the stack's function audits, records
+    and sends every run. Raises :class:`StoreUnavailable` with what to do."""
+    with explained(REPLAYING):
+        remote = ApiReplayControl.open(stack_name)
+    return ReplayDesk(
+        remote,
+        target="queue",
+        targets=STACK_TARGETS,
+        command=f"{command} replay",
+        sends_here=False,
+        close=remote.close,
+        explain=lambda exc: explain(exc, REPLAYING),
+    )
+
+
 @contextmanager
-def explained() -> Iterator[None]:
-    """AWS failures become :class:`StoreUnavailable` saying what to do; others pass."""
+def explained(needs: str = READING) -> Iterator[None]:
+    """AWS failures become :class:`StoreUnavailable` saying what to do (naming the policy
+    that grants what is ``needs``); others pass."""
     try:
         yield
     except StoreUnavailable:
         raise
     except Exception as exc:
-        text = explain(exc)
+        text = explain(exc, needs)
         if text is None:
             raise
         raise StoreUnavailable(text) from None

@@ -23,10 +23,13 @@ from pik.domain.records import EntityRecord
 from pik.engines.local import LocalEngine
 from pik.engines.local.index import IndexCorruptError
 from pik.engines.local.layout import StoreError
+from pik.engines.local.replay import LocalReplayBackend
 from pik.paths import default_store, demo_store
 from pik.ports import EventStore
 from pik.services import query
 from pik.services.query import CoverageReport, EventDetail, RatesReport, TimelinePage
+from pik.services.replay_control import LedgerControl
+from pik_tui.replaying import LOCAL_TARGETS, ReplayDesk
 
 T = TypeVar("T")
 
@@ -60,6 +63,11 @@ class Backend(Protocol):
     ) -> CoverageReport: ...
 
     def rates(self, start_us: int, end_us: int) -> RatesReport: ...
+
+    def replays(self) -> ReplayDesk:
+        """A new control over this store's replays, for one replay screen; the caller
+        closes it. Raises :class:`StoreUnavailable` with what to do."""
+        ...
 
     def close(self) -> None: ...
 
@@ -113,6 +121,7 @@ class LocalBackend(ServiceBackend):
         self.label = label
         self.command = command
         self.late_after_us = engine.limits.late_after_us
+        self._root = engine.layout.root
 
     @classmethod
     def open(cls, path: Path, label: str | None = None) -> LocalBackend:
@@ -138,6 +147,24 @@ class LocalBackend(ServiceBackend):
                 raise StoreUnavailable(
                     f"the index cannot be read ({exc}); rebuild it with `pik reindex`"
                 ) from None
+
+    def replays(self) -> ReplayDesk:
+        """The ledger beside the store, on an engine of its own (the replay screen's
+        sending must not wait on the panes' reads, nor they on it)."""
+        try:
+            local = LocalReplayBackend.open(self._root)
+        except (StoreError, IndexCorruptError) as exc:
+            raise StoreUnavailable(str(exc)) from None
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"the store at {self._root} cannot be opened: {exc}") from None
+        return ReplayDesk(
+            LedgerControl(local),
+            target="",
+            targets=LOCAL_TARGETS,
+            command=f"{self.command} replay",
+            sends_here=True,
+            close=local.close,
+        )
 
     def close(self) -> None:
         with self._lock:

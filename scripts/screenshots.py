@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import tempfile
 from pathlib import Path
+
+from textual.widgets import Input
 
 from pik.demo import demo_lines
 from pik.domain.instants import US_PER_MINUTE, parse_instant
@@ -31,7 +34,11 @@ SHOTS = [
     ("tui-event.svg", ["enter", "enter"]),
     ("tui-coverage.svg", ["3"]),
     ("tui-rates.svg", ["4"]),
+    # "fill:FIELD=VALUE" types into a field of the replay form.
+    ("tui-replay.svg", [*["down"] * 6, "R", "fill:target=processor:hour", "f5"]),
 ]
+AUDITED_AS = "oncall"
+"""The OS user the replay screenshot's plan names (not whoever renders it)."""
 
 
 async def shoot(store: Path) -> None:
@@ -42,7 +49,11 @@ async def shoot(store: Path) -> None:
             async with app.run_test(size=(120, 40)) as pilot:
                 await pilot.pause(0.5)
                 for key in keys:
-                    await pilot.press(key)
+                    if key.startswith("fill:"):
+                        field, value = key.removeprefix("fill:").split("=", 1)
+                        app.screen.query_one(f"#replay-{field}", Input).value = value
+                    else:
+                        await pilot.press(key)
                     await pilot.pause(0.3)
                 await pilot.pause(0.5)
                 app.save_screenshot(filename=name, path=str(OUT))
@@ -98,6 +109,7 @@ def main() -> None:
         finally:
             engine.close()
         OUT.mkdir(parents=True, exist_ok=True)
+        os.environ["LOGNAME"] = AUDITED_AS  # the first name getpass.getuser() reads
         asyncio.run(shoot(store))
 
 

@@ -1,4 +1,5 @@
-"""Replays controlled through the stack's API, on the template's stack in moto.
+"""Replays controlled through the stack's API, on the template's stack in moto: by `pik`
+and by pik-tui's replay screen.
 
 `pik --stack NAME replay` signs its requests (SigV4) to the stack's API, whose replay
 control function writes the ledger as the principal API Gateway authenticated; the
@@ -9,10 +10,12 @@ the function's own environment.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,16 +31,26 @@ from replay_stack import (
     work_event,
     work_items,
 )
+from textual.pilot import Pilot
+from textual.widgets import Input
 
 from pik.api.routes import MAX_BODY_BYTES, MAX_REPLAY_BODY_BYTES
+from pik.domain import replay as model
 from pik.domain.replay import ReplayError
 from pik.engines.aws import AwsConfig, AwsEngine
 from pik.engines.aws.ledger import AwsReplayLedger
 from pik.engines.aws.replay_api import SignedApi
+from pik.engines.local import LocalEngine
 from pik.lambdas import api
 from pik.lambdas import replay as replay_function
 from pik.lambdas.store import replay_backend_from_env, store_from_env
 from pik.storage_errors import StoreUnavailableError
+from pik_tui.app import PikApp
+from pik_tui.aws_backend import stack_replays
+from pik_tui.backend import LocalBackend
+from pik_tui.replaying import ReplayDesk
+from pik_tui.screens.confirm import ConfirmSend
+from pik_tui.screens.replay import ReplayScreen
 
 STACK = "pik-replay-api"
 OPERATOR = "arn:aws:iam::123456789012:user/operator"
@@ -313,3 +326,85 @@ def test_the_signed_client_names_every_answer_it_cannot_use(
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- pik-tui's replay screen on the stack -------------------------------------------------
+
+
+class StackReplays(LocalBackend):
+    """An empty local store to browse, with the stack's replays behind `R`: the screen
+    reads nothing but its replays, and the stack's reads need moto's server."""
+
+    def replays(self) -> ReplayDesk:
+        return stack_replays(STACK, f"pik --stack {STACK}")
+
+
+async def until(pilot: Pilot[None], done: Callable[[], bool], seconds: float = 15.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if done():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the screen did not get there")
+
+
+def test_the_replay_screen_plans_and_confirms_through_the_api_and_follows_the_run(
+    gateway: Gateway,
+    stack: AwsConfig,
+    make_event: MakeEvent,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    ingest(AwsEngine(stack), [make_event(entity_id="tui-1", event_time="2026-11-01T03:00:00Z")])
+    LocalEngine(tmp_path / "empty", create=True).close()
+    backend = StackReplays(
+        LocalEngine(tmp_path / "empty", create=False, read_only=True), "stack " + STACK
+    )
+    app = PikApp(backend)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("R")
+            await until(pilot, lambda: isinstance(app.screen, ReplayScreen))
+            screen = app.screen
+            assert isinstance(screen, ReplayScreen)
+            await until(pilot, lambda: screen.desk is not None)
+            assert screen.query_one("#replay-target", Input).value == "queue"
+            for key, value in (
+                ("entities", "tui-1"),
+                ("start", "2026-11-01T00:00:00Z"),
+                ("end", "2026-11-02T00:00:00Z"),
+            ):
+                screen.query_one(f"#replay-{key}", Input).value = value
+            await pilot.press("f5")
+            await until(pilot, lambda: screen.plan is not None)
+            assert screen.plan is not None
+            assert (screen.plan.events, screen.plan.created_by) == (1, OPERATOR)
+
+            await pilot.press("f6")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmSend))
+            await pilot.press("tab", "enter")
+            await until(pilot, lambda: screen.run is not None)
+            assert screen.run is not None
+            assert (screen.run.status, screen.run.confirmed_by) == (model.RUNNING, OPERATOR)
+            assert [r["path"] for r in gateway.requests] == [
+                "/replays/plans",
+                f"/replays/plans/{screen.plan.plan_id}/confirm",
+            ]
+            assert not screen.sending_here  # the stack's function sends it: leaving is fine
+
+            (item,) = work_items(stack)
+            context = as_function(monkeypatch, STACK)
+            handler = replay_function.make_handler(replay_backend_from_env)
+            assert handler(work_event([item]), context) == {"batchItemFailures": []}
+            await until(pilot, lambda: screen.run is not None and screen.run.status != "running")
+            assert screen.run is not None
+            assert (screen.run.status, screen.run.sent) == (model.COMPLETED, 1)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        backend.close()
+    audit = AwsReplayLedger(stack).audit_log(0, 1_000)
+    assert (model.CONFIRMED, OPERATOR) in [(r.action, r.who) for r in audit]

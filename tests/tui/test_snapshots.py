@@ -55,3 +55,9 @@ def test_rates_of_the_last_hours(
 
 def test_help(snap_compare: SnapCompare, demo_app: PikApp, settle: Settle) -> None:
     assert snap(snap_compare, demo_app, settle, ["question_mark"])
+
+
+def test_replay_form_for_the_page_on_screen(
+    snap_compare: SnapCompare, demo_app: PikApp, settle: Settle
+) -> None:
+    assert snap(snap_compare, demo_app, settle, ["R"])

@@ -160,14 +160,15 @@ def test_every_pane_call_answers_as_on_a_local_store(stack: AwsBackend, tmp_path
         local.close()
 
 
-def test_the_stack_comes_from_the_environment_and_opens_read_only(
+def test_the_stack_comes_from_the_environment_and_offers_replays_unless_read_only(
     stack_config: AwsConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shown: list[tuple[str, bool]] = []
     monkeypatch.setattr(PikApp, "run", lambda app: shown.append((app.backend.label, app.read_only)))
     monkeypatch.setenv("PIK_STACK", STACK)
     assert tui.main([]) == 0
-    assert shown == [(f"stack {STACK}", True)]
+    assert tui.main(["--read-only"]) == 0
+    assert shown == [(f"stack {STACK}", False), (f"stack {STACK}", True)]
 
 
 def test_stack_and_store_cannot_be_combined(capsys: pytest.CaptureFixture[str]) -> None:

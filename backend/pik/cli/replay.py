@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from pik.cli import replay_show as show
+from pik import replay_views as show
 from pik.cli.context import Context, pass_context, time_option
 from pik.cli.options import EXIT_INTERRUPTED, json_option
 from pik.domain import replay as model

@@ -1,4 +1,5 @@
-"""How `pik replay` shows plans, runs and audit records to a person (--json aside).
+"""How plans, runs and audit records look to a person: in `pik replay` (--json aside) and
+on pik-tui's replay screen.
 
 Entity ids, sources, targets and identities come from outside: each is made inert
 (control characters escaped) and wrapped in ``Text``, never read as markup.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -97,26 +98,33 @@ def unmatched(plan: Plan) -> list[tuple[str, tuple[str, ...]]]:
     return missing
 
 
-def show_plan(console: Console, plan: Plan) -> None:
-    console.print(plan_table(plan))
+def plan_views(plan: Plan) -> list[RenderableType]:
+    """The plan as a person reads it: its table, what the selection names that no event
+    has, the breakdowns and a sample of ids."""
+    views: list[RenderableType] = [plan_table(plan)]
     for name, absent in unmatched(plan):
-        console.print(
+        views.append(
             Text(
                 f"no event in this window of {name}: {inert(', '.join(absent), limit=300)} "
                 "(a typo? `pik entities` and `pik rates` list what the store holds)",
                 style="yellow",
-            ),
-            soft_wrap=True,
+            )
         )
     if not plan.events:
-        return
+        return views
     for name, counts in (
         ("entity", plan.by_entity),
         ("source", plan.by_source),
         ("event type", plan.by_event_type),
     ):
-        console.print(breakdown_table(name, counts))
-    console.print(Text("sample event ids: " + " ".join(plan.sample)), soft_wrap=True)
+        views.append(breakdown_table(name, counts))
+    views.append(Text("sample event ids: " + " ".join(plan.sample)))
+    return views
+
+
+def show_plan(console: Console, plan: Plan) -> None:
+    for view in plan_views(plan):
+        console.print(view, soft_wrap=isinstance(view, Text))
 
 
 def run_table(run: ReplayRun) -> Table:

@@ -1,0 +1,466 @@
+"""`R`: replay a slice of the store. Choose it, preview it as a plan (the dry run: the exact
+events, counted, measured and broken down; nothing is sent), then send it after one
+explicit confirmation, watching its progress, with a way to cancel it.
+
+Everything goes through the same :class:`ReplayControl` as `pik replay`, so plans, runs
+and audit records are the ones the command line shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.console import Group
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+
+from pik import replay_views as views
+from pik.domain import replay as model
+from pik.domain.replay import Plan, ReplayRun
+from pik.textsafe import inert
+from pik_tui.backend import Backend, StoreUnavailable
+from pik_tui.replay_form import FIELDS, Draft, FormError, form_field, read_rate, read_selection
+from pik_tui.replaying import ReplayDesk, ReplayRefused
+from pik_tui.safe import clip, message, plain
+from pik_tui.screens.confirm import ConfirmSend
+
+POLL_SECONDS = 1.0
+"""How often a run the stack sends is read back for its progress."""
+
+PLACEHOLDERS = {
+    "entities": "one or more entity ids, comma-separated",
+    "start": "inclusive: 2026-01-31T10:00:00Z, 2026-01-31, -2h",
+    "end": "exclusive: a time, or now",
+    "sources": "all (or names, comma-separated)",
+    "types": "all (or names, comma-separated)",
+    "rate": f"events per second, {model.MIN_RATE} to {model.MAX_RATE:,}",
+}
+
+
+# --- worker results ----------------------------------------------------------------------
+
+
+@dataclass
+class DeskOpened(Message, bubble=False):
+    desk: ReplayDesk
+
+
+@dataclass
+class Planned(Message, bubble=False):
+    plan: Plan
+    who: str
+
+
+@dataclass
+class RunChanged(Message, bubble=False):
+    """Where a run stands: just confirmed, part sent, or ended."""
+
+    run: ReplayRun
+
+
+@dataclass
+class Progressed(Message, bubble=False):
+    sent: int
+    total: int
+
+
+@dataclass
+class Refused(Message, bubble=False):
+    """An action did not happen. ``ends_send``: it was the send's (its confirmation, or
+    the sending, of run ``replay_id`` when one was confirmed)."""
+
+    text: str
+    field: str | None = None
+    ends_send: bool = False
+    replay_id: str | None = None
+
+
+class ReplayScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "escape",
+            "leave",
+            "Back",
+            id="replay.back",
+            tooltip="Back to browsing (a replay this process is sending must end first)",
+        ),
+        Binding(
+            "f5",
+            "preview",
+            "Preview",
+            id="replay.preview",
+            tooltip="Plan the slice (also Enter in a field): what a send would send; sends nothing",
+        ),
+        Binding(
+            "f6",
+            "send",
+            "Send…",
+            id="replay.send",
+            tooltip="Send the previewed plan, after one question",
+        ),
+        Binding(
+            "f8",
+            "cancel_run",
+            "Cancel replay",
+            id="replay.cancel",
+            tooltip="Ask the replay being sent to stop before its next batch",
+        ),
+    ]
+
+    def __init__(self, backend: Backend, draft: Draft, now_us: Callable[[], int]) -> None:
+        super().__init__()
+        self.backend = backend
+        self.draft = draft
+        self.now_us = now_us
+        self.desk: ReplayDesk | None = None
+        self.plan: Plan | None = None
+        self.who = ""
+        self.stale = False
+        """The form changed after the plan on screen was made."""
+        self._planned: dict[str, str] = {}
+        """The form as it was when the plan on screen was asked for."""
+        self.run: ReplayRun | None = None
+        self.sending = False
+        """This process is sending ``run`` (a local store) or watching the stack send it."""
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(plain("Replay: choose a slice, preview it, then send it"), id="replay-title")
+        values = {
+            "entities": self.draft.entities,
+            "start": self.draft.start,
+            "end": self.draft.end,
+            "sources": "",
+            "types": "",
+            "target": self.draft.target,
+            "rate": self.draft.rate,
+        }
+        with Grid(id="replay-form"):
+            for key, label in FIELDS.items():
+                yield Label(label, classes="replay-label")
+                yield Input(
+                    values[key],
+                    placeholder=PLACEHOLDERS.get(key, ""),
+                    id=f"replay-{key}",
+                    classes="replay-field",
+                )
+        with Horizontal(id="replay-buttons"):
+            yield Button("Preview (dry run)", id="replay-preview", variant="primary")
+            yield Button("Send…", id="replay-send", variant="warning", disabled=True)
+            yield Button("Cancel replay", id="replay-cancel", variant="error", disabled=True)
+        yield Static(classes="status", id="replay-status")
+        yield ProgressBar(total=None, show_eta=False, id="replay-progress")
+        with VerticalScroll(id="replay-plan-scroll"):
+            yield Static(id="replay-plan")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#replay-progress").display = False
+        self.field("entities" if not self.draft.entities else "target").focus()
+        self.say("opening the replay ledger…")
+        self._open()
+
+    def field(self, key: str) -> Input:
+        return self.query_one(f"#replay-{key}", Input)
+
+    def values(self) -> dict[str, str]:
+        return {key: self.field(key).value for key in FIELDS}
+
+    def say(self, text: str, style: str = "") -> None:
+        self.query_one("#replay-status", Static).update(plain(text, style))
+
+    def _buttons(self) -> None:
+        ready = self.desk is not None and not self.sending
+        self.query_one("#replay-preview", Button).disabled = not ready
+        plan = self.plan
+        sendable = ready and plan is not None and plan.events > 0 and not self.stale
+        self.query_one("#replay-send", Button).disabled = not sendable
+        running = self.run is not None and self.run.status == model.RUNNING
+        self.query_one("#replay-cancel", Button).disabled = not running
+        for key in FIELDS:
+            self.field(key).disabled = self.sending
+        self.refresh_bindings()
+
+    # --- opening and closing the ledger ---------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group="replay-open")
+    def _open(self) -> None:
+        desk = self.backend.replays()
+        self.post_message(DeskOpened(desk))
+
+    def on_desk_opened(self, message: DeskOpened) -> None:
+        if not self.is_attached:
+            message.desk.close()
+            return
+        self.desk = message.desk
+        target = self.field("target")
+        target.placeholder = message.desk.targets
+        if not target.value:
+            target.value = message.desk.target  # the stack's own queue; locally none
+        hint = f"targets here: {message.desk.targets}"
+        self.say(f"{hint}. Enter or F5 previews the slice; nothing is sent without a yes.")
+        self._buttons()
+
+    def on_unmount(self) -> None:
+        if self.desk is not None:
+            self.desk.close()
+            self.desk = None
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is not WorkerState.ERROR:
+            return
+        event.stop()
+        error = event.worker.error
+        text = (
+            str(error)
+            if isinstance(error, (StoreUnavailable, ReplayRefused))
+            else f"{type(error).__name__}: {error}"
+        )
+        if event.worker.group == "replay-send":
+            self.sending = False
+        self.say(f"failed: {message(text)}", "bold red")
+        self.notify(message(text), title="replay", severity="error", markup=False)
+        self._buttons()
+
+    # --- preview --------------------------------------------------------------------------
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_preview()
+
+    @on(Button.Pressed, "#replay-preview")
+    def action_preview(self) -> None:
+        if self.desk is None or self.sending:
+            return
+        try:
+            selection = read_selection(self.values(), self.now_us())
+        except FormError as exc:
+            self._wrong(exc.field, str(exc))
+            return
+        self.say("planning: reading the slice's events (nothing is sent)…")
+        self._planned = self.values()
+        self._plan(self.desk, selection)
+
+    def _wrong(self, key: str, text: str) -> None:
+        self.say(text, "bold red")
+        self.field(key).focus()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="replay-plan")
+    def _plan(self, desk: ReplayDesk, selection: model.Selection) -> None:
+        try:
+            plan = desk.call(lambda control: control.plan(selection))
+            who = desk.call(lambda control: control.who)
+        except ReplayRefused as exc:
+            self.post_message(Refused(str(exc), exc.field))
+            return
+        self.post_message(Planned(plan, who))
+
+    def on_planned(self, message: Planned) -> None:
+        self.plan, self.who, self.stale = message.plan, message.who, False
+        plan = message.plan
+        self.query_one("#replay-plan", Static).update(Group(*views.plan_views(plan)))
+        if plan.events:
+            self.say(
+                f"plan {plan.plan_id}: {plan.events:,} event(s), {views.size(plan.bytes)}; "
+                "nothing sent. Check it, then Send… (F6).",
+                "bold",
+            )
+        else:
+            self.say("the selection holds no events: there is nothing to replay", "yellow")
+        self._buttons()
+
+    def on_refused(self, message: Refused) -> None:
+        text = message.text
+        if message.ends_send:
+            self.sending = False
+            if message.replay_id is None:
+                self.query_one("#replay-progress").display = False
+            elif self.desk is not None and self.desk.sends_here:
+                # The run stays open, its progress kept, as after Ctrl-C in `pik replay run`.
+                text += f". Once fixed, go on with: {self.desk.command} resume {message.replay_id}"
+            elif self.desk is not None:
+                text += f". Follow it with: {self.desk.command} status {message.replay_id}"
+        self.say(text, "bold red")
+        if message.field is not None:
+            self.field(form_field(message.field)).focus()
+        self._buttons()
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        # The rate is chosen at confirmation; every other field changes the slice.
+        if self.plan is None or self.stale or event.input.id == "replay-rate":
+            return
+        key = (event.input.id or "").removeprefix("replay-")
+        if event.value == self._planned.get(key):
+            return
+        self.stale = True
+        self.say("the form changed since the preview: preview again (Enter or F5)", "yellow")
+        self._buttons()
+
+    # --- send -----------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#replay-send")
+    def action_send(self) -> None:
+        plan, desk = self.plan, self.desk
+        if plan is None or desk is None or self.stale or self.sending or not plan.events:
+            return
+        try:
+            rate = read_rate(self.field("rate").value)
+        except FormError as exc:
+            self._wrong(exc.field, str(exc))
+            return
+        question = Text()
+        question.append("Send ", style="bold")
+        question.append(f"{plan.events:,} event(s)", style="bold")
+        question.append(f" ({views.size(plan.bytes)}) of plan {plan.plan_id}\nto ")
+        question.append(inert(plan.selection.target, limit=200), style="bold")
+        question.append(f"\nat up to {rate:,} events/s ({views.duration(plan.events / rate)})?\n\n")
+        question.append(
+            f"Audited as {inert(self.who, limit=200)}. Every message carries the replay id, "
+            "so consumers can tell a replay from the original.",
+            style="dim",
+        )
+
+        def answered(send: bool | None) -> None:
+            if send:
+                self._start(desk, plan, rate)
+            else:
+                self.say("not confirmed: nothing was sent")
+
+        self.app.push_screen(ConfirmSend(question, f"Send {plan.events:,}"), answered)
+
+    def _start(self, desk: ReplayDesk, plan: Plan, rate: int) -> None:
+        self.sending = True
+        progress = self.query_one("#replay-progress", ProgressBar)
+        progress.update(total=plan.events, progress=0)
+        progress.display = True
+        self.say("confirming…")
+        self._buttons()
+        self._send(desk, plan.plan_id, rate)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="replay-send")
+    def _send(self, desk: ReplayDesk, plan_id: str, rate: int) -> None:
+        try:
+            run = desk.call(lambda control: control.confirm(plan_id, rate))
+        except ReplayRefused as exc:
+            self.post_message(Refused(str(exc), exc.field, ends_send=True))
+            return
+        self.post_message(RunChanged(run))
+        if not desk.sends_here:
+            return  # the stack's function sends it; the screen follows it by polling
+
+        def advance(sent: int, total: int) -> None:
+            self.post_message(Progressed(sent, total))
+
+        try:
+            ended = desk.call(lambda control: control.start(run, advance))
+        except ReplayRefused as exc:
+            self.post_message(Refused(str(exc), ends_send=True, replay_id=run.replay_id))
+            return
+        self.post_message(RunChanged(ended))
+
+    def on_progressed(self, message: Progressed) -> None:
+        self.query_one("#replay-progress", ProgressBar).update(
+            total=message.total, progress=message.sent
+        )
+        if self.run is not None:
+            self.say(
+                f"replay {self.run.replay_id}: sent {message.sent:,} of {message.total:,}"
+                + (" (cancel requested)" if self.run.cancel_requested else "")
+            )
+
+    def on_run_changed(self, message: RunChanged) -> None:
+        run = self.run = message.run
+        self.query_one("#replay-progress", ProgressBar).update(total=run.total, progress=run.sent)
+        if run.status == model.RUNNING:
+            self.say(
+                f"replay {run.replay_id} running: sent {run.sent:,} of {run.total:,} to "
+                f"{clip(run.target, 60)}" + (" (cancel requested)" if run.cancel_requested else "")
+            )
+            if not self.desk or not self.desk.sends_here:
+                self.set_timer(POLL_SECONDS, self._poll)
+        else:
+            self.sending = False
+            self._ended(run)
+        self._buttons()
+
+    def _ended(self, run: ReplayRun) -> None:
+        self.query_one("#replay-plan", Static).update(Group(views.run_table(run)))
+        words = f"replay {run.replay_id} {run.status}: sent {run.sent:,} of {run.total:,}"
+        if run.detail:
+            words += f" ({run.detail})"
+        style = "bold green" if run.status == model.COMPLETED else "bold red"
+        self.say(words, style)
+        # A plan runs once: another send needs a fresh preview.
+        self.plan = None
+
+    def _poll(self) -> None:
+        if self.run is None or self.desk is None or not self.is_attached:
+            return
+        self._read_run(self.desk, self.run.replay_id)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="replay-poll")
+    def _read_run(self, desk: ReplayDesk, replay_id: str) -> None:
+        try:
+            run = desk.call(lambda control: control.run(replay_id))
+        except ReplayRefused as exc:
+            self.post_message(
+                Refused(f"reading replay {replay_id}: {exc}", ends_send=True, replay_id=replay_id)
+            )
+            return
+        if run is not None:
+            self.post_message(RunChanged(run))
+
+    # --- cancel and leave -----------------------------------------------------------------
+
+    @on(Button.Pressed, "#replay-cancel")
+    def action_cancel_run(self) -> None:
+        run, desk = self.run, self.desk
+        if run is None or desk is None or run.status != model.RUNNING:
+            return
+        self.say(f"asking replay {run.replay_id} to stop…")
+        self._cancel(desk, run.replay_id)
+
+    @work(thread=True, exit_on_error=False, group="replay-cancel")
+    def _cancel(self, desk: ReplayDesk, replay_id: str) -> None:
+        try:
+            run = desk.call(lambda control: control.cancel(replay_id))
+        except ReplayRefused as exc:
+            self.post_message(Refused(str(exc)))
+            return
+        self.post_message(RunChanged(run))
+
+    @property
+    def sending_here(self) -> bool:
+        """This process is sending a run: leaving would stop it half way."""
+        return self.sending and self.desk is not None and self.desk.sends_here
+
+    def action_leave(self) -> None:
+        if self.sending_here:
+            running = f"replay {self.run.replay_id}" if self.run else "a replay"
+            self.notify(
+                f"{running} is being sent from here: wait for it, or cancel it (F8) first",
+                title="replay",
+                severity="warning",
+                markup=False,
+            )
+            return
+        self.dismiss(None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Footer shows only what can be done now.
+        if action == "send":
+            return not self.query_one("#replay-send", Button).disabled
+        if action == "cancel_run":
+            return not self.query_one("#replay-cancel", Button).disabled
+        return True
