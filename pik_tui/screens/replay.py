@@ -9,7 +9,7 @@ and audit records are the ones the command line shows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from rich.console import Group
@@ -373,7 +373,8 @@ class ReplayScreen(Screen[None]):
         self.query_one("#replay-progress", ProgressBar).update(
             total=message.total, progress=message.sent
         )
-        if self.run is not None:
+        if self.run is not None and self.run.status == model.RUNNING:
+            self.run = replace(self.run, sent=message.sent)
             self.say(
                 f"replay {self.run.replay_id}: sent {message.sent:,} of {message.total:,}"
                 + (" (cancel requested)" if self.run.cancel_requested else "")
