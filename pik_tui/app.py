@@ -26,9 +26,10 @@ from pik_tui.backend import (
     default_store_path,
     prepare_demo,
 )
-from pik_tui.messages import EntitiesListed, EntitySelected, EventChosen
+from pik_tui.messages import EntitiesListed, EntitySelected, EventChosen, EventShown
 from pik_tui.replay_form import draft_for
 from pik_tui.screens.help import HelpScreen, Section
+from pik_tui.screens.lookup import EventLookup
 from pik_tui.screens.replay import ReplayScreen
 from pik_tui.widgets.base import Pane
 from pik_tui.widgets.coverage import CoveragePane
@@ -111,6 +112,14 @@ class PikApp(App[None]):
             tooltip="Read the store again: the entity list, this timeline page, the coverage map",
         ),
         Binding(
+            "e",
+            "lookup",
+            "Event id",
+            id="app.lookup",
+            tooltip="Open an event by its id (from a log line, an alert, `pik` output); the "
+            "timeline follows its entity",
+        ),
+        Binding(
             "R",
             "replay",
             "Replay",
@@ -119,7 +128,9 @@ class PikApp(App[None]):
             "the plan, confirm, send",
         ),
     ]
-    MAIN_SCREEN_ACTIONS = frozenset({"filter", "go_back", "tab", "tab_key", "reload", "replay"})
+    MAIN_SCREEN_ACTIONS = frozenset(
+        {"filter", "go_back", "tab", "tab_key", "reload", "replay", "lookup"}
+    )
     """Actions of the browsing panes: off over another screen (help, replay)."""
     # The open tab's keys work from the entity list too: arrowing through entities while
     # watching a tab is the natural way to work.
@@ -209,6 +220,15 @@ class PikApp(App[None]):
         self._focus_tab()
         self._crumbs()
 
+    def on_event_shown(self, message: EventShown) -> None:
+        """An event opened by its id belongs to another entity: the timeline follows it."""
+        if message.entity_id == self.entity_id:
+            return
+        self.entity_id = message.entity_id
+        self.query_one(TimelinePane).show_entity(message.entity_id)
+        self.query_one(CoveragePane).set_selected(message.entity_id)
+        self._crumbs()
+
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-coverage":
             self.query_one(CoveragePane).refresh_if_stale()
@@ -274,6 +294,18 @@ class PikApp(App[None]):
             screen.action_leave()  # says why not, and what to do
             return
         await super().action_quit()
+
+    def action_lookup(self) -> None:
+        self.push_screen(EventLookup(), self._look_up)
+
+    def _look_up(self, event_id: bytes | None) -> None:
+        if event_id is None:
+            return
+        self.event_id = event_id
+        self.tabs.active = "tab-event"
+        self.query_one(EventPane).show_event(event_id)
+        self._focus_tab()
+        self._crumbs()
 
     def action_filter(self) -> None:
         self.query_one(EntityPane).focus_filter()

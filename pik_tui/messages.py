@@ -75,6 +75,14 @@ class EventChosen(Message):
 
 
 @dataclass
+class EventShown(Message):
+    """The event pane shows an event of ``entity_id``."""
+
+    event_id: bytes
+    entity_id: str
+
+
+@dataclass
 class PageRequested(Message):
     """The timeline table asks its pane for the next (newer) or previous (older) page."""
 

@@ -11,7 +11,7 @@ from textual.worker import get_current_worker
 
 from pik_tui.backend import Backend
 from pik_tui.event_view import EventView, build_event_view
-from pik_tui.messages import EventLoaded
+from pik_tui.messages import EventLoaded, EventShown
 from pik_tui.widgets.base import Pane
 
 NAME_WIDTH = 16
@@ -40,7 +40,9 @@ class EventPane(Pane):
         self._pending, self.view = None, None
         for part in ("#event-fields", "#event-attempts", "#event-payload"):
             self.query_one(part, Static).update("")
-        self.set_status("press enter on a timeline row to open an event")
+        self.set_status(
+            "press enter on a timeline row to open an event, or e to open one by its id"
+        )
 
     def show_event(self, event_id: bytes) -> None:
         self._pending = event_id
@@ -72,6 +74,7 @@ class EventPane(Pane):
         payload.append(view.payload)
         self.query_one("#event-payload", Static).update(payload)
         self.query_one("#event-scroll", VerticalScroll).scroll_home(animate=False)
+        self.post_message(EventShown(view.event_id, view.entity_id))
 
 
 def _fields(view: EventView) -> Text:
