@@ -15,6 +15,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from pik.demo import LiveFeed
+from pik.domain.envelope import parse_event_id
 from pik.domain.instants import now_us as clock
 from pik.textsafe import inert
 from pik_tui.aws_backend import AwsBackend
@@ -29,7 +30,7 @@ from pik_tui.backend import (
 from pik_tui.messages import EntitiesListed, EntitySelected, EventChosen, EventShown
 from pik_tui.replay_form import draft_for
 from pik_tui.screens.help import HelpScreen, Section
-from pik_tui.screens.lookup import EventLookup
+from pik_tui.screens.prompt import Prompt
 from pik_tui.screens.replay import ReplayScreen
 from pik_tui.widgets.base import Pane
 from pik_tui.widgets.coverage import CoveragePane
@@ -296,7 +297,14 @@ class PikApp(App[None]):
         await super().action_quit()
 
     def action_lookup(self) -> None:
-        self.push_screen(EventLookup(), self._look_up)
+        self.push_screen(
+            Prompt(
+                "Open an event by its id (32 hex digits), then Enter",
+                "as `pik timeline` prints it",
+                parse_event_id,
+            ),
+            self._look_up,
+        )
 
     def _look_up(self, event_id: bytes | None) -> None:
         if event_id is None:

@@ -10,15 +10,20 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
+from pik.domain.cursor import Cursor
+from pik.domain.instants import START_OF_TIME_US, now_us, parse_query_time
 from pik.services.query import TimelinePage
 from pik_tui import formats
 from pik_tui.backend import Backend
 from pik_tui.messages import EventChosen, PageRequested, TimelineLoaded
 from pik_tui.safe import clip, name_cell, plain
+from pik_tui.screens.prompt import Prompt
 from pik_tui.widgets.base import Pane
 from pik_tui.widgets.table import Table
 
 PAGE_SIZE = 100
+MAX_EVENT_ID = b"\xff" * 16
+"""Sorts after every event id: a position after every event of its instant."""
 
 
 class TimelineTable(Table):
@@ -63,6 +68,14 @@ class TimelinePane(Pane):
             id="timeline.older",
             tooltip="Load the previous page of older events",
         ),
+        Binding(
+            "t",
+            "jump",
+            "Jump to time",
+            id="timeline.jump",
+            tooltip="Show the events from a time on (2026-11-27T10:00Z, a date, -6h); "
+            "paging goes on both ways from there",
+        ),
     ]
 
     FOCUS = "#timeline-table"
@@ -75,6 +88,8 @@ class TimelinePane(Pane):
         self._forward = False
         self._newest = False
         """The request asks for the newest page again, from its end (n past the end)."""
+        self._jumped_to: int | None = None
+        """The request is a jump to this time (t)."""
         self._shown_cursor: str | None = None
         """The cursor the page on screen was read with (None: the newest page)."""
 
@@ -108,11 +123,14 @@ class TimelinePane(Pane):
         self.page = None
         self._request(None, forward=False)
 
-    def _request(self, cursor: str | None, forward: bool, newest: bool = False) -> None:
+    def _request(
+        self, cursor: str | None, forward: bool, newest: bool = False, jump: int | None = None
+    ) -> None:
         assert self.entity_id is not None
         self._pending = (self.entity_id, cursor)
         self._forward = forward
         self._newest = newest
+        self._jumped_to = jump
         self.set_status(f"loading {clip(self.entity_id, 40)}…")
         self._load(self.entity_id, cursor)
 
@@ -128,6 +146,33 @@ class TimelinePane(Pane):
             self.notify("no older events", timeout=2)
             return
         self._request(token, forward)
+
+    def action_jump(self) -> None:
+        if self.entity_id is None:
+            self.notify("choose an entity first", timeout=2)
+            return
+        now = getattr(self.app, "now_us", now_us)
+
+        def read(text: str) -> int:
+            return parse_query_time(text, now())
+
+        self.app.push_screen(
+            Prompt(
+                f"Show {clip(self.entity_id, 40)}'s events from (UTC), then Enter",
+                "2026-11-27T10:00:00Z, 2026-11-27, -6h, now-2d",
+                read,
+            ),
+            self.jump_to,
+        )
+
+    def jump_to(self, at_us: int | None) -> None:
+        """Show the page of events from ``at_us`` on (the earliest at or after it)."""
+        if at_us is None or self.entity_id is None:
+            return
+        # A position just before ``at_us``: the page starts at the first event at or after
+        # it, and its cursors page both ways through the whole timeline.
+        before = Cursor(True, max(at_us - 1, START_OF_TIME_US), MAX_EVENT_ID)
+        self._request(before.encode(self.entity_id), forward=True, jump=at_us)
 
     def reload(self) -> None:
         """Read the page on screen again (the store is being written meanwhile)."""
@@ -149,6 +194,13 @@ class TimelinePane(Pane):
             return
         self._pending = None
         page = message.page
+        if not page.events and self._jumped_to is not None:
+            self.notify(
+                f"no events at or after {formats.instant(self._jumped_to)}: press n for the newest",
+                timeout=3,
+            )
+            self._describe()
+            return
         if not page.events and message.cursor is not None:
             self.notify(f"no {'newer' if self._forward else 'older'} events", timeout=2)
             self._describe()
@@ -160,9 +212,13 @@ class TimelinePane(Pane):
         with self.app.batch_update():
             table.clear()
             for record in page.events:
+                late = record.lag_ms * 1000 > self.backend.late_after_us
                 table.add_row(
                     plain(formats.instant(record.event_time_us)),
-                    plain(formats.lag(record.lag_ms)),
+                    plain(
+                        formats.lag(record.lag_ms) + (" late" if late else ""),
+                        "bold yellow" if late else "",
+                    ),
                     plain(str(record.duplicate_count) if record.duplicate_count else "-"),
                     plain(str(record.conflict_count) if record.conflict_count else "-"),
                     name_cell(record.source, 24),
