@@ -290,10 +290,11 @@ class PikApp(App[None]):
         self.push_screen(ReplayScreen(self.backend, draft, self.now_us))
 
     async def action_quit(self) -> None:
-        screen = self.screen
-        if isinstance(screen, ReplayScreen) and screen.sending_here:
-            screen.action_leave()  # says why not, and what to do
-            return
+        # Under the help, say, a replay screen may be sending: quitting would cut it off.
+        for screen in self.screen_stack:
+            if isinstance(screen, ReplayScreen) and screen.sending_here:
+                screen.action_leave()  # says why not, and what to do
+                return
         await super().action_quit()
 
     def action_lookup(self) -> None:

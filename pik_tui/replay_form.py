@@ -75,7 +75,17 @@ def instant(field: str, text: str, now_us: int) -> int:
     try:
         return parse_query_time(text, now_us)
     except TimeFormatError as exc:
-        raise FormError(field, str(exc)) from None
+        raise FormError(field, worded(str(exc))) from None
+
+
+_INTERNAL_NAMES = {"entity_ids": "entity ids", "event_types": "types"}
+
+
+def worded(text: str) -> str:
+    """A refusal in the form's words: the selection's field names as the form labels them."""
+    for internal, label in _INTERNAL_NAMES.items():
+        text = text.replace(internal, label)
+    return text
 
 
 def form_field(selection_field: str | None) -> str:
@@ -87,6 +97,8 @@ def read_selection(values: dict[str, str], now_us: int) -> Selection:
     """The selection the form describes, or a FormError naming the first field at fault."""
     start = instant("start", values["start"], now_us)
     end = instant("end", values["end"], now_us)
+    if not values["target"].strip():
+        raise FormError("target", "choose where a send goes (the field's hint lists the targets)")
     try:
         return Selection.build(
             names(values["entities"]),
@@ -98,7 +110,7 @@ def read_selection(values: dict[str, str], now_us: int) -> Selection:
         )
     except ReplayError as exc:
         field = form_field(exc.field)
-        raise FormError(field, str(exc)) from None
+        raise FormError(field, worded(str(exc))) from None
 
 
 def read_rate(text: str) -> int:

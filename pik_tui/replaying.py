@@ -67,7 +67,8 @@ class ReplayDesk:
         except StoreUnavailableError as exc:
             raise ReplayRefused(f"{exc} [{exc.code}]") from None
         except OSError as exc:
-            raise ReplayRefused(f"the target failed ({exc})") from None
+            # The target's file, or one of the store's own (its locks): the error names it.
+            raise ReplayRefused(f"a file could not be read or written ({exc})") from None
         except Exception as exc:
             text = self._explain(exc) if self._explain else None
             if text is None:

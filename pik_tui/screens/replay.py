@@ -20,15 +20,25 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from pik import replay_views as views
 from pik.domain import replay as model
+from pik.domain.instants import format_instant
 from pik.domain.replay import Plan, ReplayRun
 from pik.textsafe import inert
 from pik_tui.backend import Backend, StoreUnavailable
-from pik_tui.replay_form import FIELDS, Draft, FormError, form_field, read_rate, read_selection
+from pik_tui.replay_form import (
+    FIELDS,
+    Draft,
+    FormError,
+    form_field,
+    read_rate,
+    read_selection,
+    worded,
+)
 from pik_tui.replaying import ReplayDesk, ReplayRefused
 from pik_tui.safe import clip, message, plain
 from pik_tui.screens.confirm import ConfirmSend
@@ -58,6 +68,8 @@ class DeskOpened(Message, bubble=False):
 class Planned(Message, bubble=False):
     plan: Plan
     who: str
+    request: int
+    """Which preview asked for it: only the latest one's plan is shown."""
 
 
 @dataclass
@@ -82,6 +94,10 @@ class Refused(Message, bubble=False):
     field: str | None = None
     ends_send: bool = False
     replay_id: str | None = None
+    request: int | None = None
+    """The preview it answers, if it is a preview's."""
+    cancel: bool = False
+    """It answers a cancel."""
 
 
 class ReplayScreen(Screen[None]):
@@ -127,7 +143,11 @@ class ReplayScreen(Screen[None]):
         self.stale = False
         """The form changed after the plan on screen was made."""
         self._planned: dict[str, str] = {}
-        """The form as it was when the plan on screen was asked for."""
+        """The form as it was when the latest preview was asked for."""
+        self._asked = 0
+        """How many previews were asked for: a late answer to an earlier one is dropped."""
+        self._poll_timer: Timer | None = None
+        self._cancelling = False
         self.run: ReplayRun | None = None
         self.sending = False
         """This process is sending ``run`` (a local store) or watching the stack send it."""
@@ -153,11 +173,15 @@ class ReplayScreen(Screen[None]):
                     placeholder=PLACEHOLDERS.get(key, ""),
                     id=f"replay-{key}",
                     classes="replay-field",
+                    compact=True,
                 )
+        # Compact, so that on a small terminal the plan below still has room.
         with Horizontal(id="replay-buttons"):
-            yield Button("Preview (dry run)", id="replay-preview", variant="primary")
-            yield Button("Send…", id="replay-send", variant="warning", disabled=True)
-            yield Button("Cancel replay", id="replay-cancel", variant="error", disabled=True)
+            yield Button("Preview (dry run)", id="replay-preview", variant="primary", compact=True)
+            yield Button("Send…", id="replay-send", variant="warning", disabled=True, compact=True)
+            yield Button(
+                "Cancel replay", id="replay-cancel", variant="error", disabled=True, compact=True
+            )
         yield Static(classes="status", id="replay-status")
         yield ProgressBar(total=None, show_eta=False, id="replay-progress")
         with VerticalScroll(id="replay-plan-scroll"):
@@ -185,8 +209,14 @@ class ReplayScreen(Screen[None]):
         plan = self.plan
         sendable = ready and plan is not None and plan.events > 0 and not self.stale
         self.query_one("#replay-send", Button).disabled = not sendable
-        running = self.run is not None and self.run.status == model.RUNNING
-        self.query_one("#replay-cancel", Button).disabled = not running
+        run = self.run
+        cancellable = (
+            run is not None
+            and run.status == model.RUNNING
+            and not run.cancel_requested
+            and not self._cancelling
+        )
+        self.query_one("#replay-cancel", Button).disabled = not cancellable
         for key in FIELDS:
             self.field(key).disabled = self.sending
         self.refresh_bindings()
@@ -249,27 +279,39 @@ class ReplayScreen(Screen[None]):
             return
         self.say("planning: reading the slice's events (nothing is sent)…")
         self._planned = self.values()
-        self._plan(self.desk, selection)
+        self._asked += 1
+        self._plan(self.desk, selection, self._asked)
 
     def _wrong(self, key: str, text: str) -> None:
         self.say(text, "bold red")
         self.field(key).focus()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="replay-plan")
-    def _plan(self, desk: ReplayDesk, selection: model.Selection) -> None:
+    def _plan(self, desk: ReplayDesk, selection: model.Selection, request: int) -> None:
         try:
             plan = desk.call(lambda control: control.plan(selection))
             who = desk.call(lambda control: control.who)
         except ReplayRefused as exc:
-            self.post_message(Refused(str(exc), exc.field))
+            self.post_message(Refused(str(exc), exc.field, request=request))
             return
-        self.post_message(Planned(plan, who))
+        self.post_message(Planned(plan, who, request))
+
+    def _slice_changed(self) -> bool:
+        """Whether the form now describes another slice than the latest preview's (the
+        rate is chosen at confirmation, so it is not part of the slice)."""
+        now = self.values()
+        return any(now[key] != self._planned.get(key) for key in FIELDS if key != "rate")
 
     def on_planned(self, message: Planned) -> None:
-        self.plan, self.who, self.stale = message.plan, message.who, False
+        if message.request != self._asked:
+            return  # an earlier preview, answered after a later one was asked for
+        self.plan, self.who = message.plan, message.who
+        self.stale = self._slice_changed()
         plan = message.plan
         self.query_one("#replay-plan", Static).update(Group(*views.plan_views(plan)))
-        if plan.events:
+        if self.stale:
+            self.say("the form changed while planning: preview again (Enter or F5)", "yellow")
+        elif plan.events:
             self.say(
                 f"plan {plan.plan_id}: {plan.events:,} event(s), {views.size(plan.bytes)}; "
                 "nothing sent. Check it, then Send… (F6).",
@@ -279,21 +321,40 @@ class ReplayScreen(Screen[None]):
             self.say("the selection holds no events: there is nothing to replay", "yellow")
         self._buttons()
 
-    def on_refused(self, message: Refused) -> None:
-        text = message.text
-        if message.ends_send:
-            self.sending = False
-            if message.replay_id is None:
-                self.query_one("#replay-progress").display = False
-            elif self.desk is not None and self.desk.sends_here:
-                # The run stays open, its progress kept, as after Ctrl-C in `pik replay run`.
-                text += f". Once fixed, go on with: {self.desk.command} resume {message.replay_id}"
-            elif self.desk is not None:
-                text += f". Follow it with: {self.desk.command} status {message.replay_id}"
+    def on_refused(self, refused: Refused) -> None:
+        if refused.request is not None and refused.request != self._asked:
+            return  # an earlier preview's refusal
+        if refused.cancel:
+            self._cancelling = False
+        text = worded(message(refused.text, limit=400))
+        if refused.ends_send:
+            text = self._send_stopped(text, refused.replay_id)
         self.say(text, "bold red")
-        if message.field is not None:
-            self.field(form_field(message.field)).focus()
+        if refused.field is not None:
+            self.field(form_field(refused.field)).focus()
+        elif refused.ends_send:
+            self.field("entities").focus()
         self._buttons()
+
+    def _send_stopped(self, text: str, replay_id: str | None) -> str:
+        """A send that ended without its run ending: what to do next."""
+        self.sending = False
+        # The plan shown cannot be sent again as it is (refused, or its run is open).
+        self.plan = None
+        if replay_id is None:
+            self.query_one("#replay-progress").display = False
+            return text + ". Preview again to send."
+        command = self.desk.command if self.desk else "pik replay"
+        if self.desk is not None and self.desk.sends_here:
+            # The run stays open with its progress kept, as after Ctrl-C in `pik replay run`;
+            # nothing sends it now, so there is nothing here to cancel.
+            self.run = None
+            return (
+                f"{text}. Replay {replay_id} is open with its progress kept: once fixed, go on "
+                f"with: {command} resume {replay_id}, or stop it: {command} cancel {replay_id}"
+            )
+        self._stop_polling()
+        return f"{text}. Follow it with: {command} status {replay_id}"
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
@@ -322,7 +383,8 @@ class ReplayScreen(Screen[None]):
         question = Text()
         question.append("Send ", style="bold")
         question.append(f"{plan.events:,} event(s)", style="bold")
-        question.append(f" ({views.size(plan.bytes)}) of plan {plan.plan_id}\nto ")
+        question.append(f" ({views.size(plan.bytes)}) of plan {plan.plan_id}\n")
+        question.append(_slice(plan.selection) + "\nto ")
         question.append(inert(plan.selection.target, limit=200), style="bold")
         question.append(f"\nat up to {rate:,} events/s ({views.duration(plan.events / rate)})?\n\n")
         question.append(
@@ -381,6 +443,7 @@ class ReplayScreen(Screen[None]):
             )
 
     def on_run_changed(self, message: RunChanged) -> None:
+        self._cancelling = False
         run = self.run = message.run
         self.query_one("#replay-progress", ProgressBar).update(total=run.total, progress=run.sent)
         if run.status == model.RUNNING:
@@ -388,11 +451,15 @@ class ReplayScreen(Screen[None]):
                 f"replay {run.replay_id} running: sent {run.sent:,} of {run.total:,} to "
                 f"{clip(run.target, 60)}" + (" (cancel requested)" if run.cancel_requested else "")
             )
-            if not self.desk or not self.desk.sends_here:
-                self.set_timer(POLL_SECONDS, self._poll)
+            if self.sending and self.desk and not self.desk.sends_here:
+                self._poll_soon()
         else:
             self.sending = False
+            self._stop_polling()
             self._ended(run)
+            self._buttons()
+            self.field("entities").focus()
+            return
         self._buttons()
 
     def _ended(self, run: ReplayRun) -> None:
@@ -405,7 +472,18 @@ class ReplayScreen(Screen[None]):
         # A plan runs once: another send needs a fresh preview.
         self.plan = None
 
+    def _poll_soon(self) -> None:
+        """Read the run the stack sends again in a moment; one reading at a time."""
+        if self._poll_timer is None:
+            self._poll_timer = self.set_timer(POLL_SECONDS, self._poll)
+
+    def _stop_polling(self) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+
     def _poll(self) -> None:
+        self._poll_timer = None
         if self.run is None or self.desk is None or not self.is_attached:
             return
         self._read_run(self.desk, self.run.replay_id)
@@ -429,7 +507,12 @@ class ReplayScreen(Screen[None]):
         run, desk = self.run, self.desk
         if run is None or desk is None or run.status != model.RUNNING:
             return
+        if run.cancel_requested or self._cancelling:
+            self.notify("a cancel is already asked for", timeout=2)
+            return
+        self._cancelling = True
         self.say(f"asking replay {run.replay_id} to stop…")
+        self._buttons()
         self._cancel(desk, run.replay_id)
 
     @work(thread=True, exit_on_error=False, group="replay-cancel")
@@ -437,7 +520,7 @@ class ReplayScreen(Screen[None]):
         try:
             run = desk.call(lambda control: control.cancel(replay_id))
         except ReplayRefused as exc:
-            self.post_message(Refused(str(exc)))
+            self.post_message(Refused(str(exc), cancel=True))
             return
         self.post_message(RunChanged(run))
 
@@ -459,9 +542,24 @@ class ReplayScreen(Screen[None]):
         self.dismiss(None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Footer shows only what can be done now.
+        # The footer shows what can be done now (greyed: what cannot, for the moment).
         if action == "send":
             return not self.query_one("#replay-send", Button).disabled
         if action == "cancel_run":
             return not self.query_one("#replay-cancel", Button).disabled
+        if action == "preview":
+            return None if self.query_one("#replay-preview", Button).disabled else True
         return True
+
+
+def _slice(selection: model.Selection) -> str:
+    """The slice in one line of the question: whose events, of what, when."""
+    entities = selection.entity_ids
+    who = inert(entities[0], limit=60) + (
+        f" and {len(entities) - 1:,} more" if len(entities) > 1 else ""
+    )
+    kinds = ", ".join(selection.sources + selection.event_types) or "every source and type"
+    return (
+        f"of {who} ({inert(kinds, limit=80)}), event time "
+        f"[{format_instant(selection.start_us)}, {format_instant(selection.end_us)})"
+    )

@@ -339,6 +339,29 @@ class StackReplays(LocalBackend):
         return stack_replays(STACK, f"pik --stack {STACK}")
 
 
+async def cancel_once(pilot: Pilot[None], screen: ReplayScreen) -> None:
+    """F8, pressed again and again: one cancel is asked for, and the run is still read back
+    once a second, not once a second per press."""
+    assert screen.desk is not None
+    control: Any = screen.desk.control
+    reads: list[str] = []
+    read = control.run
+
+    def counted(replay_id: str) -> Any:
+        reads.append(replay_id)
+        return read(replay_id)
+
+    control.run = counted
+    for _ in range(4):
+        await pilot.press("f8")
+        await pilot.pause()
+    await until(pilot, lambda: screen.run is not None and screen.run.cancel_requested)
+    reads.clear()
+    await asyncio.sleep(2.5)
+    await pilot.pause()
+    assert 1 <= len(reads) <= 3
+
+
 async def until(pilot: Pilot[None], done: Callable[[], bool], seconds: float = 15.0) -> None:
     for _ in range(int(seconds / 0.05)):
         await pilot.app.workers.wait_for_complete()
@@ -349,12 +372,14 @@ async def until(pilot: Pilot[None], done: Callable[[], bool], seconds: float = 1
     raise AssertionError("the screen did not get there")
 
 
+@pytest.mark.parametrize("cancel", [False, True], ids=["sent", "cancelled"])
 def test_the_replay_screen_plans_and_confirms_through_the_api_and_follows_the_run(
     gateway: Gateway,
     stack: AwsConfig,
     make_event: MakeEvent,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    cancel: bool,
 ) -> None:
     ingest(AwsEngine(stack), [make_event(entity_id="tui-1", event_time="2026-11-01T03:00:00Z")])
     LocalEngine(tmp_path / "empty", create=True).close()
@@ -393,6 +418,11 @@ def test_the_replay_screen_plans_and_confirms_through_the_api_and_follows_the_ru
                 f"/replays/plans/{screen.plan.plan_id}/confirm",
             ]
             assert not screen.sending_here  # the stack's function sends it: leaving is fine
+            if cancel:
+                await cancel_once(pilot, screen)
+                assert [r["path"] for r in gateway.requests][2:] == [
+                    f"/replays/{screen.run.replay_id}/cancel"
+                ]
 
             (item,) = work_items(stack)
             context = as_function(monkeypatch, STACK)
@@ -400,7 +430,10 @@ def test_the_replay_screen_plans_and_confirms_through_the_api_and_follows_the_ru
             assert handler(work_event([item]), context) == {"batchItemFailures": []}
             await until(pilot, lambda: screen.run is not None and screen.run.status != "running")
             assert screen.run is not None
-            assert (screen.run.status, screen.run.sent) == (model.COMPLETED, 1)
+            if cancel:
+                assert (screen.run.status, screen.run.sent) == (model.CANCELLED, 0)
+            else:
+                assert (screen.run.status, screen.run.sent) == (model.COMPLETED, 1)
 
     try:
         asyncio.run(scenario())

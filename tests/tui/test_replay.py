@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.text import Text
@@ -16,8 +18,15 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 
 from pik.domain import replay as model
+from pik.domain.instants import parse_instant
+from pik.domain.replay import Plan, Selection
+from pik.engines.local import LocalEngine
 from pik.engines.local.ledger import LocalReplayLedger
+from pik.engines.local.replay import LocalReplayBackend
+from pik.services.replay_control import LedgerControl
 from pik_tui.app import PikApp
+from pik_tui.backend import LocalBackend
+from pik_tui.replaying import ReplayDesk
 from pik_tui.screens.confirm import ConfirmSend
 from pik_tui.screens.replay import ReplayScreen
 from pik_tui.widgets.timeline import TimelinePane
@@ -125,6 +134,7 @@ def test_a_send_needs_the_yes_and_then_sends_the_plan_audited(
         assert run.sent == run.total == plan.events
         assert f"replay {run.replay_id} completed: sent {plan.events:,}" in status(app)
         assert screen.query_one("#replay-send", Button).disabled  # a plan runs once
+        assert app.focused is screen.query_one("#replay-entities", Input)  # typing goes on
 
         await pilot.press("escape")
         await settle(pilot)
@@ -220,11 +230,18 @@ def test_a_slow_send_can_be_cancelled_and_the_screen_stays_while_it_is_sent(
                 break
             await asyncio.sleep(0.05)
         assert screen.sending_here
+        assert screen.check_action("preview", ()) is None  # greyed in the footer
         await pilot.press("escape")  # refused: this process is sending it
         await pilot.press("ctrl+q")  # so is quitting
         await pilot.pause()
         assert app.screen is screen and app.is_running
-        await pilot.press("f8")
+        await pilot.press("question_mark", "ctrl+q")  # from the help over it too
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+        await pilot.press("f8", "f8", "f8")  # asked once
         for _ in range(100):
             await pilot.pause()
             if screen.run is not None and screen.run.status != model.RUNNING:
@@ -237,6 +254,12 @@ def test_a_slow_send_can_be_cancelled_and_the_screen_stays_while_it_is_sent(
         assert not screen.sending_here
 
     drive(app, scenario)
+    saved = ledger(store)
+    try:
+        asked = [r for r in saved.audit_log(0, 100) if r.action == model.CANCEL_REQUESTED]
+    finally:
+        saved.close()
+    assert len(asked) == 1
 
 
 def test_a_read_only_tui_offers_no_replay(make_app: MakeApp, store: Path, drive: Drive) -> None:
@@ -266,3 +289,149 @@ def test_the_browsing_keys_rest_while_the_replay_screen_is_up(
         assert app.tabs.active == "tab-timeline"
 
     drive(app, scenario)
+
+
+class GatedReplays(LocalBackend):
+    """A local store whose first preview waits for ``gate``: a slow plan, as on a big
+    slice or a stack, to edit the form under."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.planned = 0
+
+    def replays(self) -> ReplayDesk:
+        desk = super().replays()
+        control = desk.control
+        first_plan = control.plan
+
+        def plan(selection: Selection) -> Plan:
+            self.planned += 1
+            if self.planned == 1:
+                assert self.gate.wait(10)
+            return first_plan(selection)
+
+        control.plan = plan  # type: ignore[method-assign]
+        return desk
+
+
+@pytest.fixture
+def gated(store: Path) -> Iterator[PikApp]:
+    engine = LocalEngine(store, create=False, read_only=True)
+    backend = GatedReplays(engine, "gated")
+    yield PikApp(backend, now_us=lambda: parse_instant("2025-06-02T12:05:00Z"))
+    backend.close()
+
+
+async def until(pilot: Pilot[None], done: Callable[[], bool]) -> None:
+    for _ in range(200):
+        await pilot.pause()
+        if done():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("never got there")
+
+
+async def held_preview(
+    pilot: Pilot[None], settle: Settle, app: PikApp, target: str
+) -> tuple[ReplayScreen, GatedReplays]:
+    """The replay screen with a preview of customer-0001 asked for and held at the gate,
+    and the form then changed to customer-0002."""
+    backend = app.backend
+    assert isinstance(backend, GatedReplays)
+    await pilot.press("R")
+    await settle(pilot)
+    screen = app.screen
+    assert isinstance(screen, ReplayScreen)
+    await type_into(pilot, "target", target)
+    await pilot.press("f5")
+    await until(pilot, lambda: backend.planned == 1)
+    await type_into(pilot, "entities", "customer-0002")
+    return screen, backend
+
+
+def test_a_plan_that_arrives_after_the_form_changed_cannot_be_sent(
+    gated: PikApp, tmp_path: Path, drive: Drive, settle: Settle
+) -> None:
+    async def scenario(pilot: Pilot[None]) -> None:
+        target = f"file:{tmp_path / 'out.ndjson'}"
+        screen, backend = await held_preview(pilot, settle, gated, target)
+        backend.gate.set()
+        await settle(pilot)
+        assert screen.plan is not None and screen.plan.selection.entity_ids == ("customer-0001",)
+        assert screen.stale and screen.query_one("#replay-send", Button).disabled
+        assert "changed while planning" in status(gated)
+
+    drive(gated, scenario)
+
+
+def test_an_earlier_preview_answered_late_does_not_replace_the_latest(
+    gated: PikApp, tmp_path: Path, drive: Drive, settle: Settle
+) -> None:
+    async def scenario(pilot: Pilot[None]) -> None:
+        target = f"file:{tmp_path / 'out.ndjson'}"
+        screen, backend = await held_preview(pilot, settle, gated, target)
+        await pilot.press("f5")  # customer-0002, answered at once
+        await until(pilot, lambda: screen.plan is not None)
+        backend.gate.set()
+        await settle(pilot)
+        await asyncio.sleep(0.2)
+        await settle(pilot)
+        assert screen.plan is not None
+        assert screen.plan.selection.entity_ids == ("customer-0002",)
+        assert not screen.stale and not screen.query_one("#replay-send", Button).disabled
+
+    drive(gated, scenario)
+
+
+def test_a_plan_confirmed_elsewhere_is_refused_and_cannot_be_offered_again(
+    app: PikApp, store: Path, tmp_path: Path, drive: Drive, settle: Settle
+) -> None:
+    async def scenario(pilot: Pilot[None]) -> None:
+        screen = await open_and_preview(pilot, settle, f"file:{tmp_path / 'out.ndjson'}")
+        plan = screen.plan
+        assert plan is not None
+        other = LocalReplayBackend.open(store, who="someone-else")
+        try:
+            LedgerControl(other).confirm(plan.plan_id, 10)  # another operator, first
+        finally:
+            other.close()
+        await pilot.press("f6")
+        await settle(pilot)
+        await pilot.press("tab", "enter")
+        await settle(pilot)
+        assert "[plan_already_confirmed]" in status(app)
+        assert "Preview again to send" in status(app)
+        assert screen.query_one("#replay-send", Button).disabled
+        assert not screen.sending_here
+
+    drive(app, scenario)
+
+
+def test_a_target_failing_mid_send_leaves_the_run_open_and_says_how_to_go_on(
+    app: PikApp, store: Path, tmp_path: Path, drive: Drive, settle: Settle
+) -> None:
+    folder = tmp_path / "gone"
+    folder.mkdir()
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        screen = await open_and_preview(pilot, settle, f"file:{folder / 'out.ndjson'}")
+        folder.rmdir()  # between the preview and the send
+        await pilot.press("f6")
+        await settle(pilot)
+        await pilot.press("tab", "enter")
+        await until(pilot, lambda: not screen.sending)
+        await settle(pilot)
+        said = status(app)
+        assert "a file could not be read or written" in said
+        assert " replay resume " in said and " replay cancel " in said
+        assert screen.query_one("#replay-cancel", Button).disabled  # nothing sends it here
+        assert screen.query_one("#replay-send", Button).disabled
+
+    drive(app, scenario)
+    saved = ledger(store)
+    try:
+        (run,) = saved.runs(10)
+    finally:
+        saved.close()
+    assert run.status == model.RUNNING and run.sent == 0  # resumable

@@ -40,8 +40,9 @@ def test_a_whole_form_reads_as_the_selection_it_describes() -> None:
         ({"start": "tomorrow"}, "start", "a date like 2026-01-31"),
         ({"end": "2026-13-01"}, "end", ""),
         ({"start": "now", "end": "-1h"}, "end", "end must be after start"),
-        ({"target": "  "}, "target", ""),
+        ({"target": "  "}, "target", "choose where a send goes"),
         ({"types": "x" * 200}, "types", ""),
+        ({"entities": "a\x1bb"}, "entities", "entity ids"),
     ],
 )
 def test_each_mistake_names_its_field(changes: dict[str, str], field: str, says: str) -> None:
@@ -77,3 +78,9 @@ def test_the_draft_spans_the_page_on_screen_to_just_after_its_last_event() -> No
         "2026-11-29T12:00:00.000001Z",
     )
     assert draft_for(None, None, None).start == "-24h"
+
+
+def test_refusals_speak_of_the_fields_as_the_form_names_them() -> None:
+    with pytest.raises(FormError) as raised:
+        read_selection(form(entities="a\x07"), NOW)
+    assert "entity_ids" not in str(raised.value)
