@@ -61,6 +61,9 @@ def file_target(target: str, cwd: Path | None = None) -> str:
         raise _refuse(f"{final} is a directory; name a file inside it, e.g. {final}/replay.ndjson")
     if final.exists() and not final.is_file():
         raise _refuse(f"{final} is not a regular file; name a file to append to")
+    if final.is_symlink() and not final.exists():
+        # Appending through it would create a file wherever it points, or fail at the send.
+        raise _refuse(f"{final} is a symbolic link to nothing; name an existing file or a new path")
     return FILE_SCHEME + str(final)
 
 

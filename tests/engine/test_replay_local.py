@@ -79,6 +79,8 @@ def test_a_file_target_that_cannot_be_written_is_refused_with_what_to_do(tmp_pat
     assert "control" in refused_target("file:out\x1b[2J.ndjson", tmp_path)
     os.mkfifo(tmp_path / "fifo")
     assert "regular file" in refused_target("file:fifo", tmp_path)
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing" / "out.ndjson")
+    assert "symbolic link to nothing" in refused_target("file:dangling", tmp_path)
     with pytest.raises(ReplayError):
         target_path("file:relative/out.ndjson")
 
