@@ -61,3 +61,7 @@ def test_replay_form_for_the_page_on_screen(
     snap_compare: SnapCompare, demo_app: PikApp, settle: Settle
 ) -> None:
     assert snap(snap_compare, demo_app, settle, ["R"])
+
+
+def test_event_id_prompt(snap_compare: SnapCompare, demo_app: PikApp, settle: Settle) -> None:
+    assert snap(snap_compare, demo_app, settle, ["e", "z", "enter"])
