@@ -226,7 +226,8 @@ class PikApp(App[None]):
         if message.entity_id == self.entity_id:
             return
         self.entity_id = message.entity_id
-        self.query_one(TimelinePane).show_entity(message.entity_id)
+        # Its timeline opens where the event is, not at the newest page.
+        self.query_one(TimelinePane).show_entity(message.entity_id, at_us=message.event_time_us)
         self.query_one(CoveragePane).set_selected(message.entity_id)
         self._crumbs()
 

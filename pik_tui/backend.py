@@ -29,6 +29,7 @@ from pik.ports import EventStore
 from pik.services import query
 from pik.services.query import CoverageReport, EventDetail, RatesReport, TimelinePage
 from pik.services.replay_control import LedgerControl
+from pik.storage_errors import StoreUnavailableError
 from pik_tui.replaying import LOCAL_TARGETS, ReplayDesk
 
 T = TypeVar("T")
@@ -153,7 +154,7 @@ class LocalBackend(ServiceBackend):
         sending must not wait on the panes' reads, nor they on it)."""
         try:
             local = LocalReplayBackend.open(self._root)
-        except (StoreError, IndexCorruptError) as exc:
+        except (StoreError, IndexCorruptError, StoreUnavailableError) as exc:
             raise StoreUnavailable(str(exc)) from None
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"the store at {self._root} cannot be opened: {exc}") from None

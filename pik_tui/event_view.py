@@ -21,6 +21,7 @@ NOT_VERIFIED = "NOT VERIFIED"
 class EventView:
     event_id: bytes
     entity_id: str
+    event_time_us: int
     verified: bool
     fields: list[tuple[str, str]]
     """(name, value) pairs, values already inert and capped."""
@@ -104,6 +105,7 @@ def build_event_view(
     return EventView(
         record.event_id,
         record.entity_id,
+        record.event_time_us,
         detail.verified,
         fields,
         attempts,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from pik.domain.records import EntityRecord
+from pik.domain.replay import Plan, ReplayRun
 from pik.services.query import RatesReport, TimelinePage
 from pik_tui.event_view import EventView
 from pik_tui.heatmap import HeatRow, Span
@@ -53,6 +54,52 @@ class RatesLoaded(Message, bubble=False):
     report: RatesReport
 
 
+# --- the replay screen's worker results --------------------------------------------------
+
+
+@dataclass
+class DeskOpened(Message, bubble=False):
+    """The replay ledger is open (the desk itself is handed over under the screen's lock)."""
+
+
+@dataclass
+class Planned(Message, bubble=False):
+    plan: Plan
+    who: str
+    request: int
+    """Which preview asked for it: only the latest one's plan is shown."""
+
+
+@dataclass
+class RunChanged(Message, bubble=False):
+    """Where a run stands: just confirmed, part sent, read back, or ended."""
+
+    run: ReplayRun
+
+
+@dataclass
+class Progressed(Message, bubble=False):
+    sent: int
+    total: int
+
+
+@dataclass
+class Refused(Message, bubble=False):
+    """A replay action did not happen. ``ends_send``: it was the send's (its confirmation,
+    or the sending of run ``replay_id`` when one was confirmed)."""
+
+    text: str
+    field: str | None = None
+    ends_send: bool = False
+    replay_id: str | None = None
+    request: int | None = None
+    """The preview it answers, if it is a preview's."""
+    cancel: bool = False
+    """It answers a cancel."""
+    poll: bool = False
+    """It is a failed reading of the run a stack sends."""
+
+
 # --- between panes (they bubble up to the app) -------------------------------------------
 
 
@@ -76,10 +123,11 @@ class EventChosen(Message):
 
 @dataclass
 class EventShown(Message):
-    """The event pane shows an event of ``entity_id``."""
+    """The event pane shows an event of ``entity_id`` at ``event_time_us``."""
 
     event_id: bytes
     entity_id: str
+    event_time_us: int
 
 
 @dataclass

@@ -23,6 +23,16 @@ FIELDS = {
 }
 """Each field's key and its label on screen."""
 
+PLACEHOLDERS = {
+    "entities": "one or more entity ids, comma-separated",
+    "start": "inclusive: 2026-01-31T10:00:00Z, 2026-01-31, -2h",
+    "end": "exclusive: a time, or now",
+    "sources": "all (or names, comma-separated)",
+    "types": "all (or names, comma-separated)",
+    "rate": f"events per second, {model.MIN_RATE} to {model.MAX_RATE:,}",
+}
+"""What an empty field means, or takes (the target's come from the store)."""
+
 _SELECTION_FIELDS = {
     "entity_ids": "entities",
     "start": "start",

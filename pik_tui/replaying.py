@@ -8,10 +8,12 @@ to show; anything else is a bug and is raised as it is.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
-from pik.domain.replay import ReplayError
+from pik.domain.replay import RUNNING, ReplayError, ReplayRun
 from pik.services.replay_control import ReplayControl
 from pik.storage_errors import StoreFullError, StoreUnavailableError
 
@@ -35,6 +37,10 @@ class ReplayDesk:
 
     ``sends_here``: a confirmed run is sent by this process (a local store), so the
     screen must stay while it is sent; on a stack the stack's function sends it.
+
+    Calls run in worker threads; :meth:`close` may come from the UI thread while one is
+    in flight, so the control is closed by whichever of them ends last, and no call
+    starts after it.
     """
 
     def __init__(
@@ -55,9 +61,26 @@ class ReplayDesk:
         self.sends_here = sends_here
         self._close = close
         self._explain = explain
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._closing = False
 
     def call(self, action: Callable[[ReplayControl], T]) -> T:
         """Run ``action`` on the control; refusals and outages become ReplayRefused."""
+        with self._lock:
+            if self._closing:
+                raise ReplayRefused("the replay screen was closed; open it again with R")
+            self._calls += 1
+        try:
+            return self._call(action)
+        finally:
+            with self._lock:
+                self._calls -= 1
+                last = self._closing and self._calls == 0
+            if last:
+                self._close()
+
+    def _call(self, action: Callable[[ReplayControl], T]) -> T:
         try:
             return action(self.control)
         except ReplayError as exc:
@@ -76,4 +99,35 @@ class ReplayDesk:
             raise ReplayRefused(text) from None
 
     def close(self) -> None:
-        self._close()
+        """Close the control now, or when the call in flight ends."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            idle = self._calls == 0
+        if idle:
+            self._close()
+
+
+def newer_reading(shown: ReplayRun | None, reading: ReplayRun) -> ReplayRun | None:
+    """``reading`` of a run if it moves the one on screen forward, else ``None``: a poll
+    and a cancel may be answered out of order, and an ended run stays ended."""
+    if shown is None or shown.replay_id != reading.replay_id:
+        return reading
+    if shown.status != RUNNING or reading.updated_us < shown.updated_us:
+        return None
+    if shown.cancel_requested and not reading.cancel_requested:
+        reading = replace(reading, cancel_requested=True)  # asked once stays asked
+    return replace(reading, sent=max(reading.sent, shown.sent))
+
+
+def open_run_hint(desk: ReplayDesk | None, replay_id: str) -> str:
+    """What to do about a run left open: resume or cancel it where this process sent it
+    (its progress is kept, as after Ctrl-C in `pik replay run`); else follow it."""
+    command = desk.command if desk is not None else "pik replay"
+    if desk is not None and desk.sends_here:
+        return (
+            f"Replay {replay_id} is open with its progress kept: once fixed, go on with: "
+            f"{command} resume {replay_id}, or stop it: {command} cancel {replay_id}"
+        )
+    return f"Follow it with: {command} status {replay_id}"

@@ -66,7 +66,7 @@ async def shoot_stack(stack: str) -> None:
     from pik_tui.aws_backend import AwsBackend
 
     backend = AwsBackend.open(stack)
-    app = PikApp(backend, now_us=lambda: END + 5 * US_PER_MINUTE, read_only=True)
+    app = PikApp(backend, now_us=lambda: END + 5 * US_PER_MINUTE)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause(10.0)  # every entity's first and last event: many reads

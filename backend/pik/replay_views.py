@@ -47,7 +47,11 @@ def duration(seconds: float) -> str:
 
 def plan_table(plan: Plan) -> Table:
     selection = plan.selection
-    table = Table(show_header=False, title=f"replay plan {plan.plan_id}", title_justify="left")
+    table = Table(
+        show_header=False,
+        title=Text(f"replay plan {inert(plan.plan_id, limit=64)}"),
+        title_justify="left",
+    )
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     table.add_row("events", f"{plan.events:,} ({size(plan.bytes)})")
@@ -118,7 +122,7 @@ def plan_views(plan: Plan) -> list[RenderableType]:
         ("event type", plan.by_event_type),
     ):
         views.append(breakdown_table(name, counts))
-    views.append(Text("sample event ids: " + " ".join(plan.sample)))
+    views.append(Text("sample event ids: " + inert(" ".join(plan.sample), limit=2000)))
     return views
 
 
@@ -128,12 +132,16 @@ def show_plan(console: Console, plan: Plan) -> None:
 
 
 def run_table(run: ReplayRun) -> Table:
-    table = Table(show_header=False, title=f"replay {run.replay_id}", title_justify="left")
+    table = Table(
+        show_header=False,
+        title=Text(f"replay {inert(run.replay_id, limit=64)}"),
+        title_justify="left",
+    )
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     table.add_row("status", status_text(run))
     table.add_row("sent", f"{run.sent:,} of {run.total:,}")
-    table.add_row("plan", run.plan_id)
+    table.add_row("plan", cell(run.plan_id, limit=64))
     table.add_row("target", cell(run.target, limit=400))
     table.add_row("rate", f"{run.rate:,} events/s")
     table.add_row("confirmed", cell(f"{format_instant(run.started_us)} by {run.confirmed_by}"))
@@ -146,7 +154,7 @@ def status_text(run: ReplayRun) -> Text:
     if run.status == model.RUNNING and run.cancel_requested:
         words += " (cancel requested)"
     if run.detail:
-        words += f" ({run.detail})"
+        words += f" ({inert(run.detail, limit=200)})"
     return Text(words, style={"completed": "green", "running": "yellow"}.get(run.status, "red"))
 
 

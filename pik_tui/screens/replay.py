@@ -8,17 +8,16 @@ and audit records are the ones the command line shows.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import ClassVar
 
 from rich.console import Group
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Static
@@ -26,12 +25,13 @@ from textual.worker import Worker, WorkerState
 
 from pik import replay_views as views
 from pik.domain import replay as model
-from pik.domain.instants import format_instant
 from pik.domain.replay import Plan, ReplayRun
 from pik.textsafe import inert
 from pik_tui.backend import Backend, StoreUnavailable
+from pik_tui.messages import DeskOpened, Planned, Progressed, Refused, RunChanged
 from pik_tui.replay_form import (
     FIELDS,
+    PLACEHOLDERS,
     Draft,
     FormError,
     form_field,
@@ -39,65 +39,14 @@ from pik_tui.replay_form import (
     read_selection,
     worded,
 )
-from pik_tui.replaying import ReplayDesk, ReplayRefused
+from pik_tui.replaying import ReplayDesk, ReplayRefused, newer_reading, open_run_hint
 from pik_tui.safe import clip, message, plain
-from pik_tui.screens.confirm import ConfirmSend
+from pik_tui.screens.confirm import ConfirmSend, send_question
 
 POLL_SECONDS = 1.0
 """How often a run the stack sends is read back for its progress."""
-
-PLACEHOLDERS = {
-    "entities": "one or more entity ids, comma-separated",
-    "start": "inclusive: 2026-01-31T10:00:00Z, 2026-01-31, -2h",
-    "end": "exclusive: a time, or now",
-    "sources": "all (or names, comma-separated)",
-    "types": "all (or names, comma-separated)",
-    "rate": f"events per second, {model.MIN_RATE} to {model.MAX_RATE:,}",
-}
-
-
-# --- worker results ----------------------------------------------------------------------
-
-
-@dataclass
-class DeskOpened(Message, bubble=False):
-    desk: ReplayDesk
-
-
-@dataclass
-class Planned(Message, bubble=False):
-    plan: Plan
-    who: str
-    request: int
-    """Which preview asked for it: only the latest one's plan is shown."""
-
-
-@dataclass
-class RunChanged(Message, bubble=False):
-    """Where a run stands: just confirmed, part sent, or ended."""
-
-    run: ReplayRun
-
-
-@dataclass
-class Progressed(Message, bubble=False):
-    sent: int
-    total: int
-
-
-@dataclass
-class Refused(Message, bubble=False):
-    """An action did not happen. ``ends_send``: it was the send's (its confirmation, or
-    the sending, of run ``replay_id`` when one was confirmed)."""
-
-    text: str
-    field: str | None = None
-    ends_send: bool = False
-    replay_id: str | None = None
-    request: int | None = None
-    """The preview it answers, if it is a preview's."""
-    cancel: bool = False
-    """It answers a cancel."""
+POLL_ATTEMPTS = 3
+"""Readings in a row that may fail before the screen stops following a run."""
 
 
 class ReplayScreen(Screen[None]):
@@ -147,7 +96,12 @@ class ReplayScreen(Screen[None]):
         self._asked = 0
         """How many previews were asked for: a late answer to an earlier one is dropped."""
         self._poll_timer: Timer | None = None
+        self._poll_failures = 0
         self._cancelling = False
+        self._handover = threading.Lock()
+        self._opened: ReplayDesk | None = None
+        self._left = False
+        """The screen was left: a desk opened after that is closed at once."""
         self.run: ReplayRun | None = None
         self.sending = False
         """This process is sending ``run`` (a local store) or watching the stack send it."""
@@ -201,7 +155,9 @@ class ReplayScreen(Screen[None]):
         return {key: self.field(key).value for key in FIELDS}
 
     def say(self, text: str, style: str = "") -> None:
-        self.query_one("#replay-status", Static).update(plain(text, style))
+        # Whatever a status line quotes (ids and details a stack's API returned, the
+        # targets and names typed in) is shown inert.
+        self.query_one("#replay-status", Static).update(plain(inert(text, limit=600), style))
 
     def _buttons(self) -> None:
         ready = self.desk is not None and not self.sending
@@ -226,25 +182,36 @@ class ReplayScreen(Screen[None]):
     @work(thread=True, exit_on_error=False, group="replay-open")
     def _open(self) -> None:
         desk = self.backend.replays()
-        self.post_message(DeskOpened(desk))
+        # Handed over under the lock: a screen left meanwhile never sees the message, so
+        # it is the one that closes what it was given, or this thread when it came after.
+        with self._handover:
+            if self._left:
+                desk.close()
+                return
+            self._opened = desk
+        self.post_message(DeskOpened())
 
-    def on_desk_opened(self, message: DeskOpened) -> None:
-        if not self.is_attached:
-            message.desk.close()
+    def on_desk_opened(self) -> None:
+        with self._handover:
+            desk = self._opened
+        if desk is None:
             return
-        self.desk = message.desk
+        self.desk = desk
         target = self.field("target")
-        target.placeholder = message.desk.targets
+        target.placeholder = desk.targets
         if not target.value:
-            target.value = message.desk.target  # the stack's own queue; locally none
-        hint = f"targets here: {message.desk.targets}"
+            target.value = desk.target  # the stack's own queue; locally none
+        hint = f"targets here: {desk.targets}"
         self.say(f"{hint}. Enter or F5 previews the slice; nothing is sent without a yes.")
         self._buttons()
 
     def on_unmount(self) -> None:
-        if self.desk is not None:
-            self.desk.close()
-            self.desk = None
+        self._stop_polling()
+        with self._handover:
+            self._left = True
+            desk, self._opened, self.desk = self._opened, None, None
+        if desk is not None:
+            desk.close()  # once the calls in flight end
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is not WorkerState.ERROR:
@@ -256,8 +223,13 @@ class ReplayScreen(Screen[None]):
             if isinstance(error, (StoreUnavailable, ReplayRefused))
             else f"{type(error).__name__}: {error}"
         )
-        if event.worker.group == "replay-send":
+        # Whatever the failed worker was doing is over: the screen must stay usable.
+        group = event.worker.group
+        if group in ("replay-send", "replay-poll"):
             self.sending = False
+            self._stop_polling()
+        elif group == "replay-cancel":
+            self._cancelling = False
         self.say(f"failed: {message(text)}", "bold red")
         self.notify(message(text), title="replay", severity="error", markup=False)
         self._buttons()
@@ -326,6 +298,11 @@ class ReplayScreen(Screen[None]):
             return  # an earlier preview's refusal
         if refused.cancel:
             self._cancelling = False
+            if self.run is not None and self.run.status != model.RUNNING:
+                return  # it ended before the cancel arrived: what is shown says how
+        if refused.poll:
+            self._poll_failed(refused.text)
+            return
         text = worded(message(refused.text, limit=400))
         if refused.ends_send:
             text = self._send_stopped(text, refused.replay_id)
@@ -344,17 +321,10 @@ class ReplayScreen(Screen[None]):
         if replay_id is None:
             self.query_one("#replay-progress").display = False
             return text + ". Preview again to send."
-        command = self.desk.command if self.desk else "pik replay"
         if self.desk is not None and self.desk.sends_here:
-            # The run stays open with its progress kept, as after Ctrl-C in `pik replay run`;
-            # nothing sends it now, so there is nothing here to cancel.
-            self.run = None
-            return (
-                f"{text}. Replay {replay_id} is open with its progress kept: once fixed, go on "
-                f"with: {command} resume {replay_id}, or stop it: {command} cancel {replay_id}"
-            )
+            self.run = None  # open, but nothing sends it now: nothing here to cancel
         self._stop_polling()
-        return f"{text}. Follow it with: {command} status {replay_id}"
+        return text + ". " + open_run_hint(self.desk, replay_id)
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
@@ -380,18 +350,7 @@ class ReplayScreen(Screen[None]):
         except FormError as exc:
             self._wrong(exc.field, str(exc))
             return
-        question = Text()
-        question.append("Send ", style="bold")
-        question.append(f"{plan.events:,} event(s)", style="bold")
-        question.append(f" ({views.size(plan.bytes)}) of plan {plan.plan_id}\n")
-        question.append(_slice(plan.selection) + "\nto ")
-        question.append(inert(plan.selection.target, limit=200), style="bold")
-        question.append(f"\nat up to {rate:,} events/s ({views.duration(plan.events / rate)})?\n\n")
-        question.append(
-            f"Audited as {inert(self.who, limit=200)}. Every message carries the replay id, "
-            "so consumers can tell a replay from the original.",
-            style="dim",
-        )
+        question = send_question(plan, rate, self.who)
 
         def answered(send: bool | None) -> None:
             if send:
@@ -438,17 +397,21 @@ class ReplayScreen(Screen[None]):
         if self.run is not None and self.run.status == model.RUNNING:
             self.run = replace(self.run, sent=message.sent)
             self.say(
-                f"replay {self.run.replay_id}: sent {message.sent:,} of {message.total:,}"
+                f"replay {clip(self.run.replay_id, 40)}: sent {message.sent:,} of {message.total:,}"
                 + (" (cancel requested)" if self.run.cancel_requested else "")
             )
 
     def on_run_changed(self, message: RunChanged) -> None:
+        run = newer_reading(self.run, message.run)
+        if run is None:
+            return
         self._cancelling = False
-        run = self.run = message.run
+        self._poll_failures = 0
+        self.run = run
         self.query_one("#replay-progress", ProgressBar).update(total=run.total, progress=run.sent)
         if run.status == model.RUNNING:
             self.say(
-                f"replay {run.replay_id} running: sent {run.sent:,} of {run.total:,} to "
+                f"replay {clip(run.replay_id, 40)} running: sent {run.sent:,} of {run.total:,} to "
                 f"{clip(run.target, 60)}" + (" (cancel requested)" if run.cancel_requested else "")
             )
             if self.sending and self.desk and not self.desk.sends_here:
@@ -464,13 +427,25 @@ class ReplayScreen(Screen[None]):
 
     def _ended(self, run: ReplayRun) -> None:
         self.query_one("#replay-plan", Static).update(Group(views.run_table(run)))
-        words = f"replay {run.replay_id} {run.status}: sent {run.sent:,} of {run.total:,}"
+        words = f"replay {clip(run.replay_id, 40)} {run.status}: sent {run.sent:,} of {run.total:,}"
         if run.detail:
-            words += f" ({run.detail})"
+            words += f" ({clip(run.detail, 200)})"
         style = "bold green" if run.status == model.COMPLETED else "bold red"
         self.say(words, style)
         # A plan runs once: another send needs a fresh preview.
         self.plan = None
+
+    def _poll_failed(self, text: str) -> None:
+        """A reading of the run the stack sends failed: try again a few times (a network
+        blip), then stop following it and say how to."""
+        self._poll_failures += 1
+        if self._poll_failures < POLL_ATTEMPTS and self.run is not None:
+            self.say(f"{message(text)}; trying again", "yellow")
+            self._poll_soon()
+            return
+        replay_id = self.run.replay_id if self.run else None
+        self.say(self._send_stopped(message(text, limit=400), replay_id), "bold red")
+        self._buttons()
 
     def _poll_soon(self) -> None:
         """Read the run the stack sends again in a moment; one reading at a time."""
@@ -493,9 +468,7 @@ class ReplayScreen(Screen[None]):
         try:
             run = desk.call(lambda control: control.run(replay_id))
         except ReplayRefused as exc:
-            self.post_message(
-                Refused(f"reading replay {replay_id}: {exc}", ends_send=True, replay_id=replay_id)
-            )
+            self.post_message(Refused(f"reading replay {replay_id}: {exc}", poll=True))
             return
         if run is not None:
             self.post_message(RunChanged(run))
@@ -550,16 +523,3 @@ class ReplayScreen(Screen[None]):
         if action == "preview":
             return None if self.query_one("#replay-preview", Button).disabled else True
         return True
-
-
-def _slice(selection: model.Selection) -> str:
-    """The slice in one line of the question: whose events, of what, when."""
-    entities = selection.entity_ids
-    who = inert(entities[0], limit=60) + (
-        f" and {len(entities) - 1:,} more" if len(entities) > 1 else ""
-    )
-    kinds = ", ".join(selection.sources + selection.event_types) or "every source and type"
-    return (
-        f"of {who} ({inert(kinds, limit=80)}), event time "
-        f"[{format_instant(selection.start_us)}, {format_instant(selection.end_us)})"
-    )

@@ -74,7 +74,7 @@ class EventPane(Pane):
         payload.append(view.payload)
         self.query_one("#event-payload", Static).update(payload)
         self.query_one("#event-scroll", VerticalScroll).scroll_home(animate=False)
-        self.post_message(EventShown(view.event_id, view.entity_id))
+        self.post_message(EventShown(view.event_id, view.entity_id, view.event_time_us))
 
 
 def _fields(view: EventView) -> Text:

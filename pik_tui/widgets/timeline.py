@@ -12,6 +12,7 @@ from textual.worker import get_current_worker
 
 from pik.domain.cursor import Cursor
 from pik.domain.instants import START_OF_TIME_US, now_us, parse_query_time
+from pik.domain.lag import is_late
 from pik.services.query import TimelinePage
 from pik_tui import formats
 from pik_tui.backend import Backend
@@ -115,12 +116,16 @@ class TimelinePane(Pane):
             self.table.add_column(name, key=key)
         self.set_status("choose an entity on the left")
 
-    def show_entity(self, entity_id: str, again: bool = False) -> None:
-        """Show the newest page of ``entity_id``; ``again``: even when it is on screen."""
-        if entity_id == self.entity_id and self.page is not None and not again:
+    def show_entity(self, entity_id: str, again: bool = False, at_us: int | None = None) -> None:
+        """Show the newest page of ``entity_id`` (``again``: even when it is on screen), or
+        with ``at_us`` its events from that time on."""
+        if entity_id == self.entity_id and self.page is not None and not again and at_us is None:
             return
         self.entity_id = entity_id
         self.page = None
+        if at_us is not None:
+            self.jump_to(at_us)
+            return
         self._request(None, forward=False)
 
     def _request(
@@ -209,14 +214,16 @@ class TimelinePane(Pane):
             self.notify("no newer events yet", timeout=2)
         self.page, self._shown_cursor = page, message.cursor
         table = self.table
+        late_after_us = self.backend.late_after_us
         with self.app.batch_update():
             table.clear()
             for record in page.events:
-                late = record.lag_ms * 1000 > self.backend.late_after_us
+                late = is_late(record.ingest_time_us - record.event_time_us, late_after_us)
                 table.add_row(
                     plain(formats.instant(record.event_time_us)),
+                    # One mark, not a word: the table must not outgrow an 80-column pane.
                     plain(
-                        formats.lag(record.lag_ms) + (" late" if late else ""),
+                        formats.lag(record.lag_ms) + ("!" if late else ""),
                         "bold yellow" if late else "",
                     ),
                     plain(str(record.duplicate_count) if record.duplicate_count else "-"),
@@ -228,6 +235,9 @@ class TimelinePane(Pane):
         if page.events:
             row = 0 if self._forward else len(page.events) - 1
             table.move_cursor(row=row, animate=False)
+            # Once more when laid out: a horizontal scrollbar that wider rows bring takes a
+            # line, and would hide the row the cursor was scrolled to.
+            self.call_after_refresh(table.move_cursor, row=row, animate=False)
         self._describe()
 
     @staticmethod

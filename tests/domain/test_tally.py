@@ -5,6 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pik.domain.instants import US_PER_MINUTE
+from pik.domain.lag import is_late
 from pik.domain.tally import Tally
 
 HOUR = 3_600_000_000
@@ -46,3 +48,17 @@ def test_merged_tallies_equal_one_tally(first: list, second: list) -> None:  # t
         k: v for k, v in whole.coverage.items() if v
     }
     assert merged.entities == whole.entities
+
+
+def test_late_means_strictly_past_the_threshold_for_the_rates_and_the_timelines() -> None:
+    threshold = 5 * US_PER_MINUTE
+    assert [is_late(lag, threshold) for lag in (-1, 0, threshold, threshold + 1)] == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    tally = Tally(late_after_us=threshold)
+    for lag in (threshold, threshold + 1):
+        tally.accepted("s", "e", 10 * US_PER_MINUTE - lag, 10 * US_PER_MINUTE)
+    assert sum(row.late for row in tally.rates.values()) == 1

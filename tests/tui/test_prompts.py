@@ -4,18 +4,22 @@ follows its entity); `t` shows a timeline from a time on."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from pik.domain.instants import format_instant
+from pik.domain.instants import US_PER_DAY, format_instant, parse_instant
+from pik.domain.limits import DEFAULT_LIMITS
 from pik_tui.app import PikApp
 from pik_tui.screens.prompt import Prompt
 from pik_tui.widgets.event import EventPane
 from pik_tui.widgets.timeline import TimelinePane
 
+INGESTED = parse_instant("2025-06-02T12:01:00Z")
+"""The ingest clock of conftest's ``write_store``."""
 Settle = Callable[[Pilot[None]], Awaitable[None]]
 Drive = Callable[..., None]
 
@@ -52,6 +56,9 @@ def test_an_event_of_another_entity_opens_by_its_id_and_the_timeline_follows(
         assert pane.view is not None and pane.view.event_id == wanted.event_id
         assert demo_app.tabs.active == "tab-event"
         assert (demo_app.entity_id, timeline.entity_id) == ("customer-0003", "customer-0003")
+        await settle(pilot)
+        page = timeline.page
+        assert page is not None and page.events[0].event_id == wanted.event_id  # its page
         assert "customer-0003" in text_of(demo_app, "#crumbs")
 
     drive(demo_app, scenario)
@@ -121,18 +128,32 @@ def test_t_past_the_last_event_says_so_and_a_bad_time_is_named(
     drive(demo_app, scenario, notifications=True)
 
 
-def test_events_later_than_the_late_threshold_are_marked_late(
-    demo_app: PikApp, drive: Drive
-) -> None:
-    async def scenario(pilot: Pilot[None]) -> None:
-        timeline = demo_app.query_one(TimelinePane)
-        page = timeline.page
-        assert page is not None
-        threshold = demo_app.backend.late_after_us
-        for row, record in enumerate(page.events):
-            cell = timeline.table.get_cell_at(Coordinate(row, 1))
-            assert isinstance(cell, Text)
-            assert cell.plain.endswith(" late") == (record.lag_ms * 1000 > threshold)
-        assert any(r.lag_ms * 1000 > threshold for r in page.events)
+def marks(timeline: TimelinePane) -> list[bool]:
+    column = [
+        timeline.table.get_cell_at(Coordinate(row, 1)) for row in range(timeline.table.row_count)
+    ]
+    return [isinstance(cell, Text) and cell.plain.endswith("!") for cell in column]
 
-    drive(demo_app, scenario)
+
+def test_events_later_than_the_late_threshold_are_marked_late(
+    make_app: Callable[..., PikApp],
+    write_store: Callable[..., Path],
+    make_event: Callable[..., bytes],
+    tmp_path: Path,
+    drive: Drive,
+) -> None:
+    threshold = DEFAULT_LIMITS.late_after_us
+    lags = [0, threshold, threshold + 1, 2 * US_PER_DAY]  # late: the last two
+    lines = [
+        make_event(entity_id="lags", event_time=format_instant(INGESTED - lag), payload={"n": n})
+        for n, lag in enumerate(lags)
+    ]
+    app = make_app(write_store(tmp_path / "store", batch=lines))
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        timeline = app.query_one(TimelinePane)
+        assert timeline.page is not None and len(timeline.page.events) == 4
+        # Oldest first: lags 2 days, threshold + 1 µs, threshold, 0.
+        assert marks(timeline) == [True, True, False, False]
+
+    drive(app, scenario)

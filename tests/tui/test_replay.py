@@ -435,3 +435,42 @@ def test_a_target_failing_mid_send_leaves_the_run_open_and_says_how_to_go_on(
     finally:
         saved.close()
     assert run.status == model.RUNNING and run.sent == 0  # resumable
+
+
+class SlowToOpen(LocalBackend):
+    """A local store whose replay ledger takes until ``gate`` to open; counts closings."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.asked = threading.Event()
+        self.closed: list[str] = []
+
+    def replays(self) -> ReplayDesk:
+        self.asked.set()
+        assert self.gate.wait(10)
+        desk = super().replays()
+        close = desk._close
+        desk._close = lambda: (self.closed.append("closed"), close())[1]  # type: ignore[method-assign]
+        return desk
+
+
+def test_a_replay_screen_left_before_its_ledger_opened_closes_it_once_it_does(
+    store: Path, drive: Drive, settle: Settle
+) -> None:
+    backend = SlowToOpen(LocalEngine(store, create=False, read_only=True), "slow")
+    app = PikApp(backend, now_us=lambda: parse_instant("2025-06-02T12:05:00Z"))
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await pilot.press("R")
+        await until(pilot, backend.asked.is_set)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ReplayScreen))
+        backend.gate.set()
+        await settle(pilot)
+        await until(pilot, lambda: backend.closed == ["closed"])
+
+    try:
+        drive(app, scenario)
+    finally:
+        backend.close()

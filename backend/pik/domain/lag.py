@@ -13,3 +13,9 @@ LAG_LABELS = ("<0", "<1s", "<10s", "<1m", "<5m", "<15m", "<1h", "<6h", "<24h", "
 def lag_bucket(lag_ms: int) -> int:
     """Index into :data:`LAG_LABELS` for a lag in milliseconds."""
     return bisect_right(LAG_BOUNDS_MS, lag_ms)
+
+
+def is_late(lag_us: int, late_after_us: int) -> bool:
+    """Whether an event that arrived ``lag_us`` after its event time counts as late: the
+    one rule the rates' ``late`` counts and the timelines' marks both follow."""
+    return lag_us > late_after_us

@@ -63,7 +63,7 @@ class Tally:
             row = self.rates[key] = RateRow()
         row.accepted += 1
         row.lag[bisect_right(LAG_BOUNDS_MS, lag_ms)] += 1  # lag_bucket, inlined
-        if lag_us > self.late_after_us:
+        if lag_us > self.late_after_us:  # is_late, inlined
             row.late += 1
         coverage = self.coverage
         coverage[(entity_id, source, "hour", event_time_us - event_time_us % US_PER_HOUR)] += 1
