@@ -61,6 +61,13 @@ def setup() -> None:
     _install(VENV, LOCK, project=True)
 
 
+def _workers(args: list[str]) -> list[str]:
+    """Tests run in parallel processes, one a core up to four (pytest-xdist), unless the
+    arguments choose (``-n 0`` runs them one by one)."""
+    chosen = any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) for a in args)
+    return [] if chosen else ["--numprocesses=auto", "--maxprocesses=4"]
+
+
 def run(*argv: str) -> int:
     return subprocess.run(list(argv), cwd=ROOT).returncode
 
@@ -83,7 +90,7 @@ def main(argv: list[str]) -> int:
         # A failed check fails; skips are in the template, each with its reason.
         # --skip-download: no calls to the vendor's platform (guidelines, severities).
         [*checkov, "--quiet", "--compact", "--skip-download"],
-        [_bin("pytest"), *argv[1:]],
+        [_bin("pytest"), *_workers(argv[1:]), *argv[1:]],
     ):
         print(
             "$",
