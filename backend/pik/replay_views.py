@@ -45,15 +45,20 @@ def duration(seconds: float) -> str:
     return f"about {seconds / 3600:.1f} h"
 
 
-def plan_table(plan: Plan) -> Table:
-    selection = plan.selection
+def _card(kind: str, identifier: str) -> Table:
+    """A two-column table of names and values, titled by what it shows (the id inert: on
+    a stack it comes from the API)."""
     table = Table(
-        show_header=False,
-        title=Text(f"replay plan {inert(plan.plan_id, limit=64)}"),
-        title_justify="left",
+        show_header=False, title=Text(f"{kind} {inert(identifier, limit=64)}"), title_justify="left"
     )
     table.add_column(style="bold")
     table.add_column(overflow="fold")
+    return table
+
+
+def plan_table(plan: Plan) -> Table:
+    selection = plan.selection
+    table = _card("replay plan", plan.plan_id)
     table.add_row("events", f"{plan.events:,} ({size(plan.bytes)})")
     window = f"[{format_instant(selection.start_us)}, {format_instant(selection.end_us)})"
     table.add_row("window", Text(window))
@@ -132,13 +137,7 @@ def show_plan(console: Console, plan: Plan) -> None:
 
 
 def run_table(run: ReplayRun) -> Table:
-    table = Table(
-        show_header=False,
-        title=Text(f"replay {inert(run.replay_id, limit=64)}"),
-        title_justify="left",
-    )
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
+    table = _card("replay", run.replay_id)
     table.add_row("status", status_text(run))
     table.add_row("sent", f"{run.sent:,} of {run.total:,}")
     table.add_row("plan", cell(run.plan_id, limit=64))
