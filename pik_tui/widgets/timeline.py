@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from pik.domain.cursor import Cursor
-from pik.domain.instants import START_OF_TIME_US, now_us, parse_query_time
+from pik.domain.instants import now_us, parse_query_time
 from pik.domain.lag import is_late
 from pik.services.query import TimelinePage
 from pik_tui import formats
@@ -23,8 +23,6 @@ from pik_tui.widgets.base import Pane
 from pik_tui.widgets.table import Table
 
 PAGE_SIZE = 100
-MAX_EVENT_ID = b"\xff" * 16
-"""Sorts after every event id: a position after every event of its instant."""
 
 
 class TimelineTable(Table):
@@ -174,10 +172,8 @@ class TimelinePane(Pane):
         """Show the page of events from ``at_us`` on (the earliest at or after it)."""
         if at_us is None or self.entity_id is None:
             return
-        # A position just before ``at_us``: the page starts at the first event at or after
-        # it, and its cursors page both ways through the whole timeline.
-        before = Cursor(True, max(at_us - 1, START_OF_TIME_US), MAX_EVENT_ID)
-        self._request(before.encode(self.entity_id), forward=True, jump=at_us)
+        start = Cursor.starting_at(at_us).encode(self.entity_id)
+        self._request(start, forward=True, jump=at_us)
 
     def reload(self) -> None:
         """Read the page on screen again (the store is being written meanwhile)."""

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from api_events import api_event
 from gateway import Gateway
+from pilot_wait import until
 from replay_stack import (
     as_function,
     check_complete,
@@ -360,16 +361,6 @@ async def cancel_once(pilot: Pilot[None], screen: ReplayScreen) -> None:
     await asyncio.sleep(2.5)
     await pilot.pause()
     assert 1 <= len(reads) <= 3
-
-
-async def until(pilot: Pilot[None], done: Callable[[], bool], seconds: float = 15.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if done():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the screen did not get there")
 
 
 @pytest.mark.parametrize("cancel", [False, True], ids=["sent", "cancelled"])

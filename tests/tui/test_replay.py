@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pilot_wait import until
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
@@ -321,15 +322,6 @@ def gated(store: Path) -> Iterator[PikApp]:
     backend = GatedReplays(engine, "gated")
     yield PikApp(backend, now_us=lambda: parse_instant("2025-06-02T12:05:00Z"))
     backend.close()
-
-
-async def until(pilot: Pilot[None], done: Callable[[], bool]) -> None:
-    for _ in range(200):
-        await pilot.pause()
-        if done():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("never got there")
 
 
 async def held_preview(

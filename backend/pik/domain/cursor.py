@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from pik.domain.instants import END_OF_TIME_US, START_OF_TIME_US
 
+_AFTER_EVERY_ID = b"\xff" * 16
+"""Sorts after every event id: a position after every event of its instant."""
+
 
 def _tag(entity_id: str) -> str:
     """A short, stable tag of an entity (not a secret: it only catches a cursor pasted into
@@ -22,6 +25,12 @@ class Cursor:
     forward: bool
     event_time_us: int
     event_id: bytes
+
+    @classmethod
+    def starting_at(cls, at_us: int) -> Cursor:
+        """A forward position just before every event at or after ``at_us``: the page read
+        from it starts with the first of them, and its cursors page on both ways."""
+        return cls(True, max(at_us - 1, START_OF_TIME_US), _AFTER_EVERY_ID)
 
     def encode(self, entity_id: str) -> str:
         text = (
